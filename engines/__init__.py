@@ -1,0 +1,1 @@
+"""Audio Studio inference engines: one package per engine plus the shared audio core."""

@@ -1,0 +1,123 @@
+"""Registry of named models shipped in ``assets/models``.
+
+Each model has ``assets/models/<name>.json`` (one file per entry, so engines can be added without
+editing a shared file) next to its weights::
+
+    {"name": "vocals-cnn", "kind": "vocals", "file": "vocals-cnn.safetensors", "sha256": "...",
+     "sample_rate": 22050, "default": true, "description": "...", "trained_on": "...",
+     "config": {...}, "scores": {...}}
+
+``resolve(name_or_path, kind)`` turns what a user typed (a registry name or a checkpoint path)
+into a verified file path; ``default(kind)`` gives the entry the engines use when none is named.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .checkpoint import CheckpointError, file_sha256
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+MODELS_DIR = ASSETS / "models"
+
+
+def _dir(models_dir: str | os.PathLike | None) -> Path:
+    return Path(models_dir) if models_dir is not None else Path(os.environ.get("AUDIO_STUDIO_MODELS", MODELS_DIR))
+
+
+def entries(kind: str | None = None, models_dir: str | os.PathLike | None = None) -> list[dict]:
+    """All registry entries (optionally of one kind), sorted by name."""
+    out = []
+    for p in sorted(_dir(models_dir).glob("*.json")):
+        try:
+            e = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            continue
+        if kind is None or e.get("kind") == kind:
+            out.append(e)
+    return out
+
+
+def get(name: str, models_dir: str | os.PathLike | None = None) -> dict:
+    for e in entries(models_dir=models_dir):
+        if e.get("name") == name:
+            return e
+    names = ", ".join(e["name"] for e in entries(models_dir=models_dir)) or "none"
+    raise CheckpointError(f"No model named '{name}' in the registry (available: {names}).")
+
+
+def default(kind: str, models_dir: str | os.PathLike | None = None) -> dict:
+    """The default entry of ``kind`` (the one marked ``default``, else the only one)."""
+    es = entries(kind, models_dir)
+    if not es:
+        raise CheckpointError(f"No {kind} model is registered; train one with "
+                              f"'python launch.py train {kind} ...' or pass --checkpoint.")
+    marked = [e for e in es if e.get("default")]
+    return (marked or es)[0]
+
+
+def resolve(name_or_path: str | os.PathLike | None, kind: str, *, verify: bool = True,
+            models_dir: str | os.PathLike | None = None) -> Path:
+    """A checkpoint path from a registry name, a file path, or ``None`` (the kind's default)."""
+    if name_or_path is not None and Path(name_or_path).is_file():
+        return Path(name_or_path)
+    if name_or_path is not None and (os.sep in str(name_or_path) or str(name_or_path).endswith(".safetensors")):
+        raise CheckpointError(f"Checkpoint not found: '{name_or_path}'.")
+    entry = default(kind, models_dir) if name_or_path is None else get(str(name_or_path), models_dir)
+    if entry.get("kind") != kind:
+        raise CheckpointError(f"'{entry['name']}' is a {entry.get('kind')} model, not a {kind} model.")
+    path = _dir(models_dir) / entry["file"]
+    if not path.is_file():
+        raise CheckpointError(f"The file of model '{entry['name']}' is missing: '{path}'.")
+    if verify and entry.get("sha256") and file_sha256(path) != entry["sha256"]:
+        raise CheckpointError(f"The file of model '{entry['name']}' does not match its registered sha256.")
+    return path
+
+
+def register(entry: dict, models_dir: str | os.PathLike | None = None) -> Path:
+    """Write (atomically) or replace the entry ``entry['name']``; fills in ``sha256``."""
+    d = _dir(models_dir)
+    for key in ("name", "kind", "file"):
+        if key not in entry:
+            raise ValueError(f"A registry entry needs '{key}'.")
+    entry = dict(entry)
+    entry["sha256"] = file_sha256(d / entry["file"])
+    target = d / f"{entry['name']}.json"
+    fd, tmp = tempfile.mkstemp(prefix=".reg.", dir=d)
+    with os.fdopen(fd, "w") as f:
+        json.dump(entry, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, target)
+    return target
+
+
+# ---------------------------------------------------------------- CLI: `launch.py models`
+HELP = "list the registered models, what trained them and their measured scores"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--kind", default=None, help="only models of this kind (query, vocals, fusion, timbre)")
+    parser.add_argument("--json", action="store_true", help="print the entries as JSON")
+
+
+def run(args) -> int:
+    es = entries(args.kind)
+    if args.json:
+        print(json.dumps(es, indent=2))
+        return 0
+    if not es:
+        print("No models registered.")
+        return 0
+    for e in es:
+        size = (MODELS_DIR / e["file"]).stat().st_size / 1e6 if (MODELS_DIR / e["file"]).exists() else 0
+        flag = " (default)" if e.get("default") else ""
+        print(f"{e['name']}{flag}  [{e['kind']}]  {e['file']}  {size:.1f} MB  sr={e.get('sample_rate', '-')}")
+        if e.get("description"):
+            print(f"    {e['description']}")
+        if e.get("trained_on"):
+            print(f"    trained on: {e['trained_on']}")
+        if e.get("scores"):
+            print("    scores: " + ", ".join(f"{k}={v}" for k, v in e["scores"].items()))
+    return 0

@@ -1,0 +1,64 @@
+"""Build and launch the Audio Studio Gradio app.
+
+Tabs are contributed by modules in :data:`TABS`; a tab whose engine is not in this checkout is
+not shown (no placeholder tabs). Each tab module exposes ``TITLE`` and ``build(ctx: StudioContext)``.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+
+from .context import StudioContext
+
+logger = logging.getLogger(__name__)
+
+#: tab module -> engine module it needs (the tab is shown only when both exist)
+TABS: list[tuple[str, str]] = [
+    ("studio.tabs.separate", "engines.separation"),
+    ("studio.tabs.vocals", "engines.vocals"),
+    ("studio.tabs.fuse", "engines.fusion"),
+    ("studio.tabs.timbre", "engines.timbre"),
+    ("studio.tabs.train", "trainers.solver"),
+    ("studio.tabs.models", "engines.registry"),
+]
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def available_tabs() -> list[str]:
+    return [tab for tab, engine in TABS if _exists(tab) and _exists(engine)]
+
+
+def build_app(ctx: StudioContext | None = None):
+    """The Gradio Blocks app with one tab per available engine."""
+    import gradio as gr
+
+    ctx = ctx or StudioContext()
+    with gr.Blocks(title="Audio Studio") as app:
+        gr.Markdown("# Audio Studio\nNeural tools for music and sound: separate, isolate vocals, fuse, "
+                    "transfer timbre, and train the models on your own audio.")
+        with gr.Tabs():
+            for name in available_tabs():
+                module = importlib.import_module(name)
+                with gr.Tab(module.TITLE):
+                    module.build(ctx)
+    app.queue(default_concurrency_limit=ctx.concurrency)
+    return app
+
+
+def launch(host: str | None = None, port: int | None = None, share: bool = False) -> int:
+    """Open the studio; host/port default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT."""
+    host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    port = port or int(os.environ.get("GRADIO_SERVER_PORT", 7860))
+    ctx = StudioContext()
+    app = build_app(ctx)
+    app.launch(server_name=host, server_port=port, share=share, max_file_size=ctx.max_upload_bytes,
+               allowed_paths=[str(ctx.root)])
+    return 0

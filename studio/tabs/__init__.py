@@ -1,0 +1,1 @@
+"""One module per studio tab: TITLE and build(ctx)."""

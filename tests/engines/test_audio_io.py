@@ -1,0 +1,136 @@
+import io
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engines.audio import errors as E
+from engines.audio import io as aio
+
+
+def _noise(c=2, n=8000, seed=0):
+    return (np.random.default_rng(seed).uniform(-0.5, 0.5, (c, n))).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt,subtype,atol", [
+    ("WAV", "PCM_16", 1 / 32768), ("WAV", "PCM_24", 1 / 2**23), ("WAV", "FLOAT", 0),
+    ("FLAC", "PCM_16", 1 / 32768), ("FLAC", "PCM_24", 1 / 2**23), ("OGG", "VORBIS", None),
+])
+def test_every_format_loads_back(tmp_path, fmt, subtype, atol):
+    t = np.arange(8000) / 16000
+    x = _noise() if atol is not None else np.stack([0.5 * np.sin(2 * np.pi * f * t) for f in (440, 660)]).astype(np.float32)
+    path = tmp_path / f"x.{ {'WAV': 'wav', 'FLAC': 'flac', 'OGG': 'ogg'}[fmt] }"
+    sf.write(path, x.T, 16000, format=fmt, subtype=subtype)
+    y, sr = aio.load(path)
+    assert sr == 16000 and y.shape == x.shape and y.dtype == np.float32
+    if atol is not None:
+        np.testing.assert_allclose(y, x, atol=atol)
+    else:  # lossy codec: close, not equal
+        assert np.corrcoef(x.ravel(), y.ravel())[0, 1] > 0.9
+
+
+def test_mp3_loads(tmp_path):
+    x = _noise(1, 16000)
+    path = tmp_path / "x.mp3"
+    try:
+        sf.write(path, x.T, 16000, format="MP3", subtype="MPEG_LAYER_III")
+    except Exception:
+        pytest.skip("this libsndfile cannot write mp3")
+    y, sr = aio.load(path)
+    assert sr == 16000 and y.shape[0] == 1 and abs(y.shape[1] - 16000) < 2000
+
+
+def test_save_roundtrip_and_atomic(tmp_path):
+    x = _noise()
+    for sub, tol in [("PCM_16", 1 / 32768), ("PCM_24", 1 / 2**23), ("FLOAT", 0)]:
+        p = aio.save(tmp_path / f"o_{sub}.wav", x, 22050, sub)
+        y, sr = aio.load(p)
+        np.testing.assert_allclose(y, x, atol=tol)
+    p = aio.save(tmp_path / "o.flac", x, 22050, "24")
+    assert aio.load(p)[0].shape == x.shape
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temp files left
+
+
+def test_save_refuses_input_and_protects_clipping(tmp_path):
+    p = tmp_path / "in.wav"
+    sf.write(p, _noise().T, 16000)
+    aio.load(p)
+    with pytest.raises(E.OverwriteInputError, match="overwrite"):
+        aio.save(p, _noise(), 16000)
+    loud = _noise() * 10
+    y, _ = aio.load(aio.save(tmp_path / "loud.wav", loud, 16000))
+    assert np.abs(y).max() <= 1.0 and np.abs(y).max() > 0.99
+    other = tmp_path / "other.wav"
+    with pytest.raises(E.OverwriteInputError):
+        aio.save(other, _noise(), 16000, protect=[other])
+    with pytest.raises(ValueError, match=".wav or .flac"):
+        aio.save(tmp_path / "x.mp4", _noise(), 16000)
+    with pytest.raises(E.NonFiniteError):
+        aio.save(tmp_path / "nan.wav", np.full((1, 10), np.nan, np.float32), 16000)
+
+
+def test_resample_and_channels(tmp_path):
+    sr = 44100
+    t = np.arange(sr) / sr
+    x = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)]).astype(np.float32)
+    p = tmp_path / "s.wav"
+    sf.write(p, x.T, sr, subtype="FLOAT")
+    y, r = aio.load(p, sr=16000, mono=True)
+    assert r == 16000 and y.shape == (1, 16000)
+    spec = np.abs(np.fft.rfft(y[0]))
+    assert abs(np.argmax(spec) - 440) <= 1
+    y6, _ = aio.load(p, channels=6)
+    assert y6.shape == (6, sr)
+    assert aio.to_channels(np.ones((3, 5), np.float32), 2).shape == (2, 5)
+
+
+def _write_bytes(p, b):
+    p.write_bytes(b)
+    return p
+
+
+def test_bad_input_matrix(tmp_path):
+    with pytest.raises(E.MissingFileError, match="not found"):
+        aio.load(tmp_path / "nope.wav")
+    with pytest.raises(E.EmptyFileError, match="empty"):
+        aio.load(_write_bytes(tmp_path / "empty.wav", b""))
+    with pytest.raises(E.NotAudioError, match="not an audio file"):
+        aio.load(_write_bytes(tmp_path / "notes.txt", b"hello, this is text" * 20))
+    good = io.BytesIO()
+    sf.write(good, _noise().T, 16000, format="WAV")
+    with pytest.raises(E.CorruptAudioError, match="cannot be decoded"):
+        aio.load(_write_bytes(tmp_path / "bad.wav", good.getvalue()[:30]))
+    zero = tmp_path / "zero.wav"
+    sf.write(zero, np.zeros((0, 1), np.float32), 16000)
+    with pytest.raises(E.ZeroLengthError, match="no samples"):
+        aio.load(zero)
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.array([[0.1], [np.nan], [0.2]], np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(E.NonFiniteError, match="NaN"):
+        aio.load(nan)
+    many = tmp_path / "many.wav"
+    sf.write(many, np.zeros((100, 12), np.float32), 16000)
+    with pytest.raises(E.ChannelError, match="12 channels"):
+        aio.load(many)
+    long = tmp_path / "long.wav"
+    sf.write(long, np.zeros((16000 * 3, 1), np.float32), 16000)
+    with pytest.raises(E.TooLongError, match="limit is 2 s"):
+        aio.load(long, max_seconds=2)
+    with pytest.raises(E.TooShortError, match="at least 5 s"):
+        aio.load(long, min_seconds=5)
+    with pytest.raises(E.SilentAudioError, match="silent"):
+        aio.check_not_silent(aio.load(long)[0], "The query")
+    # every error is an AudioError (one type to catch) with a person-readable message
+    assert issubclass(E.CorruptAudioError, E.AudioError) and issubclass(E.AudioError, ValueError)
+
+
+def test_load_from_bytes_and_filelike():
+    buf = io.BytesIO()
+    x = _noise(1, 4000)
+    sf.write(buf, x.T, 8000, format="FLAC")
+    y, sr = aio.load(buf.getvalue())
+    assert sr == 8000 and y.shape == (1, 4000)
+    buf.seek(0)
+    y2, _ = aio.load(buf)
+    np.testing.assert_array_equal(y, y2)

@@ -1,0 +1,1 @@
+"""Trainers: one per model, on a shared solver (DDP, checkpoints, MLflow, progress)."""
