@@ -43,13 +43,26 @@ def build_app(ctx: StudioContext | None = None):
     ctx = ctx or StudioContext()
     with gr.Blocks(title="Audio Studio") as app:
         gr.Markdown("# Audio Studio\nNeural tools for music and sound: separate, isolate vocals, fuse, "
-                    "transfer timbre, and train the models on your own audio.")
+                    "transfer timbre, and train the models on your own audio. "
+                    f"Files up to {ctx.max_upload_bytes / 2**20:.0f} MB and {ctx.max_seconds:g} s each; "
+                    "your outputs are private to this browser session and deleted when it ends.")
         with gr.Tabs():
             for name in available_tabs():
-                module = importlib.import_module(name)
-                with gr.Tab(module.TITLE):
+                try:
+                    module = importlib.import_module(name)
+                except Exception:  # noqa: BLE001 - a broken tab must not take the studio down
+                    logger.exception("tab %s could not be imported; it is not shown", name)
+                    continue
+                with gr.Tab(module.TITLE, id=name.rsplit(".", 1)[-1]):
                     module.build(ctx)
-    app.queue(default_concurrency_limit=ctx.concurrency)
+
+        def _end_session(request):
+            ctx.drop_session(getattr(request, "session_hash", None))
+
+        _end_session.__annotations__ = {"request": gr.Request}  # a real type, not a postponed string
+
+        app.unload(_end_session)
+    app.queue(default_concurrency_limit=ctx.concurrency, max_size=64)
     return app
 
 

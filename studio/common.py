@@ -1,0 +1,176 @@
+"""Shared tab plumbing: the error wrapper, input checks with limits, output files, progress.
+
+Nothing here does tensor work: audio is read and written through :mod:`engines.audio.io` and the
+engines' own APIs do the processing.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: errors whose message is written for people (shown as is)
+_READABLE = ("AudioError", "CheckpointError", "FileNotFoundError", "ValueError", "NotFoundError")
+
+
+def _gr():
+    import gradio as gr
+
+    return gr
+
+
+def readable(err: BaseException) -> str:
+    """A one-paragraph message for ``err`` (never a traceback)."""
+    msg = str(err).strip() or type(err).__name__
+    names = {c.__name__ for c in type(err).__mro__}
+    if names & set(_READABLE):
+        return msg
+    if isinstance(err, MemoryError):
+        return "Out of memory: try a shorter file."
+    return f"Something went wrong ({type(err).__name__}): {msg}"
+
+
+def guard(fn: Callable) -> Callable:
+    """Decorate a Gradio callback: any exception reaches the user as ``gr.Error(message)``.
+
+    The full traceback goes to the server log only. ``functools.wraps`` keeps the signature, so
+    Gradio still injects ``gr.Request`` / ``gr.Progress`` parameters.
+    """
+    gr = _gr()
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - every error becomes a message
+            logger.exception("studio callback %s failed", getattr(fn, "__name__", fn))
+            raise gr.Error(readable(err), print_exception=False) from None
+
+    return wrapper
+
+
+def session_of(request: Any) -> str:
+    """The browser session's id (``'anon'`` for API calls without one)."""
+    return getattr(request, "session_hash", None) or "anon"
+
+
+def check_upload(path: str | os.PathLike | None, what: str, ctx, *, required: bool = True) -> Path | None:
+    """Check an uploaded file exists and is within the size and duration limits.
+
+    Raises ``gr.Error`` with a message naming ``what`` (e.g. "The mixture").
+    """
+    gr = _gr()
+    if path is None or str(path) == "":
+        if required:
+            raise gr.Error(f"{what} is missing: upload or record it first.", print_exception=False)
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise gr.Error(f"{what} could not be found on the server; upload it again.", print_exception=False)
+    size = p.stat().st_size
+    if size == 0:
+        raise gr.Error(f"{what} ({p.name}) is empty (0 bytes).", print_exception=False)
+    if size > ctx.max_upload_bytes:
+        raise gr.Error(f"{what} ({p.name}) is {size / 2**20:.1f} MB; the studio accepts files up to "
+                       f"{ctx.max_upload_bytes / 2**20:.0f} MB.", print_exception=False)
+    from engines.audio import io
+
+    try:
+        seconds = io.info(p)["seconds"]
+    except Exception:  # noqa: BLE001 - not a header soundfile knows: load() decides below
+        seconds = None
+    if seconds is not None and seconds > ctx.max_seconds:
+        raise gr.Error(f"{what} ({p.name}) is {seconds:.1f} s long; the studio accepts at most "
+                       f"{ctx.max_seconds:g} s per file.", print_exception=False)
+    return p
+
+
+def load_audio(path, what: str, ctx, *, sr: int | None = None, mono: bool = False,
+               required: bool = True) -> tuple[np.ndarray, int] | None:
+    """Check limits, then load ``(C, T)`` float32 audio; errors name ``what``, not a temp path."""
+    gr = _gr()
+    p = check_upload(path, what, ctx, required=required)
+    if p is None:
+        return None
+    from engines.audio import io
+    from engines.audio.errors import AudioError
+
+    try:
+        return io.load(p, sr=sr, mono=mono, max_seconds=ctx.max_seconds)
+    except AudioError as err:
+        msg = str(err).replace(f"'{p}'", f"{what} ({p.name})").replace("The uploaded audio", what)
+        raise gr.Error(msg, print_exception=False) from None
+
+
+def save_audio(job_dir: Path, name: str, audio: np.ndarray, sr: int, subtype: str = "PCM_16") -> str:
+    """Write ``(C, T)`` or ``(T,)`` audio to ``job_dir/name`` and return the path as a string."""
+    from engines.audio import io
+
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[None]
+    path = Path(job_dir) / name
+    io.save(path, a, int(sr), subtype=subtype)
+    return str(path)
+
+
+def player_value(audio: np.ndarray, sr: int) -> tuple[int, np.ndarray]:
+    """A ``gr.Audio(type="numpy")`` value from ``(C, T)`` float audio."""
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[0] if a.shape[0] == 1 else a.T
+    return int(sr), np.clip(a, -1.0, 1.0)
+
+
+def zip_files(paths: Iterable[str | os.PathLike], dest: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
+    """Zip ``paths`` (names relative to ``root`` when given) into ``dest``; returns ``dest``."""
+    dest = Path(dest)
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for p in paths:
+            p = Path(p)
+            z.write(p, p.relative_to(root) if root else p.name)
+    return str(dest)
+
+
+def progress_callback(progress: Any, start: float = 0.0, end: float = 1.0) -> Callable[[float, str], None]:
+    """Adapt a ``gr.Progress`` to the engines' ``progress(fraction, message)`` convention."""
+
+    def cb(fraction: float, message: str = "") -> None:
+        try:
+            progress(start + (end - start) * float(min(max(fraction, 0.0), 1.0)), desc=message or None)
+        except Exception:  # noqa: BLE001 - progress display must never break the work
+            pass
+
+    return cb
+
+
+def model_choices(kind: str, ctx) -> list[tuple[str, str]]:
+    """Dropdown choices for a model picker: registry entries of ``kind`` + checkpoints chosen in Train."""
+    from engines import registry
+
+    out: list[tuple[str, str]] = []
+    try:
+        for e in registry.entries(kind):
+            out.append((e["name"] + (" (default)" if e.get("default") else ""), e["name"]))
+    except Exception:  # noqa: BLE001
+        pass
+    for path in ctx.custom_checkpoints.get(kind, []):
+        out.append((f"trained: {Path(path).parent.name}/{Path(path).name}", str(path)))
+    return out
+
+
+def default_model(kind: str, ctx) -> str | None:
+    choices = model_choices(kind, ctx)
+    for label, value in choices:
+        if label.endswith("(default)"):
+            return value
+    return choices[0][1] if choices else None
