@@ -1,0 +1,99 @@
+"""The vocal mask CNN: a residual CNN mapping 25 frames of mixture context to the middle frame's mask.
+
+The network is convolutional over time with *valid* (unpadded) time convolutions whose receptive
+field is exactly ``context`` frames: a ``(B, 513, 25)`` input gives the ``(B, 513, 1)`` mask of its
+middle frame (the original's design), and a ``(B, 513, N + 24)`` input gives the masks of the ``N``
+middle frames in one pass, each computed from its own 25-frame window. Frequency bins are the
+channels; residual units (widths ``res_dims``) use dilated kernel-3 time convolutions.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engines.checkpoint import capture_init
+
+from .features import CONTEXT, N_BINS
+
+
+class _BatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d without the 0-dim ``num_batches_tracked`` counter (unused with a fixed momentum;
+    the checkpoint digest cannot hash 0-dim integer tensors). ``(B, C, T) -> (B, C, T)``."""
+
+    def __init__(self, c: int):
+        super().__init__(c)
+        self.register_buffer("num_batches_tracked", None)
+
+    def _load_from_state_dict(self, *args, **kwargs):  # skip BatchNorm's counter injection
+        return nn.Module._load_from_state_dict(self, *args, **kwargs)
+
+
+def _bn(c: int) -> nn.BatchNorm1d:
+    return _BatchNorm(c)
+
+
+class ResidualUnit(nn.Module):
+    """Dilated time conv (valid) + 1x1 conv with a residual path: ``(B, C_in, T) -> (B, C_out, T - 2*dilation)``."""
+
+    def __init__(self, c_in: int, c_out: int, dilation: int):
+        super().__init__()
+        self.dilation = dilation
+        self.conv = nn.Conv1d(c_in, c_out, 3, dilation=dilation)
+        self.bn1 = _bn(c_out)
+        self.mix = nn.Conv1d(c_out, c_out, 1)
+        self.bn2 = _bn(c_out)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.dilation
+        y = self.act(self.bn1(self.conv(x)))
+        y = self.bn2(self.mix(y))
+        return self.act(self.skip(x[..., d:-d]) + y)
+
+
+@capture_init
+class VocalMaskCNN(nn.Module):
+    """Residual mask CNN.
+
+    Args:
+        n_bins: frequency bins of the input and of the predicted mask (513 for n_fft 1024).
+        context: frames of context per predicted frame (odd; 25 ~ 290 ms).
+        res_dims: width of each residual unit.
+        dilations: time dilation of each unit; ``2 * sum(dilations) + 1`` must equal ``context``.
+        hparams: the training configuration (:class:`engines.vocals.features.HParams` as a dict),
+            stored with the weights so a checkpoint carries its features' settings.
+    """
+
+    def __init__(self, n_bins: int = N_BINS, context: int = CONTEXT, res_dims: list | tuple = (192, 192, 192, 192),
+                 dilations: list | tuple = (1, 2, 4, 5), hparams: dict | None = None):
+        super().__init__()
+        if len(res_dims) != len(dilations) or not res_dims:
+            raise ValueError("res_dims and dilations need the same (non-zero) length.")
+        if 2 * sum(dilations) + 1 != context:
+            raise ValueError(f"The dilations {list(dilations)} give a {2 * sum(dilations) + 1}-frame receptive "
+                             f"field, not the context of {context} frames.")
+        self.n_bins, self.context = n_bins, context
+        self.hparams = dict(hparams or {})
+        self.inp = nn.Sequential(nn.Conv1d(n_bins, res_dims[0], 1), _bn(res_dims[0]), nn.ReLU(inplace=True))
+        units, c = [], res_dims[0]
+        for w, d in zip(res_dims, dilations):
+            units.append(ResidualUnit(c, w, d))
+            c = w
+        self.units = nn.Sequential(*units)
+        self.out = nn.Conv1d(c, n_bins, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mask logits.
+
+        Args:
+            x: normalised features ``(B, n_bins, T)`` with ``T >= context``.
+
+        Returns:
+            logits ``(B, n_bins, T - context + 1)``; frame ``i`` is the middle frame of input
+            frames ``i .. i + context - 1``.
+        """
+        B, F, T = x.shape
+        if F != self.n_bins or T < self.context:
+            raise ValueError(f"Expected (B, {self.n_bins}, >= {self.context}) features, got {tuple(x.shape)}.")
+        return self.out(self.units(self.inp(x)))

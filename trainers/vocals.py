@@ -1,0 +1,162 @@
+"""`python launch.py train vocals DATA --out_dir RUN`: train the vocal mask CNN on the shared solver.
+
+DATA is a folder built by ``vocals-dataset`` or a raw songs root (DSD100, MUSDB18-HQ, corpus
+``songs/``), which is then built first into ``RUN/data``. AdamW, one-cycle learning rate (peak
+``--lr``) or ``--fix_learning_rate``; binary cross-entropy on the middle frames' masks (weighted by
+the mixture's normalised level so loud bins count more). Every ``eval_every_epoch`` epochs,
+``num_evals`` held-out songs are separated, written to ``RUN/eval/epoch_XXX/<song>/vocals.wav``
+and scored (SDR); every ``save_every_epoch`` epochs a snapshot ``RUN/epoch_XXX.safetensors`` is
+exported. Resumable (rerun the same command), MLflow, torchrun; the final model goes to ``--export``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+HELP = "train the vocal mask CNN (builds the sliced dataset first when DATA is a songs folder)"
+
+
+def add_arguments(parser) -> None:
+    from trainers.solver import add_solver_arguments
+
+    from engines.vocals.features import HParams
+
+    d = HParams()
+    parser.add_argument("data", help="a vocals-dataset folder, or a songs root (DSD100 / MUSDB18-HQ / corpus songs)")
+    add_solver_arguments(parser, epochs=d.nepochs, batch_size=d.batch_size, ckpt_every=200)
+    h = parser.add_argument_group("model hyper-parameters (the original's names)")
+    h.add_argument("--fix_learning_rate", type=float, default=None, help="fixed learning rate (default: one-cycle)")
+    h.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of the one-cycle schedule")
+    h.add_argument("--weight_decay", type=float, default=d.weight_decay)
+    h.add_argument("--res_dims", type=int, nargs="+", default=d.res_dims, help="width of each residual unit")
+    h.add_argument("--dilations", type=int, nargs="+", default=d.dilations,
+                   help="time dilation per unit (2*sum+1 = context = 25)")
+    h.add_argument("--save_every_epoch", type=int, default=d.save_every_epoch)
+    h.add_argument("--eval_every_epoch", type=int, default=d.eval_every_epoch)
+    h.add_argument("--num_evals", type=int, default=d.num_evals)
+    h.add_argument("--mask_at_eval", action="store_true", help="binary mask in evaluation and as the model's default")
+    h.add_argument("--stft_stride", type=int, default=None, help="(when building) frames between windows")
+    h.add_argument("--mask_threshold", type=float, default=None, help="(when building) vocal-share cutoff")
+    h.add_argument("--ref_level_db", type=float, default=None, help="(when building)")
+    h.add_argument("--use_preemphasis", action="store_true", help="(when building)")
+    h.add_argument("--predict_frames", type=int, default=None, help="(when building) target frames per window")
+    parser.add_argument("--export", default=None, help="final model path (default RUN/vocals.safetensors)")
+    parser.add_argument("--trained_on", default=None, help="description of the training data for the metadata")
+
+
+def _prepare_data(args) -> Path:
+    from trainers import distrib
+    from trainers.vocals_dataset import DATASET_FILE, build, hparams_from_args
+
+    data = Path(args.data)
+    if (data / DATASET_FILE).is_file():
+        return data
+    built = Path(args.out_dir) / "data"
+    if distrib.is_main() and not (built / DATASET_FILE).is_file():
+        print(f"Building the vocals dataset from {data} into {built}", flush=True)
+        build(data, built, hparams_from_args(args))
+    distrib.barrier()
+    return built
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from engines.audio import io as audio_io
+    from engines.audio.metrics import sdr
+    from engines.vocals.api import VocalIsolator
+    from engines.vocals.features import HParams
+    from engines.vocals.model import VocalMaskCNN
+    from trainers import distrib
+    from trainers.solver import Solver, config_from_args, seed_everything
+    from trainers.vocals_dataset import VocalsWindows, eval_songs
+
+    distrib.init()
+    seed_everything(args.seed)
+    folder = _prepare_data(args)
+    ds = VocalsWindows(folder)
+    hp = HParams.from_dict(ds.meta["hparams"])  # the features' settings come from the dataset
+    hp.batch_size, hp.nepochs = args.batch_size, args.epochs
+    hp.fix_learning_rate, hp.lr, hp.weight_decay = args.fix_learning_rate, args.lr, args.weight_decay
+    hp.res_dims, hp.dilations = list(args.res_dims), list(args.dilations)
+    hp.save_every_epoch, hp.eval_every_epoch, hp.num_evals = args.save_every_epoch, args.eval_every_epoch, args.num_evals
+    hp.mask_at_eval = bool(args.mask_at_eval)
+    model = VocalMaskCNN(n_bins=hp.n_fft // 2 + 1, context=hp.context, res_dims=hp.res_dims,
+                         dilations=hp.dilations, hparams=hp.to_dict())
+    lr = hp.fix_learning_rate or hp.lr
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=hp.weight_decay)
+    cfg = config_from_args(args, progress_bar=False)
+    steps_per_epoch = max(1, math.ceil(len(ds) / (cfg.batch_size * distrib.world_size())))
+    total = min(cfg.max_steps or 10**12, steps_per_epoch * cfg.epochs)
+    sched = None
+    if hp.fix_learning_rate is None:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=max(total, 2), pct_start=0.15)
+    solver = Solver(model, opt, cfg, scheduler=sched, hparams=hp.to_dict())
+    half, K = hp.context // 2, hp.predict_frames
+    out = Path(cfg.out_dir)
+    evals = eval_songs(folder)[: hp.num_evals]
+    trained_on = args.trained_on or f"{ds.meta['root']} ({ds.meta['train_songs']} songs, {ds.meta['train_seconds']} s)"
+
+    def train_step(m, batch):
+        x, y = batch
+        logits = m(x)
+        w = 0.1 + x[..., half:half + K]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=w, reduction="sum") / w.sum()
+        with torch.no_grad():
+            acc = ((logits > 0).float() == y).float().mean()
+        return {"loss": loss, "acc": acc}
+
+    def validate(m):
+        epoch = solver.epoch + 1
+        if not evals or epoch % max(hp.eval_every_epoch, 1):
+            return {}
+        iso = VocalIsolator(net=m, chunk_seconds=30.0)
+        scores = []
+        for song in evals:
+            mix, sr = audio_io.load(song / "mixture.wav")
+            ref, _ = audio_io.load(song / "vocals.wav")
+            res = iso.separate(mix, sr, binary_mask=hp.mask_at_eval)
+            scores.append(sdr(ref[0], res.vocals[0]))
+            if distrib.is_main():
+                audio_io.save(out / "eval" / f"epoch_{epoch:03d}" / song.name / "vocals.wav", res.vocals, sr, "FLOAT")
+        m.train()
+        return {"sdr": float(np.mean(scores))}
+
+    def on_epoch_end(epoch, tr, va):
+        msg = f"Epoch {epoch}: Train Loss: {tr.get('loss', float('nan')):.4f} acc {tr.get('acc', float('nan')):.3f}"
+        if "sdr" in va:
+            msg += f" Eval SDR: {va['sdr']:.2f} dB"
+        print(msg, flush=True)
+        if hp.save_every_epoch and epoch % hp.save_every_epoch == 0:
+            solver.export(out / f"epoch_{epoch:03d}.safetensors", {"trained_on": trained_on, "kind": "vocals"})
+
+    res = solver.fit(ds, train_step, validate=validate, on_epoch_end=on_epoch_end)
+    if distrib.is_main() and solver.step and not res.get("stopped"):
+        path = Path(args.export or out / "vocals.safetensors")
+        solver.export(path, {"trained_on": trained_on, "kind": "vocals",
+                             "dataset": {k: ds.meta[k] for k in ("frames", "windows", "train_songs", "train_seconds")}})
+        print(json.dumps({"event": "exported", "path": str(path), **{k: v for k, v in res.items() if k != "stopped"}}),
+              flush=True)
+    distrib.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="train vocals", description=HELP)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main())

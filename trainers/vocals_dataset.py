@@ -1,0 +1,255 @@
+"""`python launch.py vocals-dataset ROOT OUT`: the sliced vocal training set, in memory-mapped arrays.
+
+Finds songs under ROOT in any of these layouts:
+
+* DSD100: ``Mixtures/{Dev,Test}/<song>/mixture.wav`` + ``Sources/{Dev,Test}/<song>/vocals.wav`` (or
+  the flattened ``Mixtures/<song>/``, ``Sources/<song>/``);
+* MUSDB18-HQ wav folders: ``{train,test}/<song>/{mixture,vocals}.wav`` (or ``<song>/...``);
+* the rendered corpus: ``songs/<song>/{mixture,vocals,accompaniment}.wav``.
+
+The accompaniment is ``accompaniment.wav`` when present, else ``mixture - vocals``. Each song is
+downmixed to mono, resampled to 22050 Hz, gain-normalised, and turned into features and binary
+masks (:mod:`engines.vocals.features`). OUT gets:
+
+* ``features.u8``  ``(N, 513)`` uint8 memmap, the normalised mixture features (x 255), frames of all songs;
+* ``masks.u8``     ``(N, 513)`` uint8 memmap, the binary target masks;
+* ``index.npy``    int64 first frame of every training window (windows never cross songs;
+  one every ``stft_stride`` frames);
+* ``dataset.json`` hparams, frame count, window size, the songs and their frame ranges;
+* ``eval/<song>/{mixture,vocals,accompaniment}.wav``: held-out evaluation waveforms (22050 Hz mono).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+HELP = "build the sliced vocal training set (memory-mapped arrays + eval wavs) from song folders"
+DATASET_FILE = "dataset.json"
+
+
+def find_songs(root: str | os.PathLike) -> list[dict]:
+    """Songs under ``root``: ``[{"name", "mixture", "vocals", "accompaniment" (or None)}]``, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Dataset root not found: '{root}'.")
+    songs = {}
+    for mix in sorted(root.rglob("mixture.wav")):
+        d = mix.parent
+        voc = d / "vocals.wav"
+        if not voc.is_file():
+            # DSD100: Mixtures/<split>/<song>/mixture.wav <-> Sources/<split>/<song>/vocals.wav
+            parts = list(d.relative_to(root).parts)
+            if "Mixtures" in parts:
+                parts[parts.index("Mixtures")] = "Sources"
+                voc = root.joinpath(*parts) / "vocals.wav"
+        if not voc.is_file():
+            logger.warning("Skipping %s: no vocals.wav next to it", d)
+            continue
+        acc = voc.parent / "accompaniment.wav"
+        name = str(d.relative_to(root)).replace(os.sep, "__")
+        for prefix in ("Mixtures__", "songs__"):
+            name = name.replace(prefix, "")
+        songs[name] = {"name": name, "mixture": str(mix), "vocals": str(voc),
+                       "accompaniment": str(acc) if acc.is_file() else None}
+    if not songs:
+        raise FileNotFoundError(f"No songs (mixture.wav + vocals.wav) found under '{root}'.")
+    return [songs[k] for k in sorted(songs)]
+
+
+def _load_song(song: dict, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from engines.audio import io as audio_io
+
+    mix, _ = audio_io.load(song["mixture"], sr, mono=True)
+    voc, _ = audio_io.load(song["vocals"], sr, mono=True)
+    n = min(mix.shape[1], voc.shape[1])
+    mix, voc = mix[0, :n], voc[0, :n]
+    if song.get("accompaniment"):
+        acc, _ = audio_io.load(song["accompaniment"], sr, mono=True)
+        acc = acc[0, :n]
+        if acc.shape[0] < n:
+            acc = np.pad(acc, (0, n - acc.shape[0]))
+    else:
+        acc = mix - voc
+    return mix, voc, acc
+
+
+def song_arrays(mix: np.ndarray, voc: np.ndarray, acc: np.ndarray, hp) -> tuple[np.ndarray, np.ndarray]:
+    """``(features (N, F) uint8, masks (N, F) uint8)`` of one mono song at the model rate."""
+    import torch
+
+    from engines.audio import spectral
+    from engines.vocals.features import features, rms_gain, target_mask
+
+    g = rms_gain(mix, hp.input_rms_db)
+    m = torch.from_numpy(mix * g)
+    spec_m = spectral.stft(m, hp.n_fft, hp.hop_size)
+    feats = features(m, hp, spec_m)
+    vm = spectral.stft(torch.from_numpy(voc), hp.n_fft, hp.hop_size).abs()
+    am = spectral.stft(torch.from_numpy(acc), hp.n_fft, hp.hop_size).abs()
+    mask = target_mask(vm, am, hp)
+    f8 = (feats.T * 255.0).round().to(torch.uint8).numpy()
+    return f8, mask.T.to(torch.uint8).numpy()
+
+
+def _eval_excerpt(mix, voc, acc, sr: int, seconds: float):
+    """The ``seconds``-long excerpt with the most vocal energy (hop 1 s)."""
+    n = int(seconds * sr)
+    if mix.shape[0] <= n:
+        return mix, voc, acc
+    e = np.convolve(voc.astype(np.float64) ** 2, np.ones(sr), mode="valid")[::sr]
+    starts = np.arange(0, mix.shape[0] - n + 1, sr)
+    scores = [e[s // sr:(s + n) // sr].sum() for s in starts]
+    s = int(starts[int(np.argmax(scores))])
+    return mix[s:s + n], voc[s:s + n], acc[s:s + n]
+
+
+def build(root: str | os.PathLike, out: str | os.PathLike, hp=None, *, eval_songs: int | None = None,
+          eval_seconds: float = 20.0, max_songs: int | None = None, overwrite: bool = False) -> dict:
+    """Build the dataset; returns the ``dataset.json`` content. Written to a temp folder, then renamed."""
+    from engines.audio import io as audio_io
+    from engines.vocals.features import HParams
+
+    hp = hp or HParams()
+    out = Path(out)
+    if (out / DATASET_FILE).exists() and not overwrite:
+        raise FileExistsError(f"'{out}' already holds a dataset; pass --overwrite to rebuild it.")
+    songs = find_songs(root)
+    if max_songs:
+        songs = songs[:max_songs]
+    n_eval = eval_songs if eval_songs is not None else max(1, min(hp.num_evals, len(songs) // 10))
+    if len(songs) - n_eval < 1:
+        raise ValueError(f"Only {len(songs)} song(s) under '{root}': not enough for training plus {n_eval} eval song(s).")
+    # held-out songs: a deterministic choice by name hash
+    order = sorted(songs, key=lambda s: zlib.crc32(s["name"].encode()))
+    eval_names = {s["name"] for s in order[:n_eval]}
+    tmp = out.with_name(out.name + ".building")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "eval").mkdir(parents=True)
+    sr, F = hp.sample_rate, hp.n_fft // 2 + 1
+    window = hp.context + hp.predict_frames - 1
+    feats_parts, mask_parts, index, meta_songs = [], [], [], []
+    offset, t0 = 0, time.time()
+    fpath, mpath = tmp / "features.u8", tmp / "masks.u8"
+    with open(fpath, "wb") as ff, open(mpath, "wb") as fm:
+        for i, song in enumerate(songs):
+            try:
+                mix, voc, acc = _load_song(song, sr)
+            except Exception as err:  # noqa: BLE001 - a broken song is skipped, not fatal
+                logger.warning("Skipping %s: %s", song["name"], err)
+                continue
+            if song["name"] in eval_names:
+                m, v, a = _eval_excerpt(mix, voc, acc, sr, eval_seconds)
+                d = tmp / "eval" / song["name"]
+                for name, x in (("mixture", m), ("vocals", v), ("accompaniment", a)):
+                    audio_io.save(d / f"{name}.wav", x[None], sr, "FLOAT")
+                meta_songs.append({"name": song["name"], "split": "eval", "seconds": len(mix) / sr})
+                continue
+            f8, m8 = song_arrays(mix, voc, acc, hp)
+            n = f8.shape[0]
+            ff.write(f8.tobytes())
+            fm.write(m8.tobytes())
+            starts = np.arange(0, n - window + 1, hp.stft_stride, dtype=np.int64) + offset
+            index.append(starts)
+            meta_songs.append({"name": song["name"], "split": "train", "first_frame": offset, "frames": n,
+                               "windows": len(starts), "vocal_bins": float(m8.mean())})
+            offset += n
+            if (i + 1) % 10 == 0 or i + 1 == len(songs):
+                print(f"vocals-dataset: {i + 1}/{len(songs)} songs, {offset} frames, {time.time() - t0:.0f} s", flush=True)
+    idx = np.concatenate(index) if index else np.zeros(0, np.int64)
+    if len(idx) == 0:
+        shutil.rmtree(tmp)
+        raise ValueError("No training windows: the songs are shorter than one window.")
+    np.save(tmp / "index.npy", idx)
+    meta = {"frames": int(offset), "bins": F, "window": window, "windows": int(len(idx)),
+            "hparams": hp.to_dict(), "root": str(Path(root).resolve()), "songs": meta_songs,
+            "train_songs": sum(s["split"] == "train" for s in meta_songs),
+            "eval_songs": sorted(eval_names), "train_seconds": round(offset * hp.hop_size / sr, 1)}
+    (tmp / DATASET_FILE).write_text(json.dumps(meta, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return meta
+
+
+class VocalsWindows:
+    """Torch dataset over a built folder: item ``i`` -> ``(features (F, W) float32, mask (F, K) float32)``.
+
+    ``W = context + predict_frames - 1`` input frames, ``K = predict_frames`` target frames (the
+    middle frames of every 25-frame sub-window).
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        meta_path = self.folder / DATASET_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"'{folder}' is not a vocals dataset (no {DATASET_FILE}); "
+                                    f"build it with 'python launch.py vocals-dataset ROOT OUT'.")
+        self.meta = json.loads(meta_path.read_text())
+        n, F = self.meta["frames"], self.meta["bins"]
+        self.features = np.memmap(self.folder / "features.u8", np.uint8, "r", shape=(n, F))
+        self.masks = np.memmap(self.folder / "masks.u8", np.uint8, "r", shape=(n, F))
+        self.index = np.load(self.folder / "index.npy", mmap_mode="r")
+        hp = self.meta["hparams"]
+        self.window, self.half, self.k = self.meta["window"], hp["context"] // 2, hp["predict_frames"]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        s = int(self.index[i])
+        x = torch.from_numpy(np.array(self.features[s:s + self.window].T, dtype=np.float32) / 255.0)
+        y = torch.from_numpy(np.array(self.masks[s + self.half:s + self.half + self.k].T, dtype=np.float32))
+        return x, y
+
+
+def eval_songs(folder: str | os.PathLike) -> list[Path]:
+    d = Path(folder) / "eval"
+    return sorted(p for p in d.iterdir() if (p / "mixture.wav").is_file()) if d.is_dir() else []
+
+
+# ---------------------------------------------------------------- command
+def add_arguments(parser) -> None:
+    parser.add_argument("root", help="DSD100 / MUSDB18-HQ / corpus songs folder")
+    parser.add_argument("out", help="output dataset folder")
+    parser.add_argument("--stft_stride", type=int, default=None, help="frames between training windows (default: hparams)")
+    parser.add_argument("--mask_threshold", type=float, default=None, help="vocal share that makes a bin 'vocal'")
+    parser.add_argument("--ref_level_db", type=float, default=None)
+    parser.add_argument("--use_preemphasis", action="store_true")
+    parser.add_argument("--predict_frames", type=int, default=None, help="target frames per window")
+    parser.add_argument("--eval_songs", type=int, default=None, help="held-out songs (default: ~10%%, at most num_evals)")
+    parser.add_argument("--eval_seconds", type=float, default=20.0)
+    parser.add_argument("--max_songs", type=int, default=None)
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def hparams_from_args(args, base=None):
+    from engines.vocals.features import HParams
+
+    hp = base or HParams()
+    for k in ("stft_stride", "mask_threshold", "ref_level_db", "predict_frames"):
+        v = getattr(args, k, None)
+        if v is not None:
+            setattr(hp, k, v)
+    if getattr(args, "use_preemphasis", False):
+        hp.use_preemphasis = True
+    return hp
+
+
+def run(args) -> int:
+    meta = build(args.root, args.out, hparams_from_args(args), eval_songs=args.eval_songs,
+                 eval_seconds=args.eval_seconds, max_songs=args.max_songs, overwrite=args.overwrite)
+    print(f"vocals-dataset: {meta['train_songs']} training songs ({meta['train_seconds']} s, {meta['frames']} frames, "
+          f"{meta['windows']} windows), {len(meta['eval_songs'])} eval songs -> {args.out}")
+    return 0
