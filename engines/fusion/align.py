@@ -1,0 +1,184 @@
+"""Musical alignment before fusing (what mashup tools do first).
+
+* :func:`track_beats`: tempo, beats (librosa's dynamic-programming tracker) and downbeats (the beat
+  phase, modulo ``beats_per_bar``, with the strongest low-band onsets: kick drums fall on bar starts).
+* :func:`estimate_key`: Krumhansl-Kessler profile correlation on the mean chroma.
+* :func:`key_shift`: semitones (-6..+5) that bring one key's tonic (relative major) to another's.
+* :func:`tempo_ratio`, :func:`time_stretch`, :func:`pitch_shift`: tempo matching (octave errors
+  folded) and key matching with librosa's phase vocoder.
+* :func:`loudness_lufs`, :func:`match_loudness`: ITU-R BS.1770 loudness (pyloudnorm).
+* :func:`smooth_masks`: short equal-gain crossfades at the edges of time-varying masks.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+PITCH_CLASSES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+HOP = 512
+
+
+@dataclass
+class BeatInfo:
+    """Beat analysis of one signal (times in seconds)."""
+
+    tempo: float
+    beats: list[float] = field(default_factory=list)
+    downbeats: list[float] = field(default_factory=list)
+    beats_per_bar: int = 4
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["beats"] = [round(t, 4) for t in self.beats]
+        d["downbeats"] = [round(t, 4) for t in self.downbeats]
+        d["tempo"] = round(self.tempo, 3)
+        return d
+
+
+@dataclass
+class KeyInfo:
+    tonic: int
+    mode: str
+    confidence: float
+
+    @property
+    def name(self) -> str:
+        return f"{PITCH_CLASSES[self.tonic]} {self.mode}"
+
+    def to_dict(self) -> dict:
+        return {"tonic": self.tonic, "mode": self.mode, "name": self.name, "confidence": round(self.confidence, 3)}
+
+
+def _onset_env(y: np.ndarray, sr: int, fmax: float | None = None) -> np.ndarray:
+    import librosa
+
+    S = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=HOP, n_mels=64 if fmax is None else 12,
+                                       fmax=fmax)
+    return librosa.onset.onset_strength(S=librosa.power_to_db(S), sr=sr, hop_length=HOP)
+
+
+def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 4) -> BeatInfo:
+    """Tempo (BPM), beat times and downbeat times of a mono signal ``(T,)``."""
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    env = _onset_env(y, sr)
+    tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=HOP, units="frames")
+    tempo = float(np.atleast_1d(tempo)[0])
+    beats = librosa.frames_to_time(frames, sr=sr, hop_length=HOP)
+    if len(beats) >= 2:
+        tempo = float(60.0 / np.median(np.diff(beats)))
+    if tempo <= 0 or not np.isfinite(tempo):
+        tempo = 120.0
+    downbeats: np.ndarray = beats[:0]
+    if len(beats):
+        low = _onset_env(y, sr, fmax=250.0)
+        strength = low[np.clip(frames, 0, len(low) - 1)]
+        scores = [strength[p::beats_per_bar].mean() if len(strength[p::beats_per_bar]) else 0.0
+                  for p in range(min(beats_per_bar, len(beats)))]
+        downbeats = beats[int(np.argmax(scores))::beats_per_bar]
+        if len(downbeats):  # extend the bar grid back to the start of the signal
+            bar = 60.0 / tempo * beats_per_bar
+            n_back = int(np.floor(downbeats[0] / bar + 1e-6))
+            downbeats = np.concatenate([downbeats[0] - bar * np.arange(n_back, 0, -1), downbeats])
+    return BeatInfo(tempo=tempo, beats=[float(t) for t in beats], downbeats=[float(t) for t in downbeats],
+                    beats_per_bar=beats_per_bar)
+
+
+def estimate_key(y: np.ndarray, sr: int) -> KeyInfo:
+    """Key by correlating the mean chroma with the 24 Krumhansl-Kessler profiles."""
+    import librosa
+
+    chroma = librosa.feature.chroma_stft(y=np.asarray(y, dtype=np.float32).reshape(-1), sr=sr, n_fft=4096,
+                                         hop_length=2048).mean(1)
+    best = (-2.0, 0, "major")
+    for mode, prof in (("major", _MAJOR), ("minor", _MINOR)):
+        for tonic in range(12):
+            r = np.corrcoef(chroma, np.roll(prof, tonic))[0, 1]
+            if np.isfinite(r) and r > best[0]:
+                best = (float(r), tonic, mode)
+    return KeyInfo(tonic=best[1], mode=best[2], confidence=best[0])
+
+
+def key_shift(source: KeyInfo, target: KeyInfo) -> int:
+    """Semitones in -6..+5 moving ``source`` onto ``target`` (minor keys compared by relative major)."""
+    rel = lambda k: (k.tonic + (3 if k.mode == "minor" else 0)) % 12  # noqa: E731
+    d = (rel(target) - rel(source)) % 12
+    return d - 12 if d > 5 else d
+
+
+def tempo_ratio(tempo_from: float, tempo_to: float, max_ratio: float = 2.0) -> float:
+    """Stretch rate (librosa convention: > 1 speeds up) taking ``tempo_from`` to ``tempo_to``,
+    with half/double-tempo octave errors folded so the rate lies in ``[1/sqrt2, sqrt2]``."""
+    if tempo_from <= 0 or tempo_to <= 0:
+        return 1.0
+    r = tempo_to / tempo_from
+    while r > np.sqrt(2):
+        r /= 2
+    while r < 1 / np.sqrt(2):
+        r *= 2
+    return float(np.clip(r, 1 / max_ratio, max_ratio))
+
+
+def time_stretch(y: np.ndarray, rate: float) -> np.ndarray:
+    """Phase-vocoder time stretch (``rate`` > 1 is faster); identity for ``|rate - 1| < 0.005``."""
+    import librosa
+
+    if abs(rate - 1.0) < 0.005:
+        return np.asarray(y, dtype=np.float32)
+    return librosa.effects.time_stretch(np.asarray(y, dtype=np.float32), rate=rate, n_fft=1024, hop_length=256)
+
+
+def pitch_shift(y: np.ndarray, sr: int, n_steps: float) -> np.ndarray:
+    import librosa
+
+    if n_steps == 0:
+        return np.asarray(y, dtype=np.float32)
+    return librosa.effects.pitch_shift(np.asarray(y, dtype=np.float32), sr=sr, n_steps=float(n_steps),
+                                       n_fft=1024, hop_length=256, res_type="soxr_hq")
+
+
+def loudness_lufs(y: np.ndarray, sr: int) -> float:
+    """Integrated loudness (LUFS); falls back to an RMS estimate for clips under 0.4 s."""
+    import pyloudnorm
+
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if len(y) >= int(0.4 * sr) + 1:
+        val = pyloudnorm.Meter(sr).integrated_loudness(y)
+        if np.isfinite(val):
+            return float(val)
+    rms = np.sqrt(np.mean(y**2)) + 1e-12
+    return float(20 * np.log10(rms) - 0.691)
+
+
+def match_loudness(y: np.ndarray, sr: int, target_lufs: float, max_gain_db: float = 24.0) -> tuple[np.ndarray, float]:
+    """Scale ``y`` to ``target_lufs``; returns ``(audio, gain_db)`` (gain clamped to +-max_gain_db)."""
+    gain = float(np.clip(target_lufs - loudness_lufs(y, sr), -max_gain_db, max_gain_db))
+    return (np.asarray(y, dtype=np.float32) * 10 ** (gain / 20)).astype(np.float32), gain
+
+
+def smooth_masks(m_in: torch.Tensor, m_tgt: torch.Tensor, ramp_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Equal-gain crossfades of ``ramp_frames`` frames where a mask changes along time.
+
+    The masks ``(B, C, N)`` are low-pass filtered along time with a length-``ramp_frames`` box;
+    a pair with ``m_in + m_tgt == 1`` keeps that sum, and regions away from edges are unchanged.
+    """
+    if ramp_frames <= 1:
+        return m_in, m_tgt
+    k = int(ramp_frames)
+    B, C, N = m_in.shape
+    w = torch.ones(1, 1, k, dtype=m_in.dtype) / k
+
+    def f(m):
+        x = m.reshape(B * C, 1, N)
+        x = torch.nn.functional.pad(x, (k // 2, k - 1 - k // 2), mode="replicate")
+        return torch.nn.functional.conv1d(x, w).reshape(B, C, N)
+
+    return f(m_in), f(m_tgt)

@@ -1,0 +1,105 @@
+"""The cascade transformer: (input latent, target latent, their masks) -> output latent.
+
+Each of ``num_stages`` stages reads the current estimate together with both source latents and the
+two masks, runs ``num_transformer_layers`` transformer layers over time (frames are tokens) and
+adds a correction to the estimate. The first estimate is the direct complementary fusion
+``m_in * z_in + m_tgt * z_tgt``, and every stage's output projection starts at zero, so an
+untrained cascade equals the direct fusion and training learns corrections to it (seams, level,
+what the masked-out regions should keep).
+
+With ``cascade=False`` the stages see only the input latent and its mask (the original's
+non-cascade mode). Latents are normalised by their RMS inside the model and rescaled on output.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from engines.checkpoint import capture_init
+
+
+class Stage(nn.Module):
+    """One cascade stage: ``(B, in_ch, N) -> (B, C, N)`` correction."""
+
+    def __init__(self, in_ch: int, channels: int, d_model: int, num_layers: int, nhead: int, ff: int, dropout: float):
+        super().__init__()
+        self.inp = nn.Conv1d(in_ch, d_model, 1)
+        self.pos = nn.Conv1d(d_model, d_model, 7, padding=3, groups=d_model)
+        layer = nn.TransformerEncoderLayer(d_model, nhead, ff, dropout, batch_first=True, norm_first=True,
+                                           activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.out = nn.Conv1d(d_model, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        h = h + self.pos(h)
+        h = self.encoder(h.transpose(1, 2))
+        return self.out(self.norm(h).transpose(1, 2))
+
+
+@capture_init
+class CascadeFusion(nn.Module):
+    """Cascade transformer on codec latents.
+
+    Args:
+        channels: latent channels (128).
+        d_model, nhead, dim_feedforward, dropout: transformer sizes.
+        num_stages: stages in the cascade.
+        num_transformer_layers: transformer layers per stage.
+        cascade: also read the target latent (cascade mode); otherwise only the input.
+    """
+
+    def __init__(self, channels: int = 128, d_model: int = 128, num_stages: int = 3, num_transformer_layers: int = 2,
+                 nhead: int = 4, dim_feedforward: int = 256, dropout: float = 0.0, cascade: bool = True):
+        super().__init__()
+        self.channels = channels
+        self.cascade = cascade
+        in_ch = channels * (5 if cascade else 3)
+        self.stages = nn.ModuleList(Stage(in_ch, channels, d_model, num_transformer_layers, nhead, dim_feedforward,
+                                          dropout) for _ in range(num_stages))
+
+    def forward(self, z_in: torch.Tensor, z_tgt: torch.Tensor, m_in: torch.Tensor, m_tgt: torch.Tensor) -> torch.Tensor:
+        """All tensors ``(B, C, N)``; returns the output latent ``(B, C, N)``."""
+        B, C, N = z_in.shape
+        if C != self.channels or z_tgt.shape != z_in.shape or m_in.shape != z_in.shape or m_tgt.shape != z_in.shape:
+            raise ValueError(f"CascadeFusion expects four (B, {self.channels}, N) tensors; got "
+                             f"{tuple(z_in.shape)}, {tuple(z_tgt.shape)}, {tuple(m_in.shape)}, {tuple(m_tgt.shape)}.")
+        scale = torch.cat([z_in, z_tgt], 1).pow(2).mean((1, 2), keepdim=True).sqrt().clamp_min(1e-5)
+        a, b = z_in / scale, z_tgt / scale
+        est = m_in * a + m_tgt * b
+        ctx = [a, b, m_in, m_tgt] if self.cascade else [a, m_in]
+        for stage in self.stages:
+            est = est + stage(torch.cat([est, *ctx], 1))
+        return est * scale
+
+    @torch.no_grad()
+    def forward_chunked(self, z_in, z_tgt, m_in, m_tgt, window: int = 512, overlap: int = 64) -> torch.Tensor:
+        """:meth:`forward` over windows of ``window`` frames, cross-faded over ``overlap`` frames
+        (attention cost stays linear in the length)."""
+        N = z_in.shape[-1]
+        if N <= window:
+            return self(z_in, z_tgt, m_in, m_tgt)
+        hop = window - overlap
+        out = torch.zeros_like(z_in)
+        weight = torch.zeros(N, dtype=z_in.dtype)
+        ramp = torch.linspace(0, 1, overlap + 2, dtype=z_in.dtype)[1:-1]
+        start = 0
+        while True:
+            end = min(start + window, N)
+            s = max(end - window, 0)
+            w = torch.ones(end - s, dtype=z_in.dtype)
+            if s > 0:
+                w[:overlap] = ramp
+            if end < N:
+                w[-overlap:] = ramp.flip(0)
+            y = self(z_in[..., s:end], z_tgt[..., s:end], m_in[..., s:end], m_tgt[..., s:end])
+            out[..., s:end] += y * w
+            weight[s:end] += w
+            if end >= N:
+                break
+            start = s + hop
+        return out / weight.clamp_min(1e-6)
