@@ -99,6 +99,9 @@ def run(args) -> int:
     if hp.fix_learning_rate is None:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=max(total, 2), pct_start=0.15)
     solver = Solver(model, opt, cfg, scheduler=sched, hparams=hp.to_dict())
+    if sched is not None and sched.total_steps != max(total, 2):
+        raise ValueError(f"{cfg.out_dir} holds a run with a {sched.total_steps}-step one-cycle schedule; resume it "
+                         f"with the same --epochs/--max_steps/--batch_size, use --fix_learning_rate, or --no_resume.")
     half, K = hp.context // 2, hp.predict_frames
     out = Path(cfg.out_dir)
     evals = eval_songs(folder)[: hp.num_evals]

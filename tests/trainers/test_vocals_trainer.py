@@ -1,0 +1,112 @@
+"""Vocal dataset builder (layouts, memory-mapped arrays, windows) and the real trainer as a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines.checkpoint import load_model
+from engines.vocals.features import HParams
+from engines.vocals.model import VocalMaskCNN
+from tests.engines.vocals_fixtures import write_song_folder
+from trainers.vocals_dataset import VocalsWindows, build, eval_songs, find_songs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT), MLFLOW_ALLOW_FILE_STORE="true", OMP_NUM_THREADS="1")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vds")
+    write_song_folder(d / "songs", 4, 3.0)
+    meta = build(d / "songs", d / "ds", HParams(stft_stride=4, predict_frames=8), eval_songs=1)
+    return d / "ds", meta
+
+
+def test_find_songs_layouts(tmp_path):
+    write_song_folder(tmp_path / "dsd", 3, 1.0, layout="dsd100")
+    songs = find_songs(tmp_path / "dsd")
+    assert [s["name"] for s in songs] == ["Dev__000 - Song", "Dev__002 - Song", "Test__001 - Song"]
+    assert all(Path(s["vocals"]).parent.parts[-3] == "Sources" and s["accompaniment"] is None for s in songs)
+    # flattened DSD100 (Dev/Test moved up) and MUSDB-style folders
+    flat = tmp_path / "flat"
+    for sub in ("Mixtures", "Sources"):
+        for split in ("Dev", "Test"):
+            for song in (tmp_path / "dsd" / sub / split).iterdir():
+                (flat / sub).mkdir(parents=True, exist_ok=True)
+                song.rename(flat / sub / song.name)
+    assert len(find_songs(flat)) == 3
+    write_song_folder(tmp_path / "musdb" / "train", 2, 1.0)
+    ms = find_songs(tmp_path / "musdb")
+    assert len(ms) == 2 and ms[0]["accompaniment"].endswith("accompaniment.wav")
+    with pytest.raises(FileNotFoundError):
+        find_songs(tmp_path / "nothing_here")
+
+
+def test_built_arrays_and_windows(dataset):
+    folder, meta = dataset
+    assert meta["train_songs"] == 3 and len(meta["eval_songs"]) == 1
+    ds = VocalsWindows(folder)
+    assert ds.features.shape == (meta["frames"], 513) and ds.masks.shape == (meta["frames"], 513)
+    assert isinstance(ds.features, np.memmap)
+    x, y = ds[len(ds) - 1]
+    assert list(x.shape) == [513, 25 + 8 - 1] and list(y.shape) == [513, 8]
+    assert 0 <= float(x.min()) and float(x.max()) <= 1 and set(np.unique(y.numpy())).issubset({0.0, 1.0})
+    # windows never cross a song boundary, one every stft_stride frames
+    ranges = [(s["first_frame"], s["first_frame"] + s["frames"]) for s in meta["songs"] if s["split"] == "train"]
+    for start in np.asarray(ds.index):
+        assert any(a <= start and start + ds.window <= b for a, b in ranges)
+    first = next(s for s in meta["songs"] if s["split"] == "train")
+    assert np.all(np.diff(np.asarray(ds.index)[: first["windows"]]) == 4)
+    ev = eval_songs(folder)
+    assert len(ev) == 1 and (ev[0] / "vocals.wav").is_file()
+    with pytest.raises(FileExistsError):
+        build(folder.parent / "songs", folder)
+
+
+def test_train_subprocess_exports_and_resumes(dataset, tmp_path):
+    folder, _ = dataset
+    out = tmp_path / "run"
+    def cmd(epochs):
+        return [sys.executable, str(ROOT / "launch.py"), "train", "vocals", str(folder), "--out_dir", str(out),
+           "--epochs", str(epochs), "--batch_size", "8", "--res_dims", "16", "16", "16", "16", "--log_every", "2",
+           "--num_evals", "1", "--threads", "1", "--fix_learning_rate", "0.001"]
+
+    r = subprocess.run(cmd(2), env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Epoch 2: Train Loss" in r.stdout and "Eval SDR" in r.stdout
+    ev = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    assert ev[-1]["event"] == "done" and "val_sdr" in ev[-1]
+    assert (out / "epoch_001.safetensors").is_file() and list((out / "eval" / "epoch_002").glob("*/vocals.wav"))
+    assert list((out / "mlruns").rglob("train_loss"))
+    model = load_model(out / "vocals.safetensors", expected=VocalMaskCNN)
+    assert model.hparams["res_dims"] == [16, 16, 16, 16] and model.hparams["stft_stride"] == 4
+    assert model.checkpoint_metadata["hparams"]["batch_size"] == 8
+    # resumable: the same command with more epochs continues from the checkpoint
+    r2 = subprocess.run(cmd(3), env=_env(), capture_output=True, text=True,
+                        timeout=120)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert "Resumed from" in r2.stdout and "Epoch 3: Train Loss" in r2.stdout
+
+
+def test_train_builds_from_songs_under_torchrun(tmp_path):
+    write_song_folder(tmp_path / "songs", 3, 2.0)
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(ROOT / "trainers" / "vocals.py"), str(tmp_path / "songs"), "--out_dir", str(out),
+                        "--epochs", "1", "--batch_size", "8", "--res_dims", "8", "8", "8", "8", "--no_mlflow",
+                        "--stft_stride", "8", "--num_evals", "1", "--threads", "1"],
+                       env=_env(), capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "data" / "dataset.json").is_file()
+    ev = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    assert ev[0]["world_size"] == 2 and ev[-1]["event"] == "done"
+    assert load_model(out / "vocals.safetensors").hparams["stft_stride"] == 8
