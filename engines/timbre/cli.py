@@ -1,0 +1,47 @@
+"""`timbre`: play a piano recording as a violin (or back), keeping the notes.
+
+    python launch.py timbre --input X.wav --target violin --out_dir DIR [--style_ref CLIP]
+                            [--model NAME | --checkpoint PATH] [--phase griffinlim|input]
+
+writes ``DIR/<target>.wav`` (16-bit, the input's rate and length) and prints one JSON line.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HELP = "timbre transfer: piano <-> violin (writes OUT_DIR/<target>.wav at the input's length)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--input", required=True, help="audio file to transform")
+    parser.add_argument("--target", required=True, choices=["violin", "piano"], help="instrument to render")
+    parser.add_argument("--out_dir", required=True, help="output folder (created)")
+    parser.add_argument("--style_ref", default=None, help="a clip of the target instrument to take its style from")
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--model", default=None, help="registered model name (default: the registered default)")
+    g.add_argument("--checkpoint", default=None, help="a .safetensors checkpoint from `train timbre`")
+    parser.add_argument("--phase", default="griffinlim", choices=["griffinlim", "input"],
+                        help="phase of the output: the input's refined by Griffin-Lim, or the input's")
+    parser.add_argument("--gl_iters", type=int, default=32, help="Griffin-Lim iterations")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def run(args) -> int:
+    from engines.audio import io as audio_io
+
+    from .api import load_engine
+
+    engine = load_engine(args.model, args.checkpoint, args.threads)
+    res = engine.transfer(args.input, args.target, style_ref=args.style_ref, phase=args.phase,
+                          gl_iters=args.gl_iters,
+                          progress=lambda f, m: print(f"\r[{f:4.0%}] {m:<40}", end="", file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    out = Path(args.out_dir) / f"{res.target}.wav"
+    protect = [args.input] + ([args.style_ref] if args.style_ref else [])
+    audio_io.save(out, res.audio, res.sample_rate, protect=protect)
+    print(json.dumps({"output": str(out), "target": res.target, "sample_rate": res.sample_rate,
+                      "seconds": round(res.seconds, 3), "rtf": round(res.rtf, 3), "model": res.model,
+                      "style": res.style, "input_instrument": res.source_probs}))
+    return 0

@@ -1,0 +1,172 @@
+"""The whole timbre transfer model: encoders, decoder, discriminator, statistics and class styles.
+
+Data flow (frames ``N`` at 22050 Hz / hop 256)::
+
+    raw (B, 2, 597, N) real/imag of STFT(513)+CQT(84)
+      -> prepare: normalised real, imag (stored statistics) + log-magnitude -> (B, 3, 597, N)
+      -> ContentEncoder -> content (B, N, 64)        StyleEncoder -> frame style (B, N, 64), class (B, 64)
+      -> Decoder(content, target style) -> target log-magnitude (B, N, 513)
+
+The complex output is that magnitude with a phase (the input's, refined by Griffin-Lim; see
+``api``). ``prototypes`` holds a running mean class embedding per instrument, the style used when
+no reference clip is given.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engines.audio import spectral
+from engines.checkpoint import capture_init
+
+from .content_encoder import ContentEncoder
+from .decoder import Decoder
+from .discriminator import Discriminator
+from .features import INSTRUMENTS, LOG_EPS, N_FEAT, N_FFT, N_STFT, SAMPLE_RATE, FeatureStats
+from .style_encoder import StyleEncoder
+
+
+def instrument_index(name: str | int) -> int:
+    if isinstance(name, int):
+        if not 0 <= name < len(INSTRUMENTS):
+            raise ValueError(f"Instrument index {name} out of range.")
+        return name
+    key = str(name).lower()
+    if key not in INSTRUMENTS:
+        raise ValueError(f"Unknown instrument '{name}': choose one of {', '.join(INSTRUMENTS)}.")
+    return INSTRUMENTS.index(key)
+
+
+def window_starts(n: int, window: int, hop: int) -> list[int]:
+    """Start frames of windows of ``window`` frames covering ``n`` frames (last one flush with the end)."""
+    if n <= window:
+        return [0]
+    starts = list(range(0, n - window + 1, hop))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    return starts
+
+
+@capture_init
+class TimbreTransfer(nn.Module):
+    """Disentangled piano <-> violin timbre transfer (see the module docstring for shapes)."""
+
+    def __init__(self, d_model: int = 128, style_dim: int = 64, latent_dim: int = 32, enc_blocks: int = 2,
+                 enc_layers: int = 2, dec_layers: int = 2, n_heads: int = 4, dropout: float = 0.1,
+                 window: int = 287, overlap: float = 0.3, n_mels: int = 80, stats_name: str = "identity"):
+        super().__init__()
+        self.window, self.overlap, self.stats_name = window, overlap, stats_name
+        self.style_encoder = StyleEncoder(N_FEAT, d_model, enc_blocks, enc_layers, n_heads, style_dim, dropout)
+        self.content_encoder = ContentEncoder(N_FEAT, d_model, enc_blocks, enc_layers, n_heads, style_dim, dropout)
+        self.decoder = Decoder(style_dim, style_dim, N_STFT, latent_dim, d_model, dec_layers, n_heads, dropout)
+        self.discriminator = Discriminator(style_dim, 2 * style_dim, len(INSTRUMENTS))
+        st = FeatureStats.identity()
+        self.register_buffer("feat_mean", torch.from_numpy(st.mean()))
+        self.register_buffer("feat_std", torch.from_numpy(st.std()))
+        self.register_buffer("prototypes", torch.zeros(len(INSTRUMENTS), style_dim))
+        self.register_buffer("proto_count", torch.zeros(len(INSTRUMENTS)))
+        self.register_buffer("mel_fb", spectral.mel_filterbank(SAMPLE_RATE, N_FFT, n_mels), persistent=False)
+
+    # ---------------------------------------------------------------- statistics and features
+    def set_stats(self, stats: FeatureStats) -> None:
+        stats.check()
+        self.feat_mean.copy_(torch.from_numpy(stats.mean()))
+        self.feat_std.copy_(torch.from_numpy(stats.std()))
+        self.stats_name = stats.name
+        if hasattr(self, "_init_kwargs"):
+            self._init_kwargs["stats_name"] = stats.name
+
+    def prepare(self, raw: torch.Tensor) -> torch.Tensor:
+        """``(B, 2, 597, N)`` raw real/imag -> ``(B, 3, 597, N)`` normalised real, imag, log-magnitude."""
+        B, P, F, N = raw.shape
+        if P != 2 or F != N_FEAT:
+            raise ValueError(f"Expected raw features (B, 2, {N_FEAT}, N), got {tuple(raw.shape)}.")
+        norm = (raw - self.feat_mean[None, :, :, None]) / self.feat_std[None, :, :, None]
+        logmag = (torch.log(torch.sqrt(raw[:, 0] ** 2 + raw[:, 1] ** 2) + LOG_EPS) + 4.0) / 3.0
+        return torch.cat([norm.clamp(-20, 20), logmag[:, None]], dim=1)
+
+    def encode(self, raw: torch.Tensor, mask: torch.Tensor | None = None):
+        """Returns ``(content (B,N,S), frame_style (B,N,S), class_emb (B,S))``."""
+        x = self.prepare(raw)
+        content = self.content_encoder(x, mask)
+        frame_style, class_emb = self.style_encoder(x, mask)
+        return content, frame_style, class_emb
+
+    def forward(self, raw: torch.Tensor, style: torch.Tensor, target: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Content of ``raw (B,2,597,N)`` rendered with ``style (B,S)`` -> log-magnitude ``(B, N, 513)``.
+
+        With ``target`` (``(B, N, 513)`` log-magnitudes) the decoder runs under teacher forcing.
+        """
+        content = self.content_encoder(self.prepare(raw), mask)
+        return self.decoder(content, style, target)
+
+    # ---------------------------------------------------------------- class styles
+    @torch.no_grad()
+    def update_prototypes(self, class_emb: torch.Tensor, labels: torch.Tensor, momentum: float = 0.99) -> None:
+        for c in range(len(INSTRUMENTS)):
+            sel = labels == c
+            if sel.any():
+                m = class_emb[sel].mean(0)
+                if self.proto_count[c] == 0:
+                    self.prototypes[c] = m
+                else:
+                    self.prototypes[c] = momentum * self.prototypes[c] + (1 - momentum) * m
+                self.proto_count[c] += int(sel.sum())
+
+    def style_of(self, instrument: str | int) -> torch.Tensor:
+        """The stored class-level style ``(S,)`` of an instrument."""
+        return self.prototypes[instrument_index(instrument)].clone()
+
+    # ---------------------------------------------------------------- inference on whole clips
+    def _windows(self, raw: torch.Tensor) -> tuple[torch.Tensor, list[int], int]:
+        N = raw.shape[-1]
+        L = min(self.window, N)
+        hop = max(1, int(round(self.window * (1 - self.overlap))))
+        starts = window_starts(N, L, hop)
+        return torch.stack([raw[..., s:s + L] for s in starts]), starts, L
+
+    @torch.no_grad()
+    def embed_style(self, raw: torch.Tensor) -> torch.Tensor:
+        """Class-level style ``(S,)`` of one clip ``(2, 597, N)`` (mean over its windows)."""
+        wins, _, _ = self._windows(raw)
+        return self.style_encoder(self.prepare(wins))[1].mean(0)
+
+    @torch.no_grad()
+    def classify(self, raw: torch.Tensor) -> torch.Tensor:
+        """Instrument probabilities ``(n_classes,)`` of a clip from the discriminator on its style."""
+        wins, _, _ = self._windows(raw)
+        return torch.softmax(self.discriminator(self.style_encoder(self.prepare(wins))[1]), -1).mean(0)
+
+    @torch.no_grad()
+    def transfer_logmag(self, raw: torch.Tensor, style: torch.Tensor, progress=None) -> torch.Tensor:
+        """One clip ``(2, 597, N)`` with style ``(S,)`` -> log-magnitude ``(513, N)``.
+
+        The clip is cut into windows of ``window`` frames overlapping by ``overlap``; all windows are
+        generated together (batched autoregression) and overlap-added with linear cross-fades.
+        """
+        N = raw.shape[-1]
+        wins, starts, L = self._windows(raw)
+        content = self.content_encoder(self.prepare(wins))
+        out = self.decoder.generate(content, style[None].expand(len(starts), -1))  # (W, L, 513)
+        ov = max(1, int(round(L * self.overlap)))
+        i = torch.arange(L, dtype=out.dtype)
+        w = torch.minimum(torch.ones(L), torch.minimum((i + 1) / ov, (L - i) / ov))
+        acc = torch.zeros(N, out.shape[-1])
+        den = torch.zeros(N, 1)
+        for k, s in enumerate(starts):
+            acc[s:s + L] += out[k] * w[:, None]
+            den[s:s + L] += w[:, None]
+        if progress is not None:
+            progress(1.0, "decoded")
+        return (acc / den.clamp_min(1e-8)).t()
+
+
+def stats_from_model(model: TimbreTransfer) -> FeatureStats:
+    """The normalisation statistics a model was trained with."""
+    mean, std = model.feat_mean.numpy(), model.feat_std.numpy()
+    return FeatureStats(mean[:, :N_STFT].copy(), std[:, :N_STFT].copy(), mean[:, N_STFT:].copy(),
+                        std[:, N_STFT:].copy(), model.stats_name)
+
+
+__all__ = ["TimbreTransfer", "instrument_index", "window_starts", "stats_from_model"]
