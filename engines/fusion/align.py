@@ -57,38 +57,73 @@ class KeyInfo:
 
 
 def _onset_env(y: np.ndarray, sr: int, fmax: float | None = None) -> np.ndarray:
-    import librosa
+    """Spectral flux of the log-mel spectrogram (torch STFT, no JIT): ``(frames,)`` at ``sr / HOP``."""
+    from engines.audio.spectral import mel_filterbank, stft
 
-    S = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=HOP, n_mels=64 if fmax is None else 12,
-                                       fmax=fmax)
-    return librosa.onset.onset_strength(S=librosa.power_to_db(S), sr=sr, hop_length=HOP)
+    n_fft = 2048
+    mag = stft(torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), n_fft, HOP).abs().numpy()
+    n_mels = 64 if fmax is None else 12
+    fb = np.asarray(mel_filterbank(sr, n_fft, n_mels, 0.0, fmax or sr / 2), dtype=np.float32)
+    S = np.log10(np.maximum(fb @ mag**2, 1e-10)) * 10
+    S = np.maximum(S, S.max() - 80)
+    flux = np.maximum(S[:, 1:] - S[:, :-1], 0).mean(0)
+    return np.concatenate([[0.0], flux]).astype(np.float32)
+
+
+def _tempo_period(env: np.ndarray, fps: float, lo_bpm: float = 60, hi_bpm: float = 200, prior_bpm: float = 120):
+    """Beat period (frames, fractional) from the onset autocorrelation with a log-normal tempo prior."""
+    e = env - env.mean()
+    n = len(e)
+    if n < 8 or not np.any(e):
+        return fps * 60 / prior_bpm
+    ac = np.fft.irfft(np.abs(np.fft.rfft(e, 2 * n)) ** 2)[:n]
+    lags = np.arange(max(int(fps * 60 / hi_bpm), 1), min(int(fps * 60 / lo_bpm) + 1, n - 1))
+    if len(lags) == 0:
+        return fps * 60 / prior_bpm
+    bpm = 60 * fps / lags
+    w = np.exp(-0.5 * (np.log2(bpm / prior_bpm)) ** 2)
+    score = ac[lags] * w
+    i = int(np.argmax(score))
+    lag = float(lags[i])
+    if 0 < i < len(lags) - 1:  # parabolic refinement
+        a, b, c = score[i - 1], score[i], score[i + 1]
+        den = a - 2 * b + c
+        if den < 0:
+            lag += 0.5 * (a - c) / den
+    return lag
 
 
 def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 4) -> BeatInfo:
-    """Tempo (BPM), beat times and downbeat times of a mono signal ``(T,)``."""
-    import librosa
+    """Tempo (BPM), beat times and downbeat times of a mono signal ``(T,)``.
 
+    A constant-tempo grid: the period from the onset autocorrelation (log-normal prior around
+    120 BPM), the phase that collects the most onset strength, and the downbeat phase (modulo
+    ``beats_per_bar``) with the strongest low-band (< 250 Hz) onsets, extended back to 0 s.
+    """
     y = np.asarray(y, dtype=np.float32).reshape(-1)
+    fps = sr / HOP
     env = _onset_env(y, sr)
-    tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=HOP, units="frames")
-    tempo = float(np.atleast_1d(tempo)[0])
-    beats = librosa.frames_to_time(frames, sr=sr, hop_length=HOP)
-    if len(beats) >= 2:
-        tempo = float(60.0 / np.median(np.diff(beats)))
-    if tempo <= 0 or not np.isfinite(tempo):
-        tempo = 120.0
-    downbeats: np.ndarray = beats[:0]
+    period = _tempo_period(env, fps)
+    tempo = 60.0 * fps / period
+    n = len(env)
+    phases = np.arange(0, period, 0.5)
+    grid = lambda ph: np.arange(ph, n - 1, period)  # noqa: E731
+    scores = [np.interp(grid(ph), np.arange(n), env).mean() if len(grid(ph)) else 0.0 for ph in phases]
+    phase = float(phases[int(np.argmax(scores))]) if len(phases) else 0.0
+    beat_frames = grid(phase)
+    beats = beat_frames / fps
+    downbeats = beats[:0]
     if len(beats):
         low = _onset_env(y, sr, fmax=250.0)
-        strength = low[np.clip(frames, 0, len(low) - 1)]
-        scores = [strength[p::beats_per_bar].mean() if len(strength[p::beats_per_bar]) else 0.0
-                  for p in range(min(beats_per_bar, len(beats)))]
-        downbeats = beats[int(np.argmax(scores))::beats_per_bar]
+        strength = np.interp(beat_frames, np.arange(len(low)), low)
+        sc = [strength[p::beats_per_bar].mean() if len(strength[p::beats_per_bar]) else 0.0
+              for p in range(min(beats_per_bar, len(beats)))]
+        downbeats = beats[int(np.argmax(sc))::beats_per_bar]
         if len(downbeats):  # extend the bar grid back to the start of the signal
             bar = 60.0 / tempo * beats_per_bar
             n_back = int(np.floor(downbeats[0] / bar + 1e-6))
             downbeats = np.concatenate([downbeats[0] - bar * np.arange(n_back, 0, -1), downbeats])
-    return BeatInfo(tempo=tempo, beats=[float(t) for t in beats], downbeats=[float(t) for t in downbeats],
+    return BeatInfo(tempo=float(tempo), beats=[float(t) for t in beats], downbeats=[float(t) for t in downbeats],
                     beats_per_bar=beats_per_bar)
 
 
@@ -127,22 +162,40 @@ def tempo_ratio(tempo_from: float, tempo_to: float, max_ratio: float = 2.0) -> f
     return float(np.clip(r, 1 / max_ratio, max_ratio))
 
 
-def time_stretch(y: np.ndarray, rate: float) -> np.ndarray:
-    """Phase-vocoder time stretch (``rate`` > 1 is faster); identity for ``|rate - 1| < 0.005``."""
-    import librosa
+def time_stretch(y: np.ndarray, rate: float, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
+    """Phase-vocoder time stretch (``rate`` > 1 is faster; librosa's algorithm on torch's STFT);
+    identity for ``|rate - 1| < 0.005``."""
+    from engines.audio.spectral import istft, stft
 
-    if abs(rate - 1.0) < 0.005:
-        return np.asarray(y, dtype=np.float32)
-    return librosa.effects.time_stretch(np.asarray(y, dtype=np.float32), rate=rate, n_fft=1024, hop_length=256)
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    if abs(rate - 1.0) < 0.005 or len(y) < n_fft:
+        return y
+    S = stft(torch.from_numpy(y).double(), n_fft, hop)  # (F, N)
+    F_, N = S.shape
+    steps = torch.arange(0, N, rate, dtype=torch.float64)
+    S = torch.nn.functional.pad(S, (0, 2))
+    mag, ang = S.abs(), torch.angle(S)
+    i0 = steps.floor().long()
+    frac = (steps - i0)[None]
+    m = (1 - frac) * mag[:, i0] + frac * mag[:, i0 + 1]
+    omega = torch.linspace(0, np.pi * hop, F_, dtype=torch.float64)[:, None]
+    dphi = ang[:, i0 + 1] - ang[:, i0] - omega
+    dphi = dphi - 2 * np.pi * torch.round(dphi / (2 * np.pi))
+    phase = torch.cat([ang[:, :1], torch.cumsum(omega + dphi, 1)[:, :-1] + ang[:, :1]], 1)
+    out = istft(torch.polar(m, phase), n_fft, hop, length=int(round(len(y) / rate)))
+    return out.float().numpy()
 
 
 def pitch_shift(y: np.ndarray, sr: int, n_steps: float) -> np.ndarray:
-    import librosa
+    """Pitch shift by ``n_steps`` semitones, same length (stretch, then resample with soxr)."""
+    import soxr
 
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
     if n_steps == 0:
-        return np.asarray(y, dtype=np.float32)
-    return librosa.effects.pitch_shift(np.asarray(y, dtype=np.float32), sr=sr, n_steps=float(n_steps),
-                                       n_fft=1024, hop_length=256, res_type="soxr_hq")
+        return y
+    ratio = 2.0 ** (float(n_steps) / 12)
+    z = soxr.resample(time_stretch(y, 1.0 / ratio), sr * ratio, sr, quality="HQ").astype(np.float32)
+    return np.pad(z, (0, max(len(y) - len(z), 0)))[: len(y)]
 
 
 def loudness_lufs(y: np.ndarray, sr: int) -> float:

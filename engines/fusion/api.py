@@ -175,7 +175,7 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
          segment_unit: str = "bars", segment_length: int = 1, mask_temporal_segment: int = 150,
          mask_freq_split: float = 0.3, mask_channel_keep: float = 0.5, mask_energy_threshold: float = 0.7,
          match_tempo: bool = True, match_key: bool = False, match_loudness: bool = True,
-         crossfade_ms: float = 20.0, beats_per_bar: int = 4, seed: int = 0, max_seconds: float | None = 600.0,
+         crossfade_ms: float = 20.0, energy_smoothing_ms: float = 100.0, beats_per_bar: int = 4, seed: int = 0, max_seconds: float | None = 600.0,
          progress: Callable[[float, str], None] | None = None) -> FusionResult:
     """Fuse song ``a`` (the input: its tempo, length and bar grid lead) with song ``b`` (the target).
 
@@ -191,6 +191,7 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
         mask_*: the masking options (see :mod:`engines.fusion.masking`).
         match_tempo / match_key / match_loudness: alignment steps (key matching is off by default).
         crossfade_ms: crossfade length at segment edges (0 = hard switches).
+        energy_smoothing_ms: moving average of the frame energies before the energy threshold.
         progress: ``progress(fraction, message)`` callback.
     """
     if mask_type not in MASK_TYPES:
@@ -219,7 +220,7 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
                     "frame_rate": round(fr, 4), "segment_unit": segment_unit, "segment_length": segment_length,
                     "mask_temporal_segment": mask_temporal_segment, "mask_freq_split": mask_freq_split,
                     "mask_channel_keep": mask_channel_keep, "mask_energy_threshold": mask_energy_threshold,
-                    "crossfade_ms": crossfade_ms, "seed": seed,
+                    "crossfade_ms": crossfade_ms, "energy_smoothing_ms": energy_smoothing_ms, "seed": seed,
                     "a_seconds": round(len(ya) / sr, 3), "b_seconds": round(len(yb) / sr, 3)}
     n = len(ya)
     info_a = None
@@ -274,7 +275,8 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
     g = torch.Generator().manual_seed(int(seed))
     m_in, m_tgt = complementary_masks(za, mask_type, temporal_segment=mask_temporal_segment, freq_split=mask_freq_split,
                                       channel_keep=mask_channel_keep, energy_threshold=mask_energy_threshold,
-                                      segments=bounds, generator=g)
+                                      segments=bounds, generator=g,
+                                      energy_smoothing=max(int(round(energy_smoothing_ms / 1000.0 * fr)), 1))
     for line in describe(mask_type, temporal_segment=mask_temporal_segment, freq_split=mask_freq_split,
                          channel_keep=mask_channel_keep, energy_threshold=mask_energy_threshold, frame_rate=fr,
                          segments=bounds):

@@ -51,7 +51,8 @@ def segment_ids(num_frames: int, temporal_segment: int = 150, segments: Sequence
 def complementary_masks(encoded_input: torch.Tensor, mask_type: str = "temporal", *, temporal_segment: int = 150,
                         freq_split: float = 0.3, channel_keep: float = 0.5, energy_threshold: float = 0.7,
                         segments: Sequence[int] | torch.Tensor | None = None,
-                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        generator: torch.Generator | None = None,
+                        energy_smoothing: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """The two binary masks ``(m_in, m_tgt)``, each ``(B, C, N)`` float, for latents like ``encoded_input``.
 
     Args:
@@ -63,6 +64,8 @@ def complementary_masks(encoded_input: torch.Tensor, mask_type: str = "temporal"
         energy_threshold: percentile (0-1) of the input's frame energies; frames at or above it go
             to the input.
         segments: optional segment boundaries in frames (beat/bar-aligned segments).
+        energy_smoothing: frames of a moving average over the frame energies before thresholding
+            (1 = per frame, the original; larger values give fewer, longer energy regions).
     """
     if encoded_input.dim() != 3:
         raise ValueError(f"Latents must be (B, C, N); got {tuple(encoded_input.shape)}.")
@@ -91,6 +94,9 @@ def complementary_masks(encoded_input: torch.Tensor, mask_type: str = "temporal"
         m_in = m[:, :, None].expand(B, C, N)
     elif mask_type == "energy":
         e = encoded_input.detach().float().pow(2).mean(1)  # (B, N)
+        if energy_smoothing > 1:
+            k = int(energy_smoothing)
+            e = torch.nn.functional.avg_pool1d(e[:, None], k, 1, padding=k // 2, count_include_pad=False)[:, 0, :N]
         thr = torch.quantile(e, energy_threshold, dim=1, keepdim=True)
         m_in = (e >= thr).to(dt)[:, None, :].expand(B, C, N)
     else:  # hybrid
@@ -124,7 +130,8 @@ def describe(mask_type: str, *, temporal_segment: int = 150, freq_split: float =
 def apply_complementary_mask(encoded_input: torch.Tensor, encoded_target: torch.Tensor, mask_type: str = "temporal",
                              *, temporal_segment: int = 150, freq_split: float = 0.3, channel_keep: float = 0.5,
                              energy_threshold: float = 0.7, segments=None, generator: torch.Generator | None = None,
-                             frame_rate: float | None = None, verbose: bool = False, return_masks: bool = False):
+                             frame_rate: float | None = None, verbose: bool = False, return_masks: bool = False,
+                             energy_smoothing: int = 1):
     """Mask both latents complementarily; returns ``masked_input, masked_target`` (+ ``(m_in, m_tgt)``).
 
     Args:
@@ -137,7 +144,8 @@ def apply_complementary_mask(encoded_input: torch.Tensor, encoded_target: torch.
                          f"{tuple(encoded_target.shape)}.")
     m_in, m_tgt = complementary_masks(encoded_input, mask_type, temporal_segment=temporal_segment,
                                       freq_split=freq_split, channel_keep=channel_keep,
-                                      energy_threshold=energy_threshold, segments=segments, generator=generator)
+                                      energy_threshold=energy_threshold, segments=segments, generator=generator,
+                                      energy_smoothing=energy_smoothing)
     if verbose:
         for line in describe(mask_type, temporal_segment=temporal_segment, freq_split=freq_split,
                              channel_keep=channel_keep, energy_threshold=energy_threshold,

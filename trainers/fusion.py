@@ -1,0 +1,398 @@
+"""``python launch.py train fusion``: the A/B fusion cascade transformer (seeds 000 and 001).
+
+Reads pairs of songs (a ``dataset_pairs_wav``-style folder: sub-folders holding ``input.wav`` +
+``target.wav`` or ``a.wav`` + ``b.wav``, or ``*_input.wav`` / ``*_target.wav`` files; or a rendered
+corpus kind folder with ``manifest.jsonl``), crops both, encodes them with the codec, builds
+complementary masks and trains the cascade on the shared solver (torchrun DDP, resumable, MLflow).
+
+Target of training: the complementary arrangement built in the STFT domain (n_fft 512, hop 128,
+the latent frame grid; each STFT bin inherits the mask of its MDCT band), i.e. A in A's regions and B
+in B's regions with clean seams. The cascade starts as the direct latent fusion and learns to
+correct it. Losses (audio space, after decoding): ``rms_input`` = RMS between the output and the
+input restricted to the input's region, ``rms_target`` likewise for the target, ``spectral``
+(multi-resolution STFT) and ``mel`` against the arrangement. ``--anti_cheating`` adds noise to each
+source's latent where it is masked out, so the network cannot copy what it must not use.
+Validation runs without masking (full inputs, matched pairs), as in the original.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import sys
+from pathlib import Path
+
+HELP = "train the A/B fusion cascade transformer on song pairs"
+logger = logging.getLogger(__name__)
+TRAIN_MASK_TYPES = ("temporal", "frequency", "spectral", "energy", "hybrid")
+
+
+def str2bool(v) -> bool:
+    if isinstance(v, bool):
+        return v
+    if str(v).lower() in ("1", "true", "yes", "y", "on"):
+        return True
+    if str(v).lower() in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got '{v}'")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from trainers.solver import add_solver_arguments
+
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset_folder", nargs="+", required=True,
+                   help="pair folder(s) (input/target wavs) or corpus folder(s) with manifest.jsonl")
+    d.add_argument("--crop_seconds", type=float, default=3.0, help="training crop length")
+    d.add_argument("--crops_per_pair", type=int, default=4, help="crops of each pair per epoch")
+    d.add_argument("--val_pairs", type=int, default=8, help="pairs held out for validation")
+    d.add_argument("--max_pairs", type=int, default=None, help="use at most this many pairs")
+    d.add_argument("--shuffle_targets", type=str2bool, nargs="?", const=True, default=True,
+                   help="pair each input with a random other song's target (style transfer)")
+    d.add_argument("--unity_test", type=str2bool, nargs="?", const=True, default=False,
+                   help="target = input (the model must reproduce its input)")
+    m = p.add_argument_group("model")
+    m.add_argument("--codec", default="builtin", help="builtin, or an EnCodec hub id / local folder")
+    m.add_argument("--num_transformer_layers", type=int, default=2, help="transformer layers per stage")
+    m.add_argument("--num_stages", type=int, default=3, help="stages in the cascade")
+    m.add_argument("--d_model", type=int, default=128)
+    m.add_argument("--nhead", type=int, default=4)
+    m.add_argument("--dim_feedforward", type=int, default=256)
+    m.add_argument("--cascade", type=str2bool, nargs="?", const=True, default=True,
+                   help="stages also read the target latent")
+    k = p.add_argument_group("masking")
+    k.add_argument("--mask_type", default="mixed", choices=("mixed",) + ("none",) + TRAIN_MASK_TYPES,
+                   help="mask per batch; 'mixed' draws one of the five types per batch")
+    k.add_argument("--mask_temporal_segment", type=int, default=150, help="frames per temporal segment "
+                   "('mixed' draws 40-400)")
+    k.add_argument("--mask_freq_split", type=float, default=0.3)
+    k.add_argument("--mask_channel_keep", type=float, default=0.5)
+    k.add_argument("--mask_energy_threshold", type=float, default=0.7)
+    k.add_argument("--mask_energy_smoothing", type=int, default=19,
+                   help="moving average (frames) of frame energies before the energy threshold (fuse: 100 ms)")
+    k.add_argument("--crossfade_frames", type=int, default=4, help="mask crossfade (frames), as fuse uses")
+    k.add_argument("--anti_cheating", type=float, default=0.3, help="noise (x latent RMS) on masked-out regions")
+    w = p.add_argument_group("loss")
+    w.add_argument("--loss_weight_input", type=float, default=1.0)
+    w.add_argument("--loss_weight_target", type=float, default=1.0)
+    w.add_argument("--loss_weight_spectral", type=float, default=0.5)
+    w.add_argument("--loss_weight_mel", type=float, default=0.5)
+    o = p.add_argument_group("optimiser / export")
+    o.add_argument("--lr", type=float, default=1e-3)
+    o.add_argument("--export", default=None, help="write the inference checkpoint here at the end")
+    o.add_argument("--name", default="fusion-cascade", help="model name stored in the export")
+    add_solver_arguments(p, epochs=10, batch_size=8, ckpt_every=100)
+
+
+# ------------------------------------------------------------------------------------------ data
+def _wavs_in(record, base: Path) -> dict:
+    """``{key: path}`` of every ``*.wav``/``*.flac`` string in a manifest record (recursively)."""
+    out = {}
+
+    def walk(x, key):
+        if isinstance(x, str) and x.lower().endswith((".wav", ".flac")):
+            p = Path(x) if os.path.isabs(x) else base / x
+            out[key] = p
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{key}.{k}" if key else k)
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, f"{key}[{i}]")
+    walk(record, "")
+    return out
+
+
+def _pick_pair(files: dict) -> tuple[Path, Path | None] | None:
+    keys = list(files)
+    for ka, kb in (("input", "target"), ("a", "b")):
+        fa = [k for k in keys if k.split(".")[-1].startswith(ka) or k.split(".")[0] == ka]
+        fb = [k for k in keys if k.split(".")[-1].startswith(kb) or k.split(".")[0] == kb]
+        if fa and fb:
+            return files[sorted(fa, key=len)[0]], files[sorted(fb, key=len)[0]]
+    mixes = [k for k in keys if "mix" in k.lower()]
+    if len(mixes) >= 2:
+        return files[mixes[0]], files[mixes[1]]
+    if mixes:
+        return files[mixes[0]], None
+    return (files[keys[0]], files[keys[1]] if len(keys) > 1 else None) if keys else None
+
+
+def discover_pairs(folder: str | os.PathLike) -> list[tuple[str, str | None]]:
+    """Pairs ``(input, target_or_None)`` in a folder (see the module docstring)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Dataset folder not found: '{folder}'.")
+    pairs: list[tuple[str, str | None]] = []
+    man = folder / "manifest.jsonl"
+    if man.is_file():
+        for line in man.read_text().splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            base = folder / rec["dir"] if isinstance(rec.get("dir"), str) else folder
+            files = _wavs_in(rec, base)
+            if not all(p.is_file() for p in files.values()):
+                files = {k: (folder / p.relative_to(base)) if not p.is_file() else p for k, p in files.items()}
+            got = _pick_pair({k: p for k, p in files.items() if p.is_file()})
+            if got:
+                pairs.append((str(got[0]), str(got[1]) if got[1] else None))
+        if pairs:
+            return pairs
+    for sub in sorted(p for p in folder.rglob("*") if p.is_dir()) + [folder]:
+        for na, nb in (("input.wav", "target.wav"), ("a.wav", "b.wav")):
+            if (sub / na).is_file() and (sub / nb).is_file():
+                pairs.append((str(sub / na), str(sub / nb)))
+    if pairs:
+        return pairs
+    for f in sorted(folder.rglob("*_input.wav")):
+        t = f.with_name(f.name.replace("_input.wav", "_target.wav"))
+        if t.is_file():
+            pairs.append((str(f), str(t)))
+    if pairs:
+        return pairs
+    return [(str(f), None) for f in sorted(folder.rglob("*.wav"))]
+
+
+class PairCrops:
+    """Random crops of song pairs: item -> ``(a (1, L), b (1, L))`` float32 at ``sr``.
+
+    ``shuffle`` pairs an input with a random other pair's target (or single song); ``unity`` makes the
+    target the input. ``fixed`` gives deterministic crops (validation)."""
+
+    def __init__(self, pairs, sr: int, seconds: float, crops_per_pair: int = 4, shuffle: bool = True,
+                 unity: bool = False, fixed: bool = False, seed: int = 0):
+        self.pairs, self.sr, self.L = pairs, sr, int(round(seconds * sr))
+        self.crops, self.shuffle, self.unity, self.fixed, self.seed = crops_per_pair, shuffle, unity, fixed, seed
+        import soundfile as sf
+
+        self._frames = {}
+        for a, b in pairs:
+            for f in (a, b):
+                if f and f not in self._frames:
+                    i = sf.info(f)
+                    self._frames[f] = (i.frames, i.samplerate)
+
+    def __len__(self) -> int:
+        return len(self.pairs) * self.crops
+
+    def _crop(self, path: str, rng: random.Random):
+        import numpy as np
+        import soundfile as sf
+
+        frames, rate = self._frames[path]
+        need = int(math.ceil(self.L * rate / self.sr)) + 8
+        start = rng.randint(0, max(frames - need, 0))
+        x, rate = sf.read(path, start=start, frames=need, dtype="float32", always_2d=True)
+        x = x.mean(1)
+        if rate != self.sr:
+            import soxr
+
+            x = soxr.resample(x, rate, self.sr).astype("float32")
+        x = np.pad(x, (0, max(self.L - len(x), 0)))[: self.L]
+        return x
+
+    def __getitem__(self, i: int):
+        import numpy as np
+        import torch
+
+        rng = random.Random(self.seed * 100003 + i if self.fixed else random.random())
+        pi = i % len(self.pairs)
+        a_path, b_path = self.pairs[pi]
+        a = self._crop(a_path, rng)
+        if self.unity:
+            b = a.copy()
+        else:
+            if self.shuffle or b_path is None:
+                j = rng.randrange(len(self.pairs))
+                if len(self.pairs) > 1:
+                    while j == pi:
+                        j = rng.randrange(len(self.pairs))
+                cand = [p for p in self.pairs[j] if p]
+                b_path = cand[rng.randrange(len(cand))]
+            b = self._crop(b_path, rng)
+        # level: a at a random RMS in -26..-14 dBFS, b matched to it (as fuse matches loudness)
+        target = 10 ** (rng.uniform(-26, -14) / 20)
+        ra, rb = float(np.sqrt(np.mean(a**2))) + 1e-8, float(np.sqrt(np.mean(b**2))) + 1e-8
+        a, b = a * (target / ra) if ra > 1e-5 else a, b * (target / rb) if rb > 1e-5 else b
+        return torch.from_numpy(np.ascontiguousarray(a))[None], torch.from_numpy(np.ascontiguousarray(b))[None]
+
+
+# ------------------------------------------------------------------------------------------ targets
+def stft_masks(m: "torch.Tensor", codec, n_fft: int = 512):
+    """Carry a latent mask ``(B, C, N)`` onto the STFT grid ``(B, n_fft // 2 + 1, N)`` (hop = the
+    codec's hop, so frames coincide); bins inherit their band's mask (built-in codec) or the mean
+    over channels (other codecs)."""
+    import torch
+
+    B, C, N = m.shape
+    F_ = n_fft // 2 + 1
+    freqs = codec.channel_frequencies()
+    if freqs is None:
+        return m.mean(1, keepdim=True).expand(B, F_, N)
+    band = (torch.arange(F_) * codec.sample_rate / n_fft / (codec.sample_rate / 2 / C)).long().clamp(0, C - 1)
+    return m[:, band, :]
+
+
+def arrangement(a, b, s_in, s_tgt, codec, n_fft: int = 512):
+    """The training target: ``(ref, ref_in, ref_tgt)`` audio ``(B, 1, T)`` built in the STFT domain."""
+    from engines.audio.spectral import istft, stft
+
+    hop = int(round(codec.sample_rate / codec.frame_rate))
+    T = a.shape[-1]
+    Sa, Sb = stft(a[:, 0], n_fft, hop), stft(b[:, 0], n_fft, hop)
+    N = Sa.shape[-1]
+    Mi, Mt = stft_masks(s_in[..., :N], codec, n_fft), stft_masks(s_tgt[..., :N], codec, n_fft)
+    Mi, Mt = _fit(Mi, N), _fit(Mt, N)
+    ref_in = istft(Sa * Mi, n_fft, hop, T)[:, None]
+    ref_tgt = istft(Sb * Mt, n_fft, hop, T)[:, None]
+    return ref_in + ref_tgt, ref_in, ref_tgt, (Mi, Mt, n_fft, hop)
+
+
+def _fit(M, N):
+    import torch.nn.functional as F
+
+    return M if M.shape[-1] == N else F.pad(M, (0, N - M.shape[-1]), mode="replicate")
+
+
+def restrict(y, M, n_fft, hop):
+    from engines.audio.spectral import istft, stft
+
+    S = stft(y[:, 0], n_fft, hop)
+    return istft(S * _fit(M, S.shape[-1]), n_fft, hop, y.shape[-1])[:, None]
+
+
+# ------------------------------------------------------------------------------------------ run
+def run(args) -> int:
+    import torch
+
+    from engines.fusion.align import smooth_masks
+    from engines.fusion.codec import get_codec
+    from engines.fusion.losses import FusionLoss
+    from engines.fusion.masking import complementary_masks, describe
+    from engines.fusion.model import CascadeFusion
+    from trainers import distrib
+    from trainers.solver import Solver, config_from_args
+
+    if not getattr(args, "threads", None):
+        torch.set_num_threads(1)
+    pairs = []
+    for f in args.dataset_folder:
+        pairs += discover_pairs(f)
+    if args.max_pairs:
+        pairs = pairs[: args.max_pairs]
+    if len(pairs) < 2:
+        raise ValueError(f"Found {len(pairs)} song(s) in {args.dataset_folder}; at least 2 are needed.")
+    rng = random.Random(args.seed)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    n_val = min(args.val_pairs, max(len(pairs) // 5, 1))
+    val_pairs = [pairs[i] for i in order[:n_val]]
+    train_pairs = [pairs[i] for i in order[n_val:]]
+    codec = get_codec(args.codec)
+    sr = codec.sample_rate
+    train_set = PairCrops(train_pairs, sr, args.crop_seconds, args.crops_per_pair, args.shuffle_targets,
+                          args.unity_test, seed=args.seed)
+    val_set = PairCrops(val_pairs, sr, args.crop_seconds, 2, False, args.unity_test, fixed=True, seed=args.seed)
+    val_batch = [val_set[i] for i in range(len(val_set))]
+    model = CascadeFusion(channels=codec.channels, d_model=args.d_model, num_stages=args.num_stages,
+                          num_transformer_layers=args.num_transformer_layers, nhead=args.nhead,
+                          dim_feedforward=args.dim_feedforward, cascade=args.cascade)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    cfg = config_from_args(args, progress_bar=False)
+    steps_per_epoch = max(math.ceil(len(train_set) / (args.batch_size * max(distrib.world_size(), 1))), 1)
+    total = args.max_steps or steps_per_epoch * (args.epochs or 1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=max(total, 2), pct_start=0.05)
+    hparams = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    solver = Solver(model, opt, cfg, scheduler=sched, hparams=hparams)
+    crit = FusionLoss(args.loss_weight_input, args.loss_weight_target, args.loss_weight_spectral,
+                      args.loss_weight_mel, sample_rate=sr)
+    if distrib.is_main():
+        print(f"Fusion training: {len(train_pairs)} train pairs, {len(val_pairs)} val pairs, codec {codec.name}, "
+              f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {total} steps", flush=True)
+        if args.mask_type == "mixed":
+            print("🎭 Complementary Masking Applied:\n  Type: mixed (one of temporal, frequency, spectral, energy, "
+                  "hybrid per batch)", flush=True)
+        else:
+            print("\n".join(describe(args.mask_type, temporal_segment=args.mask_temporal_segment,
+                                     freq_split=args.mask_freq_split, channel_keep=args.mask_channel_keep,
+                                     energy_threshold=args.mask_energy_threshold, frame_rate=codec.frame_rate)),
+                  flush=True)
+
+    def masks_for(za, mask_type, gen):
+        seg = args.mask_temporal_segment
+        split, keep, thr = args.mask_freq_split, args.mask_channel_keep, args.mask_energy_threshold
+        if mask_type == "mixed":
+            mask_type = TRAIN_MASK_TYPES[int(torch.randint(len(TRAIN_MASK_TYPES), (1,), generator=gen))]
+            seg = int(torch.randint(40, 400, (1,), generator=gen))
+            split = float(torch.empty(1).uniform_(0.15, 0.6, generator=gen))
+            thr = float(torch.empty(1).uniform_(0.5, 0.9, generator=gen))
+        m_in, m_tgt = complementary_masks(za, mask_type, temporal_segment=seg, freq_split=split, channel_keep=keep,
+                                          energy_threshold=thr, generator=gen,
+                                          energy_smoothing=args.mask_energy_smoothing)
+        return m_in, m_tgt
+
+    gen = torch.Generator().manual_seed(args.seed + distrib.rank())
+
+    def compute(net, a, b, mask_type, noise: float, g):
+        with torch.no_grad():
+            za, zb = codec.encode(a), codec.encode(b)
+            m_in, m_tgt = masks_for(za, mask_type, g)
+            s_in, s_tgt = smooth_masks(m_in, m_tgt, args.crossfade_frames) if mask_type != "none" else (m_in, m_tgt)
+            ref, ref_in, ref_tgt, (Mi, Mt, n_fft, hop) = arrangement(a, b, s_in, s_tgt, codec)
+            if noise > 0:
+                rms = torch.cat([za, zb], 1).pow(2).mean((1, 2), keepdim=True).sqrt()
+                za = za + noise * rms * torch.randn(za.shape, generator=g) * (1 - m_in)
+                zb = zb + noise * rms * torch.randn(zb.shape, generator=g) * (1 - m_tgt)
+        z = net(za, zb, s_in, s_tgt)
+        y = codec.decode(z, length=a.shape[-1])
+        if mask_type == "none":
+            return crit(y, a, b, ref=ref)
+        return crit(y, ref_in, ref_tgt, out_input=restrict(y, Mi, n_fft, hop), out_target=restrict(y, Mt, n_fft, hop),
+                    ref=ref)
+
+    def train_step(net, batch):
+        a, b = batch
+        return compute(net, a, b, args.mask_type, args.anti_cheating, gen)
+
+    def validate(net):
+        g = torch.Generator().manual_seed(1234)
+        a = torch.stack([x[0] for x in val_batch])
+        b = torch.stack([x[1] for x in val_batch])
+        out = {k: float(v) for k, v in compute(net, a, b, "none", 0.0, g).items()}
+        masked = compute(net, a, b, args.mask_type if args.mask_type != "none" else "temporal", 0.0, g)
+        out["masked_loss"] = float(masked["loss"])
+        return out
+
+    def on_epoch_end(epoch, tr, va):
+        print(f"Epoch {epoch}/{args.epochs}:")
+        print(f"  Train Loss: {tr['loss']:.4f} (rms_in: {tr['rms_input']:.4f}, rms_tgt: {tr['rms_target']:.4f}, "
+              f"spec: {tr['spectral']:.4f}, mel: {tr['mel']:.4f})")
+        if va:
+            print(f"  Val Loss:   {va['loss']:.4f} (rms_in: {va['rms_input']:.4f}, rms_tgt: {va['rms_target']:.4f}, "
+                  f"spec: {va['spectral']:.4f}, mel: {va['mel']:.4f}) masked: {va.get('masked_loss', 0):.4f}")
+        print(f"  LR: {solver.lr():.2e}", flush=True)
+
+    res = solver.fit(train_set, train_step, validate=validate, on_epoch_end=on_epoch_end)
+    if args.export and not res.get("stopped") and distrib.is_main():
+        datasets = ", ".join(str(Path(f)) for f in args.dataset_folder)
+        path = solver.export(args.export, {"name": args.name, "codec": codec.name, "sample_rate": sr,
+                                           "trained_on": f"{len(train_pairs)} pairs from {datasets}",
+                                           "mask_type": args.mask_type})
+        print(f"Exported {path}", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="trainers/fusion.py", description=HELP)
+    add_arguments(p)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())
