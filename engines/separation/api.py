@@ -1,0 +1,504 @@
+"""Query separation API: ``separate(mix, query, ...) -> SeparationResult`` and ``write_outputs``.
+
+The CLI and the studio call these two functions. Processing happens at 16 kHz mono; the final mask
+is mapped onto the mixture's own rate and channels, so ``target`` and ``residual`` have the
+mixture's shape and ``residual == mixture - target`` exactly.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence, Union
+
+import numpy as np
+import torch
+
+from engines.audio import io as aio
+from engines.audio.errors import AudioError, SilentAudioError, TooLongError, TooShortError
+from engines.audio.spectral import mel_filterbank, stft
+
+from . import detection as det
+from . import reference as refmod
+from .embedders import DEFAULT_AST, BuiltinEmbedder, Embedder, load_embedder
+from .features import MODEL_HOP, MODEL_NFFT, SR
+from .mask import apply_mask, optimise_mask
+
+logger = logging.getLogger(__name__)
+
+AudioIn = Union[str, os.PathLike, bytes, np.ndarray, tuple]
+MAX_MIX_SECONDS = 600.0
+MIN_MIX_SECONDS = 0.5
+MIN_QUERY_SECONDS = 0.25
+
+
+class QueryTooLongError(AudioError):
+    """The query is longer than the mixture."""
+
+
+@dataclass
+class SeparationConfig:
+    """Every parameter of the CLI (the "balanced" preset) plus the engine's own options."""
+
+    window_sec: float = 1.0
+    hop_sec: float = 0.5
+    cls_threshold: float | None = None
+    cls_percentile: float = 92.0
+    use_cosine_gate: bool = True
+    cosine_threshold: float = 0.45
+    min_dur_ms: float = 500.0
+    merge_gap_ms: float = 200.0
+    segment_padding_ms: float = 50.0
+    time_mask_sharpening: float = 1.2
+    nfft: int = 512
+    hop: int = 256
+    n_mels: int = 64
+    opt_steps: int = 18
+    lr: float = 0.28
+    lambda_tv: float = 0.008
+    lambda_sat: float = 0.0010
+    gamma_profile: float = 0.25
+    mask_floor: float = 0.08
+    soft_masking: bool = True
+    use_embedding_masking: bool = False
+    use_spectrogram_features: bool = False
+    semantic_blending: float = 0.7
+    similarity_smoothing: float = 1.0
+    threads: int = 2
+    # engine options beyond the original
+    embedder: str = "auto"               # auto | ast | builtin
+    ast_model: str = DEFAULT_AST
+    checkpoint: str | None = None        # built-in model: registry name or path (None = default)
+    reference: str = "fitted"            # fitted (mask net, beyond the original) | stitch (original)
+    max_query_sec: float = 3.0
+    not_found_db: float = -30.0          # fitted: estimated target below this (dB re mixture) = not found
+
+    def validate(self) -> None:
+        checks = [
+            (self.window_sec > 0 and self.hop_sec > 0, "window_sec and hop_sec must be positive"),
+            (0 <= self.cls_percentile <= 100, "cls_percentile must be within 0..100"),
+            (self.nfft >= 64 and self.hop >= 16 and self.hop <= self.nfft, "need nfft >= 64 and 16 <= hop <= nfft"),
+            (8 <= self.n_mels <= 256, "n_mels must be within 8..256"),
+            (self.opt_steps >= 0 and self.lr > 0, "opt_steps >= 0 and lr > 0 required"),
+            (0 <= self.mask_floor < 1, "mask_floor must be within [0, 1)"),
+            (0 <= self.semantic_blending <= 1, "semantic_blending must be within 0..1"),
+            (self.similarity_smoothing >= 0, "similarity_smoothing must be >= 0"),
+            (self.time_mask_sharpening > 0, "time_mask_sharpening must be positive"),
+            (self.reference in ("fitted", "stitch"), "reference must be 'fitted' or 'stitch'"),
+            (self.embedder in ("auto", "ast", "builtin"), "embedder must be auto, ast or builtin"),
+            (self.max_query_sec >= 0.5, "max_query_sec must be >= 0.5"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"Invalid setting: {msg}.")
+
+
+@dataclass
+class SeparationResult:
+    """Everything the CLI writes and the studio shows."""
+
+    target: np.ndarray                 # (C, T) at ``sr``
+    residual: np.ndarray               # (C, T) = mixture - target
+    mixture: np.ndarray                # (C, T)
+    sr: int
+    query: np.ndarray                  # (Tq,) 16 kHz mono, trimmed (the first query)
+    query_trimmed: bool
+    query_class: str
+    query_class_index: int
+    class_probs: dict                  # top-5 {class: prob} of the query
+    embedder: str
+    reference: str
+    found: bool
+    segments: list
+    windows: dict                      # starts, class_scores, cosine, active, class_threshold
+    mask: np.ndarray                   # (F, N) final mask on the 16 kHz analysis grid
+    mix_mel: np.ndarray                # (M, N) analysis mel of the mixture
+    ref_mel: np.ndarray                # (M, N) reference mel
+    target_mel: np.ndarray             # (M, N) mel of the estimate
+    time_mask: np.ndarray              # (N,) detection time mask
+    losses: list
+    timings: dict
+    params: dict
+    metrics: dict | None = None
+    warnings: list = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.mixture.shape[-1] / self.sr
+
+    def event(self) -> dict:
+        """The ``event.json`` content."""
+        return {
+            "found": self.found,
+            "message": None if self.found else "not found: the query does not occur in the mixture",
+            "query_class": self.query_class, "query_class_index": self.query_class_index,
+            "class_probs": self.class_probs, "embedder": self.embedder, "reference": self.reference,
+            "segments": self.segments, "n_segments": len(self.segments),
+            "windows": {k: (np.asarray(v).round(4).tolist() if isinstance(v, np.ndarray) else v)
+                        for k, v in self.windows.items()},
+            "sample_rate": self.sr, "channels": int(self.mixture.shape[0]), "duration_s": round(self.duration, 3),
+            "query_trimmed": self.query_trimmed,
+            "mask_activity": round(float((self.mask > 0.5).mean()), 4),
+            "opt_losses": [round(v, 5) for v in self.losses],
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "params": self.params, "metrics": self.metrics, "warnings": self.warnings,
+        }
+
+
+_CACHE: dict[tuple, Any] = {}
+
+
+def get_models(embedder: str = "auto", ast_model: str = DEFAULT_AST, checkpoint: str | None = None,
+               need_net: bool = True) -> tuple[Embedder, Any]:
+    """Load (and cache per process) the embedder and the built-in QueryNet (for the fitted reference)."""
+    key = (embedder, ast_model, checkpoint, need_net)
+    if key not in _CACHE:
+        emb = load_embedder(embedder, ast_model=ast_model, checkpoint=checkpoint)
+        net = None
+        if need_net:
+            net = emb.net if isinstance(emb, BuiltinEmbedder) else BuiltinEmbedder.load(checkpoint).net
+        _CACHE[key] = (emb, net)
+    return _CACHE[key]
+
+
+def _load(src: AudioIn, what: str, sr: int | None = None) -> tuple[np.ndarray, int]:
+    """(C, T) float32 and rate from a path, bytes, ``(audio, sr)`` tuple or array (then ``sr`` needed)."""
+    if isinstance(src, tuple):
+        a, r = src
+        a = np.asarray(a, dtype=np.float32)
+        return (a[None] if a.ndim == 1 else a), int(r)
+    if isinstance(src, np.ndarray):
+        if sr is None:
+            raise ValueError(f"{what}: pass the sample rate with a numpy array.")
+        a = src.astype(np.float32)
+        return (a[None] if a.ndim == 1 else a), int(sr)
+    return aio.load(src)
+
+
+def _mono16(a: np.ndarray, sr: int) -> np.ndarray:
+    return aio.resample(aio.to_channels(a, 1), sr, SR)[0]
+
+
+def trim_query(q: np.ndarray, embedder: Embedder, max_sec: float = 3.0) -> tuple[np.ndarray, bool]:
+    """Keep the ``max_sec`` span of ``q (T,)`` whose 1-s windows are closest to the clip's mean
+    embedding (its most typical part). Returns ``(clip, trimmed)``."""
+    n = int(max_sec * SR)
+    if q.shape[-1] <= n:
+        return q, False
+    x = torch.from_numpy(q)
+    w, starts = det.frame_windows(x, 1.0, 0.25)
+    e, _ = det.embed_windows(embedder, w)
+    sim = (e @ torch.nn.functional.normalize(e.mean(0), dim=0)).numpy()
+    per = int(round((max_sec - 1.0) / 0.25)) + 1
+    best, best_s = -1e9, 0.0
+    for i in range(0, max(1, len(starts) - per + 1)):
+        s = float(sim[i:i + per].mean())
+        if s > best:
+            best, best_s = s, starts[i]
+    a = int(best_s * SR)
+    return q[a:a + n], True
+
+
+def _grid_to_rate(mask: torch.Tensor, n_fft0: int, n_frames0: int, sr0: int) -> torch.Tensor:
+    """Map a 16 kHz-grid mask ``(F, N)`` onto an STFT grid at ``sr0`` (``n_fft0//2+1`` bins, ``n_frames0``)."""
+    F_, N = mask.shape
+    freqs = np.arange(n_fft0 // 2 + 1) * sr0 / n_fft0
+    pos = np.clip(freqs / (SR / 2) * (F_ - 1), 0, F_ - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, F_ - 1)
+    w = torch.from_numpy(pos - lo).float()[:, None]
+    m = mask[lo] * (1 - w) + mask[hi] * w  # (F0, N)
+    if m.shape[-1] != n_frames0:
+        m = torch.nn.functional.interpolate(m[None], size=n_frames0, mode="linear", align_corners=True)[0]
+    return m
+
+
+def separate(mix: AudioIn, query: AudioIn | Sequence[AudioIn], *, config: SeparationConfig | None = None,
+             gt: AudioIn | None = None, negative: AudioIn | None = None, mix_sr: int | None = None,
+             query_sr: int | None = None, models: tuple | None = None,
+             progress: Callable[[float, str], None] | None = None, **overrides) -> SeparationResult:
+    """Extract the sound of ``query`` from ``mix``.
+
+    Args:
+        mix: path, bytes, ``(audio, sr)`` or a numpy array (with ``mix_sr``); any rate and channels.
+        query: one such clip or a list of clips (several examples of the wanted sound).
+        config: a :class:`SeparationConfig` (defaults: the balanced preset); ``overrides`` replace fields.
+        gt: optional ground-truth target: adds ``metrics`` (SI-SDR, SDR, spectral convergence,
+            cross-correlation, energy ratio, quality label, improvements over the mixture).
+        negative: optional clip of a sound to keep out of the target.
+        models: ``(embedder, net)`` from :func:`get_models` (otherwise loaded and cached here).
+        progress: ``progress(fraction, message)``.
+
+    Raises:
+        AudioError subclasses (unreadable/silent/too short/too long input, query longer than the
+        mixture), ValueError (bad settings), CheckpointError (missing model).
+    """
+    cfg = config or SeparationConfig()
+    if overrides:
+        cfg = SeparationConfig(**{**asdict(cfg), **overrides})
+    cfg.validate()
+    prog = progress or (lambda f, m: None)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(cfg.threads)))
+    try:
+        return _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> SeparationResult:
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    t0 = time.perf_counter()
+    prog(0.0, "loading audio")
+    mix_a, sr0 = _load(mix, "The mixture", mix_sr)
+    dur = mix_a.shape[-1] / sr0
+    if dur > MAX_MIX_SECONDS:
+        raise TooLongError(f"The mixture is {dur:.1f} s long; the limit is {MAX_MIX_SECONDS:g} s.")
+    if dur < MIN_MIX_SECONDS:
+        raise TooShortError(f"The mixture is {dur:.2f} s long; at least {MIN_MIX_SECONDS:g} s is needed.")
+    aio.check_not_silent(mix_a, "The mixture")
+    queries_in = list(query) if isinstance(query, (list, tuple)) and not (
+        len(query) == 2 and isinstance(query[1], (int, np.integer))) else [query]
+    if not queries_in:
+        raise ValueError("Give at least one query clip.")
+    qs16 = []
+    for i, qsrc in enumerate(queries_in):
+        what = "The query" if len(queries_in) == 1 else f"Query {i + 1}"
+        qa, qsr = _load(qsrc, what, query_sr)
+        aio.check_not_silent(qa, what)
+        qd = qa.shape[-1] / qsr
+        if qd > dur:
+            raise QueryTooLongError(f"{what} ({qd:.2f} s) is longer than the mixture ({dur:.2f} s); "
+                                    "use a short clip of the wanted sound.")
+        if qd < MIN_QUERY_SECONDS:
+            raise TooShortError(f"{what} is {qd:.2f} s long; at least {MIN_QUERY_SECONDS:g} s is needed.")
+        qs16.append(_mono16(qa, qsr))
+    neg16 = None
+    if negative is not None:
+        na, nsr = _load(negative, "The negative query", query_sr)
+        aio.check_not_silent(na, "The negative query")
+        neg16 = _mono16(na, nsr)
+    x16 = _mono16(mix_a, sr0)
+    timings["load"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    prog(0.1, "loading models")
+    embedder, net = models if models is not None else get_models(cfg.embedder, cfg.ast_model, cfg.checkpoint,
+                                                                  need_net=cfg.reference == "fitted")
+    if cfg.reference == "fitted" and net is None:
+        raise ValueError("The fitted reference needs the built-in model; pass models=(embedder, net).")
+    timings["models"] = time.perf_counter() - t
+
+    # ---- query: trim, embed, classify
+    t = time.perf_counter()
+    trimmed_any = False
+    q_clips = []
+    for q in qs16:
+        q2, tr = trim_query(q, embedder, cfg.max_query_sec)
+        trimmed_any |= tr
+        q_clips.append(q2)
+    embs, probs = [], []
+    for q in q_clips:
+        e, p = embedder.embed(torch.from_numpy(q)[None])
+        embs.append(e[0])
+        probs.append(p[0])
+    q_emb = torch.nn.functional.normalize(torch.stack(embs).mean(0), dim=0)
+    q_prob = torch.stack(probs).mean(0)
+    cls_idx = int(q_prob.argmax())
+    names = embedder.class_names
+    cls_name = names[cls_idx] if cls_idx < len(names) else f"class_{cls_idx}"
+    top = torch.topk(q_prob, min(5, q_prob.numel()))
+    class_probs = {names[int(i)]: round(float(v), 4) for v, i in zip(top.values, top.indices)}
+    neg_emb = None
+    if neg16 is not None:
+        neg_emb = embedder.embed(torch.from_numpy(neg16)[None])[0][0]
+    timings["query"] = time.perf_counter() - t
+
+    # ---- detection
+    t = time.perf_counter()
+    prog(0.25, "detecting the query in the mixture")
+    x = torch.from_numpy(x16)
+    d = det.detect(embedder, x, q_emb, cls_idx, window_sec=cfg.window_sec, hop_sec=cfg.hop_sec,
+                   cls_threshold=cfg.cls_threshold, cls_percentile=cfg.cls_percentile,
+                   use_cosine_gate=cfg.use_cosine_gate, cosine_threshold=cfg.cosine_threshold,
+                   min_dur_ms=cfg.min_dur_ms, merge_gap_ms=cfg.merge_gap_ms,
+                   segment_padding_ms=cfg.segment_padding_ms, negative_emb=neg_emb)
+    timings["detection"] = time.perf_counter() - t
+
+    # ---- analysis STFT, reference, initial mask
+    t = time.perf_counter()
+    prog(0.45, "building the reference")
+    X = stft(x, cfg.nfft, cfg.hop)
+    mag = X.abs()
+    F_, N = mag.shape
+    fb = mel_filterbank(SR, cfg.nfft, cfg.n_mels)
+    mix_mel = fb @ mag
+    tmask = det.time_mask(d.segments, N, cfg.hop, sharpening=cfg.time_mask_sharpening)
+    q_mag = stft(torch.from_numpy(q_clips[0]), cfg.nfft, cfg.hop).abs()
+    profile = refmod.query_profile(q_mag)
+    est_db = None
+    if cfg.reference == "fitted":
+        m_net = refmod.fitted_mask(net, x, [torch.from_numpy(q) for q in q_clips],
+                                   [torch.from_numpy(neg16)] if neg16 is not None else None)
+        if (cfg.nfft, cfg.hop) != (MODEL_NFFT, MODEL_HOP):
+            m_net = refmod.to_grid(m_net, F_, N)
+        est_db = float(10 * np.log10((m_net * mag).pow(2).sum() / mag.pow(2).sum().clamp_min(1e-12) + 1e-12))
+        activity = np.power(m_net.amax(0).numpy().astype(np.float64), cfg.time_mask_sharpening)
+        ref_mel = refmod.fitted_reference(m_net, mag, fb)
+        init = m_net.clone()
+        floor_t = torch.from_numpy(cfg.mask_floor * activity * (activity > 0.5)).float()[None]
+    else:
+        activity = tmask
+        ref_mel = refmod.stitching_reference(fb @ q_mag, mix_mel, tmask)
+        init = refmod.initial_mask(ref_mel, mix_mel, fb, profile, gamma_profile=cfg.gamma_profile,
+                                   mask_floor=cfg.mask_floor, activity=tmask)
+        floor_t = torch.from_numpy(cfg.mask_floor * tmask).float()[None]
+
+    if cfg.use_embedding_masking:
+        try:
+            sim = embedder.frame_similarity(x, q_emb, N).numpy()
+        except NotImplementedError:
+            sim = np.interp(np.arange(N) * cfg.hop / SR, d.starts + cfg.window_sec / 2, d.cosine)
+        wts = refmod.semantic_weights(sim, cfg.similarity_smoothing)
+        prof = refmod.class_profile(refmod.class_group(cls_name), F_, query_prof=profile)
+        sem = torch.from_numpy(wts).float()[None] * prof[:, None]
+        init = (1 - cfg.semantic_blending) * init + cfg.semantic_blending * init * sem
+    if cfg.use_spectrogram_features:
+        if embedder.has_patches:
+            sim2 = embedder.patch_similarity(x, q_emb, (F_, N))
+            w2 = (sim2 - sim2.min()) / (sim2.max() - sim2.min()).clamp_min(1e-9)
+            init = (1 - cfg.semantic_blending) * init + cfg.semantic_blending * init * w2
+        else:
+            warnings.append("--use_spectrogram_features needs the AST embedder (patch embeddings); skipped.")
+    timings["reference"] = time.perf_counter() - t
+
+    # ---- optimisation
+    t = time.perf_counter()
+    prog(0.6, "optimising the mask")
+    opt = optimise_mask(init, mag, ref_mel, fb, steps=cfg.opt_steps, lr=cfg.lr, lambda_tv=cfg.lambda_tv,
+                        lambda_sat=cfg.lambda_sat, floor=floor_t)
+    m = opt.mask
+    if cfg.reference == "stitch":
+        m = m * torch.from_numpy(np.maximum(tmask, 0)).float()[None]
+    found = bool(d.segments) if cfg.reference == "stitch" else (est_db is not None and est_db > cfg.not_found_db)
+    if not found:
+        m = torch.zeros_like(m)
+        msg = "not found: the query does not occur in the mixture (target is silent, residual = mixture)"
+        warnings.append(msg)
+        logger.warning(msg)
+    if not cfg.soft_masking:
+        m = (m >= 0.5).float()
+    timings["optimise"] = time.perf_counter() - t
+
+    # ---- reconstruction at the mixture's rate and channels
+    t = time.perf_counter()
+    prog(0.85, "reconstructing")
+    if sr0 == SR and mix_a.shape[0] == 1 and found:
+        tgt = apply_mask(X, m, cfg.nfft, cfg.hop, x.shape[-1]).numpy()[None]
+    elif found:
+        n_fft0 = max(64, int(round(cfg.nfft * sr0 / SR / 2)) * 2)
+        hop0 = max(1, int(round(cfg.hop * sr0 / SR)))
+        X0 = stft(torch.from_numpy(mix_a), n_fft0, hop0)
+        m0 = _grid_to_rate(m, n_fft0, X0.shape[-1], sr0)
+        tgt = apply_mask(X0, m0, n_fft0, hop0, mix_a.shape[-1]).numpy()
+    else:
+        tgt = np.zeros_like(mix_a)
+    tgt = tgt.astype(np.float32)
+    residual = (mix_a - tgt).astype(np.float32)
+    target_mel = (fb @ (m * mag)).numpy()
+    timings["reconstruct"] = time.perf_counter() - t
+
+    metrics = None
+    if gt is not None:
+        t = time.perf_counter()
+        ga, gsr = _load(gt, "The ground truth", mix_sr)
+        g = aio.resample(aio.to_channels(ga, tgt.shape[0]), gsr, sr0)
+        metrics = {k: (round(v, 4) if isinstance(v, float) else v)
+                   for k, v in _evaluate(g, tgt, mix_a).items()}
+        timings["metrics"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    prog(1.0, "done")
+    params = asdict(cfg)
+    params["n_queries"] = len(q_clips)
+    params["negative_query"] = negative is not None
+    return SeparationResult(
+        target=tgt, residual=residual, mixture=mix_a, sr=sr0, query=q_clips[0], query_trimmed=trimmed_any,
+        query_class=cls_name, query_class_index=cls_idx, class_probs=class_probs, embedder=embedder.name,
+        reference=cfg.reference, found=found, segments=d.segments,
+        windows={"starts": d.starts, "class_scores": d.class_scores, "cosine": d.cosine,
+                 "active": d.active.astype(int), "class_threshold": round(d.class_threshold, 5),
+                 "window_sec": cfg.window_sec, "estimated_target_db": None if est_db is None else round(est_db, 2)},
+        mask=m.numpy(), mix_mel=mix_mel.numpy(), ref_mel=ref_mel.numpy(), target_mel=target_mel,
+        time_mask=tmask, losses=opt.losses, timings=timings, params=params, metrics=metrics, warnings=warnings)
+
+
+def _evaluate(gt: np.ndarray, est: np.ndarray, mix: np.ndarray) -> dict:
+    from engines.audio.metrics import evaluate
+
+    n = min(gt.shape[-1], est.shape[-1])
+    return evaluate(gt[..., :n].mean(0), est[..., :n].mean(0), mix[..., :n].mean(0))
+
+
+def safe_name(name: str) -> str:
+    s = "".join(c if c.isalnum() or c in "-_" else "_" for c in name.strip().lower())
+    return s.strip("_") or "query"
+
+
+def write_outputs(result: SeparationResult, out_dir: str | os.PathLike, *, save_renamed_query: bool = True,
+                  save_trimmed_query: bool = False, save_visualizations: bool = True,
+                  protect: Sequence[str | os.PathLike] = ()) -> dict[str, Path]:
+    """Write every output into ``out_dir`` all-or-nothing (a temp folder beside it, then renames).
+
+    Files: ``target.wav``, ``residual.wav``, ``event.json``, ``{class}.wav`` (the query at 16 kHz),
+    ``{class}_comparison.png``, ``{class}_timeline.png``, ``query_trimmed.wav`` (when trimmed and
+    asked). Returns ``{name: path}``.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cls = safe_name(result.query_class)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    written: dict[str, Path] = {}
+    try:
+        t = time.perf_counter()
+        # float output keeps residual == mixture - target exactly (no clipping rescale, no rounding)
+        aio.save(tmp / "target.wav", result.target, result.sr, "FLOAT", protect=protect)
+        aio.save(tmp / "residual.wav", result.residual, result.sr, "FLOAT", protect=protect)
+        names = ["target.wav", "residual.wav"]
+        if save_renamed_query:
+            aio.save(tmp / f"{cls}.wav", result.query, SR, "PCM_16", protect=protect)
+            names.append(f"{cls}.wav")
+        if save_trimmed_query and result.query_trimmed:
+            aio.save(tmp / "query_trimmed.wav", result.query, SR, "PCM_16", protect=protect)
+            names.append("query_trimmed.wav")
+        if save_visualizations:
+            from .plots import comparison_png, timeline_png
+
+            comparison_png(result, tmp / f"{cls}_comparison.png")
+            timeline_png(result, tmp / f"{cls}_timeline.png")
+            names += [f"{cls}_comparison.png", f"{cls}_timeline.png"]
+        result.timings["write"] = time.perf_counter() - t
+        ev = result.event()
+        ev["outputs"] = names + ["event.json"]
+        (tmp / "event.json").write_text(json.dumps(ev, indent=2, default=_json_default))
+        names.append("event.json")
+        out.mkdir(parents=True, exist_ok=True)
+        for n in names:
+            os.replace(tmp / n, out / n)
+            written[n] = out / n
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)

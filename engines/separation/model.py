@@ -1,0 +1,117 @@
+"""The built-in query model: a small log-mel embedder/classifier and a query-conditioned mask net.
+
+Both live in one ``nn.Module`` (:class:`QueryNet`) so one checkpoint holds them; the engine uses
+``embed`` for detection (and as the mask net's condition) and ``mask`` for the fitted reference.
+Front end: 16 kHz, n_fft 512, hop 256 (:mod:`.features`).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.checkpoint import capture_init
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.GroupNorm(4, cout), nn.ReLU(inplace=True))
+
+
+class FiLMResBlock(nn.Module):
+    """Dilated residual 1-D conv block modulated by a condition vector (FiLM).
+
+    Shapes: ``x (B, H, N)``, ``cond (B, C)`` -> ``(B, H, N)``.
+    """
+
+    def __init__(self, hidden: int, cond_dim: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv1d(hidden, hidden, 3, padding=dilation, dilation=dilation)
+        self.norm = nn.GroupNorm(1, hidden)
+        self.film = nn.Linear(cond_dim, 2 * hidden)
+        self.out = nn.Conv1d(hidden, hidden, 1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        g, b = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
+        h = self.norm(self.conv(x))
+        h = F.gelu(h * (1 + g) + b)
+        return x + self.out(h)
+
+
+@capture_init
+class QueryNet(nn.Module):
+    """Embedder/classifier + query-conditioned mask network.
+
+    Args:
+        n_classes: number of classes (the corpus's ``CLASSES``).
+        n_mels: log-mel bands of the embedder input.
+        n_freq: STFT bins of the mask net (``n_fft // 2 + 1``).
+        emb_dim: embedding size (L2-normalised).
+        channels: conv widths of the embedder.
+        hidden: mask-net width; ``dilations``: one residual block per entry.
+        profile_dim: size of the projected query spectral profile added to the condition.
+        class_names: stored so a checkpoint names its own classes.
+    """
+
+    def __init__(self, n_classes: int = 14, n_mels: int = 64, n_freq: int = 257, emb_dim: int = 128,
+                 channels: tuple = (24, 48, 96, 128), hidden: int = 160,
+                 dilations: tuple = (1, 2, 4, 8, 16, 1, 2, 4), profile_dim: int = 64,
+                 class_names: list | None = None):
+        super().__init__()
+        self.class_names = list(class_names or [f"class_{i}" for i in range(n_classes)])
+        self.n_mels, self.n_freq, self.emb_dim = n_mels, n_freq, emb_dim
+        c = list(channels)
+        self.stem = nn.Sequential(_block(1, c[0]), nn.MaxPool2d(2), _block(c[0], c[1]), nn.MaxPool2d(2),
+                                  _block(c[1], c[2]), nn.MaxPool2d((2, 1)), _block(c[2], c[3]))
+        self.proj = nn.Linear(2 * c[3], emb_dim)
+        self.frame_proj = nn.Conv1d(c[3], emb_dim, 1)
+        self.classifier = nn.Linear(emb_dim, n_classes)
+        self.profile = nn.Linear(n_freq, profile_dim)
+        cond = emb_dim + profile_dim
+        self.inp = nn.Conv1d(n_freq, hidden, 1)
+        self.blocks = nn.ModuleList([FiLMResBlock(hidden, cond, d) for d in dilations])
+        self.head = nn.Conv1d(hidden, n_freq, 1)
+
+    # ------------------------------------------------------------------ embedder
+    def _features(self, logmel: torch.Tensor) -> torch.Tensor:
+        """``logmel (B, n_mels, N)`` -> conv map pooled over frequency ``(B, C, N // 4)``."""
+        B, M, N = logmel.shape
+        x = logmel - logmel.mean(dim=(1, 2), keepdim=True)
+        h = self.stem(x.unsqueeze(1))  # (B, C, M/8, N/4)
+        return h.mean(dim=2)
+
+    def embed(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``logmel (B, n_mels, N)`` -> ``(embedding (B, emb_dim) unit norm, logits (B, n_classes))``."""
+        h = self._features(logmel)
+        pooled = torch.cat([h.mean(-1), h.amax(-1)], dim=1)
+        z = self.proj(pooled)
+        return F.normalize(z, dim=-1), self.classifier(z)
+
+    def frame_embeddings(self, logmel: torch.Tensor) -> torch.Tensor:
+        """Per-frame embeddings ``(B, emb_dim, N)`` (unit norm), upsampled to the input frames."""
+        N = logmel.shape[-1]
+        f = self.frame_proj(self._features(logmel))
+        f = F.interpolate(f, size=N, mode="linear", align_corners=False)
+        return F.normalize(f, dim=1)
+
+    # ------------------------------------------------------------------ mask net
+    def condition(self, emb: torch.Tensor, query_logmag: torch.Tensor) -> torch.Tensor:
+        """Condition vector ``(B, emb_dim + profile_dim)`` from the query embedding and log-magnitude
+        ``(B, n_freq, Nq)`` (its mean spectral shape)."""
+        prof = query_logmag.mean(-1)
+        prof = prof - prof.mean(-1, keepdim=True)
+        return torch.cat([emb, torch.tanh(self.profile(prof))], dim=1)
+
+    def mask(self, mix_logmag: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``mix_logmag (B, n_freq, N)``, ``cond (B, C)`` -> mask in ``[0, 1]`` ``(B, n_freq, N)``."""
+        B, Fq, N = mix_logmag.shape
+        x = mix_logmag - mix_logmag.mean(dim=(1, 2), keepdim=True)
+        h = self.inp(x)
+        for blk in self.blocks:
+            h = blk(h, cond)
+        return torch.sigmoid(self.head(h))
+
+    def forward(self, mix_logmag: torch.Tensor, query_logmel: torch.Tensor,
+                query_logmag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns ``(mask (B, n_freq, N), query embedding, query logits)``."""
+        emb, logits = self.embed(query_logmel)
+        return self.mask(mix_logmag, self.condition(emb, query_logmag)), emb, logits

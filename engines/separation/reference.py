@@ -1,0 +1,161 @@
+"""References for the mask optimisation and the initial mask.
+
+* :func:`stitching_reference`: the original system's reference: the query's own mel frames tiled
+  into the detected segments (it describes the query, not the target as it sounds in the mixture).
+* :func:`fitted_reference`: "beyond the original": the query-conditioned mask network of the
+  built-in model predicts a time-frequency mask of the target *in this mixture*; its masked mixture
+  is the reference, and the mask itself starts the optimisation.
+* :func:`initial_mask` maps a mel reference to a linear-frequency mask weighted by the query's
+  frequency profile (``gamma_profile``) with a floor (``mask_floor``).
+* :func:`semantic_weights` / :func:`class_profile`: the embedding-aware semantic masking option.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engines.audio.spectral import mel_filterbank
+
+from .features import MODEL_HOP, MODEL_NFFT, SR, log_mag, log_mel, rms_normalise
+
+EPS = 1e-8
+
+SPEECH = {"speech", "singing"}
+MUSIC = {"piano", "strings", "winds", "brass", "guitar", "bass", "organ", "drums"}
+
+
+def class_group(name: str) -> str:
+    """``speech``, ``music`` or ``environmental`` for a class name (corpus or AudioSet)."""
+    n = name.lower()
+    if n in SPEECH or any(k in n for k in ("speech", "voice", "talk", "conversation", "sing", "narrat")):
+        return "speech"
+    if n in MUSIC or any(k in n for k in ("music", "instrument", "piano", "guitar", "violin", "string", "drum",
+                                           "organ", "brass", "wind", "flute", "bass")):
+        return "music"
+    return "environmental"
+
+
+def query_profile(query_mag: torch.Tensor) -> torch.Tensor:
+    """Mean magnitude spectrum ``(F,)`` of the query ``(F, N)``, scaled to a maximum of 1."""
+    p = query_mag.mean(-1)
+    return p / p.max().clamp_min(EPS)
+
+
+def stitching_reference(query_mel: torch.Tensor, mix_mel: torch.Tensor, tmask: np.ndarray) -> torch.Tensor:
+    """Tile the query's mel frames ``(M, Nq)`` over the frames where ``tmask`` (``(N,)``) is positive,
+    scaled to the mixture's level there and capped by it. Returns ``(M, N)``."""
+    M, N = mix_mel.shape
+    ref = torch.zeros_like(mix_mel)
+    active = np.flatnonzero(tmask > 0)
+    if active.size == 0 or query_mel.shape[-1] == 0:
+        return ref
+    idx = torch.from_numpy(np.arange(active.size) % query_mel.shape[-1])
+    tiled = query_mel[:, idx]
+    scale = mix_mel[:, active].mean() / tiled.mean().clamp_min(EPS)
+    w = torch.from_numpy(tmask[active]).to(mix_mel.dtype)
+    ref[:, active] = torch.minimum(tiled * scale, mix_mel[:, active]) * w
+    return ref
+
+
+def mel_to_linear_mask(ref_mel: torch.Tensor, mix_mel: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+    """Ratio mask on linear bins ``(F, N)`` from mel ``ref / mix`` ratios spread by the filterbank."""
+    ratio = (ref_mel / mix_mel.clamp_min(EPS)).clamp(0, 1)
+    w = fb / fb.sum(0, keepdim=True).clamp_min(EPS)  # each linear bin: weights over mel bands
+    return (w.T @ ratio).clamp(0, 1)
+
+
+def initial_mask(ref_mel: torch.Tensor, mix_mel: torch.Tensor, fb: torch.Tensor, profile: torch.Tensor, *,
+                 gamma_profile: float = 0.25, mask_floor: float = 0.08, activity: np.ndarray | None = None) -> torch.Tensor:
+    """The initial linear mask ``(F, N)``: mel-to-linear ratio x profile**gamma, floored at
+    ``mask_floor`` where the target is active (``activity`` per frame in [0, 1]; everywhere if None)."""
+    m = mel_to_linear_mask(ref_mel, mix_mel, fb) * profile.clamp_min(EPS).pow(gamma_profile)[:, None]
+    floor = mask_floor * (torch.ones(m.shape[-1]) if activity is None else torch.from_numpy(activity).float())
+    return torch.maximum(m, floor[None, :].to(m.dtype)).clamp(0, 1)
+
+
+@torch.no_grad()
+def fitted_mask(net, mix: torch.Tensor, queries: list[torch.Tensor], negatives: list[torch.Tensor] | None = None,
+                chunk_sec: float = 30.0, context_sec: float = 2.0) -> torch.Tensor:
+    """The mask network's target mask on the model grid (n_fft 512, hop 256) ``(257, N)``.
+
+    ``mix (T,)`` and the queries ``(Tq,)`` are 16 kHz. Several queries are averaged in the
+    condition; a negative query's mask ``m_neg`` turns the mask into ``m * m / (m + m_neg)``. Long
+    mixtures run in chunks of ``chunk_sec`` with ``context_sec`` overlap (bounded memory).
+    """
+    def cond_of(qs):
+        conds = []
+        for q in qs:
+            qn, _ = rms_normalise(q.reshape(1, -1))
+            emb, _ = net.embed(log_mel(qn))
+            conds.append(net.condition(emb, log_mag(qn)))
+        return torch.stack(conds).mean(0)
+
+    cond = cond_of(queries)
+    ncond = cond_of(negatives) if negatives else None
+    mixn, _ = rms_normalise(mix.reshape(1, -1))
+    T = mix.shape[-1]
+    n_frames = T // MODEL_HOP + 1
+    chunk = max(1, int(chunk_sec * SR) // MODEL_HOP) * MODEL_HOP
+    ctx = max(1, int(context_sec * SR) // MODEL_HOP) * MODEL_HOP
+    spans = [(0, T)] if T <= chunk + ctx else [(s, min(T, s + chunk)) for s in range(0, T, chunk)]
+    out = torch.zeros(MODEL_NFFT // 2 + 1, n_frames)
+    for s, e in spans:
+        a, b = max(0, s - ctx), min(T, e + ctx)
+        lm = log_mag(mixn[:, a:b])
+        m = net.mask(lm, cond)[0]
+        if ncond is not None:
+            mn = net.mask(lm, ncond)[0]
+            m = m * m / (m + mn).clamp_min(1e-4)
+        g0, g1 = s // MODEL_HOP, (n_frames if e == T else e // MODEL_HOP)
+        out[:, g0:g1] = m[:, g0 - a // MODEL_HOP: g1 - a // MODEL_HOP]
+    return out
+
+
+def to_grid(mask: torch.Tensor, n_freq: int, n_frames: int) -> torch.Tensor:
+    """Resample a mask ``(F0, N0)`` onto another STFT grid ``(n_freq, n_frames)``."""
+    if mask.shape == (n_freq, n_frames):
+        return mask
+    return F.interpolate(mask[None, None], size=(n_freq, n_frames), mode="bilinear", align_corners=False)[0, 0]
+
+
+def fitted_reference(mask: torch.Tensor, mix_mag: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+    """Reference mel ``(M, N)`` = mel of the mask-net estimate ``mask * |X|``."""
+    return fb @ (mask * mix_mag)
+
+
+def class_profile(group: str, n_freq: int, sr: int = SR, query_prof: torch.Tensor | None = None) -> torch.Tensor:
+    """Class-aware frequency emphasis ``(n_freq,)`` in [0, 1]: formant band for speech, the query's
+    own harmonic profile for music, flat for environmental sounds."""
+    f = torch.linspace(0, sr / 2, n_freq)
+    if group == "speech":
+        return (0.35 + 0.65 * torch.exp(-0.5 * ((torch.log(f.clamp_min(50)) - np.log(1200)) / 0.9) ** 2)).clamp(0, 1)
+    if group == "music" and query_prof is not None:
+        return (0.3 + 0.7 * query_prof.sqrt()).clamp(0, 1)
+    return torch.ones(n_freq)
+
+
+def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """1-D Gaussian smoothing (``sigma`` in frames; 0 = none)."""
+    if sigma <= 0:
+        return x
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    return np.convolve(np.pad(x, r, mode="edge"), k, mode="valid")
+
+
+def semantic_weights(sim: np.ndarray, smoothing: float) -> np.ndarray:
+    """Per-frame similarity ``(N,)`` -> smoothed weights in [0, 1] (min-max over the clip)."""
+    s = gaussian_smooth(np.asarray(sim, dtype=np.float64), smoothing)
+    lo, hi = float(s.min()), float(s.max())
+    return (s - lo) / (hi - lo) if hi - lo > 1e-9 else np.ones_like(s)
+
+
+def default_fb(n_fft: int, n_mels: int) -> torch.Tensor:
+    return mel_filterbank(SR, n_fft, n_mels)
+
+
+__all__ = ["class_group", "query_profile", "stitching_reference", "mel_to_linear_mask", "initial_mask",
+           "fitted_mask", "fitted_reference", "to_grid", "class_profile", "semantic_weights", "gaussian_smooth",
+           "MODEL_NFFT", "MODEL_HOP"]
