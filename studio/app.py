@@ -53,7 +53,8 @@ def build_app(ctx: StudioContext | None = None):
                 except Exception:  # noqa: BLE001 - a broken tab must not take the studio down
                     logger.exception("tab %s could not be imported; it is not shown", name)
                     continue
-                with gr.Tab(module.TITLE, id=name.rsplit(".", 1)[-1]):
+                short = name.rsplit(".", 1)[-1]
+                with gr.Tab(module.TITLE, id=short, elem_id=f"tab-{short}"):
                     module.build(ctx)
 
         def _end_session(request):

@@ -87,9 +87,19 @@ def studio_tmp(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def studio(studio_tmp):
-    """``(base_url, tmp_folder)`` of a running studio."""
-    proc, url, log = start_studio(studio_tmp)
+def models_dir(studio_tmp) -> Path:
+    """A private registry with tiny random models of every engine in the checkout."""
+    from tests.studio.tiny_models import make_models_dir
+
+    d = studio_tmp / "models"
+    make_models_dir(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def studio(studio_tmp, models_dir):
+    """``(base_url, tmp_folder)`` of a running studio (tiny models, 20 s duration limit)."""
+    proc, url, log = start_studio(studio_tmp, {"AUDIO_STUDIO_MODELS": str(models_dir)})
     yield url, studio_tmp
     stop_process(proc)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -113,7 +123,7 @@ def page(browser, studio, request):
     """A fresh page on the studio; a full-page screenshot is saved when the test ends."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
+    pg.set_default_timeout(30_000)
     pg.goto(studio[0])
     pg.wait_for_selector("button[role=tab]", timeout=60_000)
     yield pg

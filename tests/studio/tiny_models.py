@@ -1,0 +1,75 @@
+"""Tiny randomly initialised models of every engine in a private registry folder, so the studio
+tests run every tab fast and do not depend on the shipped default models (AUDIO_STUDIO_MODELS)."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _save(model, d: Path, name: str, kind: str, sr: int, config: dict | None = None) -> None:
+    from engines.checkpoint import save_model
+    from engines.registry import register
+
+    save_model(model, d / f"{name}.safetensors", metadata={"test": True})
+    register({"name": name, "kind": kind, "file": f"{name}.safetensors", "sample_rate": sr, "default": True,
+              "description": f"tiny random {kind} model for the studio tests", "trained_on": "nothing (random)",
+              "config": config or {}, "scores": {}}, models_dir=d)
+
+
+def make_models_dir(d: Path) -> dict[str, str]:
+    """Write what the engines in this checkout can use; returns {kind: error} for those that failed."""
+    d.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    failed: dict[str, str] = {}
+    makers = {"query": _query, "vocals": _vocals, "fusion": _fusion, "timbre": _timbre}
+    for kind, fn in makers.items():
+        try:
+            fn(d)
+        except Exception as err:  # noqa: BLE001 - an engine still being written must not stop the others
+            logger.warning("no tiny %s model: %s", kind, err)
+            failed[kind] = f"{type(err).__name__}: {err}"
+    return failed
+
+
+def _query(d: Path) -> None:
+    if not _has("engines.separation.model"):
+        raise ModuleNotFoundError("engines.separation")
+    from engines.separation.model import QueryNet
+
+    net = QueryNet(n_classes=3, emb_dim=16, channels=(4, 8, 8, 8), hidden=16, dilations=(1,), profile_dim=8,
+                   class_names=["speech", "instrument", "effect"])
+    _save(net.eval(), d, "query-tiny", "query", 16000)
+
+
+def _vocals(d: Path) -> None:
+    if not _has("engines.vocals.model"):
+        raise ModuleNotFoundError("engines.vocals")
+    from dataclasses import asdict
+
+    from engines.vocals.features import HParams
+    from engines.vocals.model import VocalMaskCNN
+
+    hp = HParams()
+    net = VocalMaskCNN(n_bins=hp.n_fft // 2 + 1, context=25, res_dims=(8, 8), dilations=(6, 6),
+                       hparams=asdict(hp))
+    _save(net.eval(), d, "vocals-tiny", "vocals", hp.sample_rate if hasattr(hp, "sample_rate") else 22050)
+
+
+def _fusion(d: Path) -> None:
+    raise NotImplementedError("the fusion engine has no tiny test model here yet")
+
+
+def _timbre(d: Path) -> None:
+    raise NotImplementedError("the timbre engine has no tiny test model here yet")
