@@ -1,0 +1,259 @@
+"""Tests of the training-corpus renderer (``trainers/corpus``).
+
+A few seconds of every kind are rendered once per session with the small TimGM6mb soundfont and
+espeak-ng; the tests then check exact stem sums, labels and metadata, loudness, pitch, determinism,
+resuming and the dependency errors. Skipped where fluidsynth / espeak-ng / the soundfont are missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from trainers.corpus import CLASSES, KINDS  # noqa: E402
+from trainers.corpus import deps  # noqa: E402
+
+SMALL_SF2 = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+HAVE_TOOLS = bool(shutil.which("fluidsynth")) and bool(shutil.which("espeak-ng"))
+needs_tools = pytest.mark.skipif(not HAVE_TOOLS, reason="fluidsynth / espeak-ng not installed")
+
+
+def _soundfont() -> str:
+    if SMALL_SF2.is_file():
+        return str(SMALL_SF2)
+    try:
+        return str(deps.find_soundfont())
+    except deps.CorpusDependencyError:
+        pytest.skip("no GM soundfont installed")
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    x, sr = sf.read(str(path), dtype="float32")
+    return x, sr
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(x.astype(np.float64)))) + 1e-12))
+
+
+def _rows(kind_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (kind_dir / "manifest.jsonl").read_text().splitlines() if line.strip()]
+
+
+# a tiny corpus: ~1 item per kind
+KIND_MINUTES = ["clips=0.12", "query=0.15", "songs=0.1", "timbre=0.1", "fusion=0.1"]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    if not HAVE_TOOLS:
+        pytest.skip("fluidsynth / espeak-ng not installed")
+    from trainers.corpus.cli import main
+
+    out = tmp_path_factory.mktemp("corpus")
+    rc = main(["--out", str(out), "--seed", "7", "--soundfont", _soundfont(), "--no-progress",
+               "--kind-minutes", *KIND_MINUTES])
+    assert rc == 0
+    return out
+
+
+def test_classes_constant():
+    assert CLASSES == ["speech", "singing", "piano", "strings", "winds", "brass", "guitar", "bass",
+                       "organ", "drums", "bells", "alarms", "birds", "noise"]
+    assert KINDS[:2] == ["clips", "query"]
+
+
+def test_missing_fluidsynth_names_debian_packages(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(deps.shutil, "which", lambda name: None)
+    with pytest.raises(deps.CorpusDependencyError) as err:
+        deps.find_fluidsynth()
+    msg = str(err.value)
+    assert "fluidsynth" in msg and "fluid-soundfont-gm" in msg and "apt-get install" in msg
+    with pytest.raises(deps.CorpusDependencyError, match="espeak-ng"):
+        deps.find_espeak()
+    from trainers.corpus.cli import main
+
+    rc = main(["--out", str(tmp_path / "x"), "--minutes", "0.1", "--kinds", "clips"])
+    assert rc == 2
+    assert "fluidsynth" in capsys.readouterr().err
+
+
+def test_missing_soundfont_names_debian_packages(tmp_path):
+    with pytest.raises(deps.CorpusDependencyError, match="fluid-soundfont-gm"):
+        deps.find_soundfont(tmp_path / "nope.sf2")
+
+
+@needs_tools
+def test_rendered_a4_piano_is_near_440_hz():
+    from trainers.corpus.synth import Note, Track, render, soundfont_presets
+
+    sf2 = _soundfont()
+    assert (0, 0) in soundfont_presets(sf2) and (128, 0) in soundfont_presets(sf2)
+    sr = 16000
+    y = render([Track(0, [Note(0.05, 1.2, 69, 100)], reverb=0)], 1.5, sr, sf2)
+    assert y.shape == (int(1.5 * sr),)
+    seg = y[int(0.1 * sr): int(1.1 * sr)]
+    spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size))) ** 2
+    freqs = np.fft.rfftfreq(seg.size, 1 / sr)
+    assert abs(freqs[np.argmax(spec)] - 440.0) < 8.0
+    band = spec[(freqs > 420) & (freqs < 460)].sum()
+    assert band / spec[freqs > 100].sum() > 0.3
+
+
+@needs_tools
+def test_midi_writer_keeps_repeated_notes(tmp_path):
+    from trainers.corpus.synth import Note, Track, write_midi
+
+    path = tmp_path / "t.mid"
+    write_midi(path, [Track(40, [Note(0.0, 0.6, 60), Note(0.5, 0.5, 60)])], 2.0)
+    data = path.read_bytes()
+    assert data[:4] == b"MThd" and data.count(b"MTrk") == 2
+    assert data.count(bytes([0x90, 60])) == 2 and data.count(bytes([0x80, 60])) == 2
+
+
+@needs_tools
+def test_sung_note_has_the_note_pitch():
+    import librosa
+
+    from trainers.corpus.voices import ESPEAK_SR, Voice, sing_note
+
+    y = sing_note("la", Voice("en", "en-us", "m3", 50, 160, "male"), 57, 0.8, np.random.default_rng(0))
+    assert y.size == int(0.8 * ESPEAK_SR) and np.abs(y).max() > 0.01
+    f0 = librosa.yin(y.astype(np.float64), fmin=80, fmax=600, sr=ESPEAK_SR, frame_length=1024, hop_length=256)
+    assert abs(np.median(f0[4:-4]) / 220.0 - 1) < 0.04
+
+
+def test_corpus_has_every_kind_and_a_summary(corpus_dir):
+    for kind in KINDS:
+        rows = _rows(corpus_dir / kind)
+        assert rows, kind
+        assert [r["index"] for r in rows] == sorted(r["index"] for r in rows)
+    summary = json.loads((corpus_dir / "corpus.json").read_text())
+    assert summary["seed"] == 7 and set(summary["kinds"]) == set(KINDS)
+    assert (corpus_dir / ".cache" / "catalogue.json").is_file()
+
+
+def test_songs_stems_sum_exactly_to_the_mixture(corpus_dir):
+    for row in _rows(corpus_dir / "songs"):
+        d = corpus_dir / "songs" / row["path"]
+        mix, sr = _read(d / "mixture.wav")
+        voc, _ = _read(d / "vocals.wav")
+        acc, _ = _read(d / "accompaniment.wav")
+        fine = [_read(d / f"{s}.wav")[0] for s in ("drums", "bass", "other")]
+        assert sr == 44100 and mix.ndim == 1 and mix.size > 15 * sr
+        assert np.array_equal(mix, voc + acc)
+        assert np.array_equal(acc, fine[0] + fine[1] + fine[2])
+        assert _rms_db(voc) > -50 and _rms_db(acc) > -50 and np.abs(mix).max() <= 1.0
+        meta = json.loads((d / "meta.json").read_text())
+        for key in ("source", "tempo_bpm", "tempo_qpm", "time_signature", "key", "instruments", "vocals", "notes"):
+            assert key in meta, key
+        secs = meta["vocals"]["sections"]
+        assert 1 <= len(secs) <= 2 and all(s["kind"] in ("sung", "choir_aahs", "voice_oohs", "synth_voice", "spoken")
+                                           for s in secs)
+        assert 0.3 <= meta["vocals"]["fraction"] <= 0.8
+        assert -3.5 <= meta["vocals"]["var_db_target"] <= 4.5
+        assert meta["key"]["name"] and meta["instruments"]
+
+
+def test_query_triples_mix_is_target_plus_background(corpus_dir):
+    for row in _rows(corpus_dir / "query"):
+        d = corpus_dir / "query" / row["path"]
+        mix, sr = _read(d / "mix.wav")
+        tgt, _ = _read(d / "target.wav")
+        bg, _ = _read(d / "background.wav")
+        q, _ = _read(d / "query.wav")
+        assert sr == 16000 and mix.size == 10 * sr
+        assert np.array_equal(mix, tgt + bg)
+        meta = json.loads((d / "meta.json").read_text())
+        assert meta["class"] in CLASSES and meta["class"] == row["label"]
+        assert 1 <= len(meta["events"]) <= 3
+        inside = np.zeros(mix.size, bool)
+        for a, b in meta["events"]:
+            assert 0 <= a < b <= 10.0
+            inside[int(a * sr): int(b * sr)] = True
+        assert np.abs(tgt[~inside]).max() < 1e-3  # the target is silent outside its events
+        assert -5.5 <= meta["tbr_db_active"] <= 5.5
+        assert 1.0 <= q.size / sr <= 4.0 and _rms_db(q) > -40 and _rms_db(bg) > -60
+        assert meta["query"]["relation"] and meta["background"]
+
+
+def test_clips_are_labelled_and_audible(corpus_dir):
+    rows = _rows(corpus_dir / "clips")
+    assert len(rows) >= 2
+    for row in rows:
+        assert row["label"] == CLASSES[row["index"] % len(CLASSES)]
+        assert row["path"].startswith(row["label"] + "/")
+        x, sr = _read(corpus_dir / "clips" / row["path"])
+        assert sr == 16000 and 1.0 <= x.size / sr <= 4.0
+        assert _rms_db(x) > -45
+
+
+def test_timbre_pairs_share_the_melody(corpus_dir):
+    rows = [r for r in _rows(corpus_dir / "timbre") if r["type"] == "pair"]
+    assert rows
+    for row in rows:
+        d = corpus_dir / "timbre" / row["path"]
+        piano, sr = _read(d / "piano.wav")
+        violin, _ = _read(d / "violin.wav")
+        assert sr == 24000 and piano.shape == violin.shape
+        assert abs(_rms_db(piano) + 20) < 1.5 and abs(_rms_db(violin) + 20) < 1.5
+        notes = json.loads((d / "melody.json").read_text())["notes"]
+        assert len(notes) >= 4
+        assert all(55 <= n["pitch"] <= 100 and n["offset"] > n["onset"] and 1 <= n["velocity"] <= 127 for n in notes)
+        onsets = [n["onset"] for n in notes]
+        assert onsets == sorted(onsets) and all(b >= a["offset"] - 1e-3 for a, b in zip(notes, onsets[1:]))
+
+
+def test_fusion_pairs_have_beats_tempo_and_key(corpus_dir):
+    for row in _rows(corpus_dir / "fusion"):
+        d = corpus_dir / "fusion" / row["path"]
+        meta = json.loads((d / "meta.json").read_text())
+        for side in ("a", "b"):
+            x, sr = _read(d / f"{side}.wav")
+            m = meta[side]
+            assert sr == 24000 and 15.0 <= x.size / sr <= 30.01 and _rms_db(x) > -30
+            assert m["tempo_bpm"] > 0 and m["tempo_qpm"] > 0 and "/" in m["time_signature"]
+            assert m["key"]["name"] and m["instruments"] and m["drums"]
+            assert m["downbeats"][0] == 0.0 and len(m["beats"]) >= len(m["downbeats"]) > 2
+        assert meta["a"]["source"] != meta["b"]["source"]
+
+
+def test_same_seed_gives_identical_files_and_resume_skips(corpus_dir, tmp_path):
+    from trainers.corpus.kinds import KIND_CLASSES
+    from trainers.corpus.kinds.base import Context
+
+    # re-render the first items of three kinds elsewhere (sharing the parsed-score cache)
+    other = tmp_path / "again"
+    shutil.copytree(corpus_dir / ".cache", other / ".cache")
+    ctx = Context(root=other, soundfont=_soundfont(), seed=7)
+    for kind in ("clips", "query", "timbre"):
+        k = KIND_CLASSES[kind]()
+        row = k.render(ctx, 0, k.plan(7, 0))
+        a, b = corpus_dir / kind / row["path"], other / kind / row["path"]
+        files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file()) if a.is_dir() else [Path()]
+        assert files
+        for f in files:
+            assert (a / f).read_bytes() == (b / f).read_bytes(), f"{kind}/{row['path']}/{f}"
+    # another seed gives other audio
+    k = KIND_CLASSES["clips"]()
+    ctx2 = Context(root=tmp_path / "seed8", soundfont=_soundfont(), seed=8)
+    shutil.copytree(corpus_dir / ".cache", ctx2.root / ".cache")
+    row = k.render(ctx2, 0, k.plan(8, 0))
+    assert (ctx2.root / "clips" / row["path"]).read_bytes() != (corpus_dir / "clips" / row["path"]).read_bytes()
+    # resuming: the finished corpus renders nothing again
+    from trainers.corpus.kinds import KIND_CLASSES as KC
+    from trainers.corpus.runner import plan_kind, render_plan
+
+    ctx0 = Context(root=corpus_dir, soundfont=_soundfont(), seed=7)
+    stats = render_plan(plan_kind(KC["clips"](), 7, 0.12), ctx0, progress=False)
+    assert stats["rendered"] == 0 and stats["skipped"] == stats["items"] > 0

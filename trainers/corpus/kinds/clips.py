@@ -1,0 +1,54 @@
+"""``clips/``: labelled 1-4 s clips over :data:`trainers.corpus.CLASSES` at 16 kHz.
+
+Item ``i`` has class ``CLASSES[i % 14]`` (balanced classes); files ``clips/<class>/clip_NNNNN.wav``.
+Manifest row: ``id, index, path, label, label_index, seconds, sr, rms_db, source``.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .. import CLASSES
+from .. import audio as A
+from ..sources import make_source
+from .base import Context, Kind, item_rng
+
+log = logging.getLogger(__name__)
+
+
+class Clips(Kind):
+    """Labelled clips for the query embedder / classifier."""
+
+    name = "clips"
+    sr = 16000
+    bytes_per_second = 32000
+    cost_per_second = 0.06
+
+    def plan(self, seed: int, index: int) -> dict:
+        rng = item_rng(seed, self.name, index, 0)
+        return {"seconds": round(float(rng.uniform(1.0, 4.0)), 3), "label": CLASSES[index % len(CLASSES)]}
+
+    def rel_path(self, index: int, plan: dict) -> str:
+        return f"{plan['label']}/clip_{index:05d}.wav"
+
+    def render(self, ctx: Context, index: int, plan: dict) -> dict:
+        rng = item_rng(ctx.seed, self.name, index, 1)
+        cls, seconds = plan["label"], plan["seconds"]
+        src = make_source(cls, self.sr, rng, ctx)
+        y = np.zeros(0, np.float32)
+        for k in range(3):  # retry other excerpts if one is (nearly) silent
+            y = src.excerpt(k, seconds, ctx)
+            if y.size and A.rms_db(y) > -60:
+                break
+        n_min = int(1.0 * self.sr)
+        if y.size < n_min:
+            y = A.fit_length(y, n_min)
+        y = y[: int(4.0 * self.sr)]
+        level = float(rng.uniform(-32, -14))
+        y = A.normalize_rms(y, level, peak_limit=0.95)
+        path = ctx.root / self.name / self.rel_path(index, plan)
+        A.write_pcm16(path, y, self.sr)
+        return {"id": f"clip_{index:05d}", "index": index, "path": self.rel_path(index, plan),
+                "label": cls, "label_index": CLASSES.index(cls), "seconds": round(y.size / self.sr, 4),
+                "sr": self.sr, "rms_db": round(A.rms_db(y), 2), "source": src.info}
