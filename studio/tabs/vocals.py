@@ -1,0 +1,129 @@
+"""Vocals tab: one or several songs -> vocals + accompaniment, with the registry's models or an
+uploaded checkpoint. Calls ``engines.vocals.api.VocalIsolator`` only."""
+import json
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from studio import plots
+from studio.common import (default_model, guard, load_audio, model_choices, progress_callback, session_of,
+                           zip_files)
+
+TITLE = "Vocals"
+KIND = "vocals"
+
+
+def _api():
+    from engines.vocals import api
+
+    return api
+
+
+def build(ctx) -> None:
+    api = _api()
+    with gr.Row():
+        songs = gr.File(label="Song(s): one or several audio files", file_count="multiple", file_types=["audio"],
+                        elem_id="voc-songs", scale=2)
+        with gr.Column(scale=1):
+            mask_type = gr.Radio(["soft", "binary"], value="soft", label="Mask",
+                                 info="soft: the network's probability; binary: --binary_mask (thresholded at 0.5)")
+            sharpen = gr.Slider(0.25, 4.0, value=1.0, step=0.05, label="sharpen",
+                                info="logit scale of the soft mask (>1 pushes it towards 0/1)")
+            model = gr.Dropdown(choices=model_choices(KIND, ctx), value=default_model(KIND, ctx), label="Model",
+                                allow_custom_value=True, info="--model: a registry name (or a path)")
+            ckpt = gr.File(label="...or upload a checkpoint (--checkpoint, .safetensors)", file_types=[".safetensors"],
+                           elem_id="voc-ckpt")
+            run = gr.Button("Isolate vocals", variant="primary", elem_id="voc-run")
+    ctx.model_pickers.setdefault(KIND, []).append(model)
+    summary = gr.Markdown(elem_id="voc-summary")
+    show = gr.Dropdown(choices=[], label="Show song", elem_id="voc-show", interactive=True)
+    with gr.Row():
+        vocals_out = gr.Audio(label="Vocals", type="filepath", interactive=False, elem_id="voc-vocals")
+        acc_out = gr.Audio(label="Accompaniment", type="filepath", interactive=False, elem_id="voc-acc")
+    mel_plot = gr.Plot(label="Spectrograms", elem_id="voc-mel")
+    mask_plot = gr.Plot(label="Vocal mask", elem_id="voc-mask")
+    files = gr.File(label="Download every song's stems (zip); each player has its own download button", file_count="multiple", interactive=False,
+                    elem_id="voc-files")
+    results = gr.State({})
+
+    @guard
+    def on_run(paths, mask_kind, sharp, model_name, ckpt_path, request: gr.Request, progress=gr.Progress()):
+        if not paths:
+            raise gr.Error("Upload at least one song.")
+        paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in paths]
+        source = ckpt_path if ckpt_path else (model_name or None)
+        progress(0.0, desc="loading the model")
+        iso = ctx.engines.get(("vocals", str(source)), lambda: api.VocalIsolator(source))
+        out = ctx.job_dir(session_of(request), "vocals")
+        done: dict[str, dict] = {}
+        failed: list[tuple[str, str]] = []
+        stems: list[str] = []
+        for i, p in enumerate(paths):
+            name = _unique(Path(p).stem, done)
+            sub = progress_callback(progress, i / len(paths), (i + 1) / len(paths))
+            try:
+                audio, sr = load_audio(p, "The song", ctx)
+                res = iso.separate(audio, sr, binary_mask=mask_kind == "binary", sharpen=float(sharp),
+                                   progress=lambda f, m, n=name: sub(f, f"{n}: {m}"), source=None)
+            except (gr.Error, ValueError) as err:
+                failed.append((Path(p).name, str(err) or type(err).__name__))
+                continue
+            d = out / name
+            saved = res.save(d)
+            np.save(d / "mask.npy", res.mask)
+            (d / "info.json").write_text(json.dumps({"mask_frame_rate": res.mask_frame_rate, "input": str(p),
+                                                     "model": res.model_name, "binary": res.binary_mask,
+                                                     "model_sr": iso.hp.sample_rate, "duration_s": res.duration_s, "elapsed_s": res.elapsed_s}))
+            done[name] = {"vocals": str(saved["vocals"]), "accompaniment": str(saved["accompaniment"]),
+                          "mixture": str(p), "dir": str(d), "rtf": res.rtf, "duration_s": res.duration_s,
+                          "model": res.model_name, "binary": res.binary_mask}
+            stems += [str(saved["vocals"]), str(saved["accompaniment"])]
+        if not done:
+            raise gr.Error("No song could be processed: " + "; ".join(f"{n}: {e}" for n, e in failed))
+        zipped = zip_files(stems, out / "stems.zip", root=out)
+        lines = [f"**{len(done)} song(s) done** with model `{next(iter(done.values()))['model']}` "
+                 f"({'binary' if mask_kind == 'binary' else 'soft'} mask)."]
+        lines += [f"- {n}: {r['duration_s']:.1f} s in {r['rtf'] * r['duration_s']:.2f} s (RTF {r['rtf']:.3f})"
+                  for n, r in done.items()]
+        lines += [f"- ⚠ {n}: {e}" for n, e in failed]
+        first = next(iter(done))
+        return (done, "\n".join(lines), gr.update(choices=list(done), value=first), *_view(done[first]),
+                [zipped])
+
+    run.click(on_run, [songs, mask_type, sharpen, model, ckpt],
+              [results, summary, show, vocals_out, acc_out, mel_plot, mask_plot, files], api_name="vocals")
+
+    def on_show(state, name):
+        if not state or name not in state:
+            return gr.update(), gr.update(), gr.update(), gr.update()
+        return _view(state[name])
+
+    show.input(on_show, [results, show], [vocals_out, acc_out, mel_plot, mask_plot], api_name=False)
+
+
+def _unique(name: str, used: dict) -> str:
+    out, k = name, 1
+    while out in used:
+        k += 1
+        out = f"{name}_{k}"
+    return out
+
+
+def _view(r: dict):
+    """Players and plots of one processed song (read back from its output folder)."""
+    from engines.audio import io
+
+    d = Path(r["dir"])
+    voc, sr = io.load(r["vocals"])
+    acc, _ = io.load(r["accompaniment"])
+    mix = voc + acc
+    mel = plots.mel_figure([("Mixture", mix, sr), ("Vocals", voc, sr), ("Accompaniment", acc, sr)],
+                           title="Mel spectrograms (dB)")
+    mask = np.load(d / "mask.npy")
+    info = json.loads((d / "info.json").read_text())
+    rate = float(info["mask_frame_rate"])
+    n_bins = mask.shape[0]
+    fig = plots.heatmap_figure(mask, times=np.arange(mask.shape[1]) / rate,
+                               freqs=np.linspace(0, info.get("model_sr", 22050) / 2, n_bins), title="Vocal mask (channel mean)")
+    return r["vocals"], r["accompaniment"], mel, fig
