@@ -84,6 +84,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--lr", type=float, default=1e-3)
     o.add_argument("--export", default=None, help="write the inference checkpoint here at the end")
     o.add_argument("--name", default="fusion-cascade", help="model name stored in the export")
+    o.add_argument("--export_only", action="store_true",
+                   help="export the model of the checkpoint in --out_dir (e.g. after a stopped run) and exit")
     add_solver_arguments(p, epochs=10, batch_size=8, ckpt_every=100)
 
 
@@ -142,7 +144,8 @@ def discover_pairs(folder: str | os.PathLike) -> list[tuple[str, str | None]]:
                 pairs.append((str(got[0]), str(got[1]) if got[1] else None))
         if pairs:
             return pairs
-    for sub in sorted(p for p in folder.rglob("*") if p.is_dir()) + [folder]:
+    subs = [p for p in folder.rglob("*") if p.is_dir() and not any(x.startswith((".", "tmp")) for x in p.parts)]
+    for sub in sorted(subs) + [folder]:
         for na, nb in (("input.wav", "target.wav"), ("a.wav", "b.wav")):
             if (sub / na).is_file() and (sub / nb).is_file():
                 pairs.append((str(sub / na), str(sub / nb)))
@@ -376,7 +379,12 @@ def run(args) -> int:
                   f"spec: {va['spectral']:.4f}, mel: {va['mel']:.4f}) masked: {va.get('masked_loss', 0):.4f}")
         print(f"  LR: {solver.lr():.2e}", flush=True)
 
-    res = solver.fit(train_set, train_step, validate=validate, on_epoch_end=on_epoch_end)
+    if args.export_only:
+        if not solver.step:
+            raise ValueError(f"No training checkpoint in '{args.out_dir}' to export.")
+        res = {"stopped": False}
+    else:
+        res = solver.fit(train_set, train_step, validate=validate, on_epoch_end=on_epoch_end)
     if args.export and not res.get("stopped") and distrib.is_main():
         datasets = ", ".join(str(Path(f)) for f in args.dataset_folder)
         path = solver.export(args.export, {"name": args.name, "codec": codec.name, "sample_rate": sr,

@@ -77,7 +77,7 @@ class CascadeFusion(nn.Module):
         return est * scale
 
     @torch.no_grad()
-    def forward_chunked(self, z_in, z_tgt, m_in, m_tgt, window: int = 512, overlap: int = 64) -> torch.Tensor:
+    def forward_chunked(self, z_in, z_tgt, m_in, m_tgt, window: int = 384, overlap: int = 48) -> torch.Tensor:
         """:meth:`forward` over windows of ``window`` frames, cross-faded over ``overlap`` frames
         (attention cost stays linear in the length)."""
         N = z_in.shape[-1]
