@@ -340,7 +340,7 @@ def run(args) -> int:
         if step < warm:
             return (step + 1) / warm
         p = min(1.0, (step - warm) / max(1, total - warm))
-        return 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * p))
+        return float(0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * p)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     hp = {"classes": classes, "hidden": args.hidden, "lr": args.lr, "examples_per_epoch": args.examples_per_epoch,

@@ -348,7 +348,7 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
                                    [torch.from_numpy(neg16)] if neg16 is not None else None)
         if (cfg.nfft, cfg.hop) != (MODEL_NFFT, MODEL_HOP):
             m_net = refmod.to_grid(m_net, F_, N)
-        est_db = float(10 * np.log10((m_net * mag).pow(2).sum() / mag.pow(2).sum().clamp_min(1e-12) + 1e-12))
+        est_db = float(10 * torch.log10((m_net * mag).pow(2).sum() / mag.pow(2).sum().clamp_min(1e-12) + 1e-12))
         activity = np.power(m_net.amax(0).numpy().astype(np.float64), cfg.time_mask_sharpening)
         ref_mel = refmod.fitted_reference(m_net, mag, fb)
         init = m_net.clone()

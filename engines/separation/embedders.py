@@ -108,6 +108,20 @@ class ASTEmbedder(Embedder):
         self.class_names = [str(labels.get(i, f"class_{i}")) for i in range(cfg.num_labels)]
         self.name = f"ast:{model_id}"
 
+    @classmethod
+    def from_model(cls, model, extractor=None, name: str = "ast:custom") -> "ASTEmbedder":
+        """Wrap an in-memory ``ASTForAudioClassification`` (e.g. a randomly initialised one)."""
+        from transformers import ASTFeatureExtractor
+
+        self = cls.__new__(cls)
+        self.model = model.eval()
+        cfg = model.config
+        self.extractor = extractor or ASTFeatureExtractor(max_length=cfg.max_length, num_mel_bins=cfg.num_mel_bins)
+        labels = cfg.id2label or {}
+        self.class_names = [str(labels.get(i, f"class_{i}")) for i in range(cfg.num_labels)]
+        self.name = name
+        return self
+
     def _inputs(self, windows: torch.Tensor) -> torch.Tensor:
         arrs = [w.detach().cpu().numpy().astype(np.float32) for w in windows]
         feats = self.extractor(arrs, sampling_rate=SR, return_tensors="pt")
