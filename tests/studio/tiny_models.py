@@ -18,11 +18,11 @@ def _has(module: str) -> bool:
         return False
 
 
-def _save(model, d: Path, name: str, kind: str, sr: int, config: dict | None = None) -> None:
+def _save(model, d: Path, name: str, kind: str, sr: int, config: dict | None = None, meta: dict | None = None) -> None:
     from engines.checkpoint import save_model
     from engines.registry import register
 
-    save_model(model, d / f"{name}.safetensors", metadata={"test": True})
+    save_model(model, d / f"{name}.safetensors", metadata={"test": True, **(meta or {})})
     register({"name": name, "kind": kind, "file": f"{name}.safetensors", "sample_rate": sr, "default": True,
               "description": f"tiny random {kind} model for the studio tests", "trained_on": "nothing (random)",
               "config": config or {}, "scores": {}}, models_dir=d)
@@ -68,8 +68,19 @@ def _vocals(d: Path) -> None:
 
 
 def _fusion(d: Path) -> None:
-    raise NotImplementedError("the fusion engine has no tiny test model here yet")
+    if not _has("engines.fusion.model"):
+        raise ModuleNotFoundError("engines.fusion")
+    from engines.fusion.model import CascadeFusion
+
+    net = CascadeFusion(d_model=32, num_stages=1, num_transformer_layers=1, nhead=2, dim_feedforward=64)
+    _save(net.eval(), d, "fusion-tiny", "fusion", 24000, meta={"codec": "builtin", "name": "fusion-tiny"})
 
 
 def _timbre(d: Path) -> None:
-    raise NotImplementedError("the timbre engine has no tiny test model here yet")
+    if not _has("engines.timbre.model"):
+        raise ModuleNotFoundError("engines.timbre")
+    from engines.timbre.model import TimbreTransfer
+
+    net = TimbreTransfer(d_model=32, style_dim=16, latent_dim=8, enc_blocks=1, enc_layers=1, dec_layers=1,
+                         n_heads=4, window=40)
+    _save(net.eval(), d, "timbre-tiny", "timbre", 22050)

@@ -1,0 +1,82 @@
+"""Timbre tab: play a recording as another instrument (piano <-> violin). Calls
+``engines.timbre.api.TimbreEngine`` only."""
+import gradio as gr
+import numpy as np
+
+from studio import plots
+from studio.common import default_model, guard, load_audio, model_choices, progress_callback, save_audio, session_of
+
+TITLE = "Timbre"
+KIND = "timbre"
+
+
+def _api():
+    from engines.timbre import api
+
+    return api
+
+
+def build(ctx) -> None:
+    api = _api()
+    from engines.timbre.features import INSTRUMENTS
+
+    with gr.Row():
+        src = gr.Audio(label="Input (e.g. a piano recording)", type="filepath", sources=["upload", "microphone"],
+                       elem_id="tim-input")
+        ref = gr.Audio(label="Style reference (optional: a clip of the target instrument)", type="filepath",
+                       sources=["upload"], elem_id="tim-ref")
+    with gr.Row():
+        target = gr.Radio(list(INSTRUMENTS), value="violin", label="target", info="--target: the instrument to play it on")
+        phase = gr.Radio(list(api.PHASE_MODES), value="griffinlim", label="phase",
+                         info="griffinlim: the input's phase refined by Griffin-Lim; input: the input's phase as is")
+        gl_iters = gr.Slider(0, 100, value=32, step=1, label="gl_iters", info="Griffin-Lim iterations")
+        model = gr.Dropdown(choices=model_choices(KIND, ctx), value=default_model(KIND, ctx), label="model",
+                            allow_custom_value=True, info="--model / --checkpoint")
+    run = gr.Button("Transfer", variant="primary", elem_id="tim-run")
+    ctx.model_pickers.setdefault(KIND, []).append(model)
+    summary = gr.Markdown(elem_id="tim-summary")
+    with gr.Row():
+        in_play = gr.Audio(label="Input", type="filepath", interactive=False, elem_id="tim-in-play")
+        out_play = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="tim-out")
+    compare = gr.Plot(label="Spectrogram comparison", elem_id="tim-compare")
+
+    @guard
+    def on_run(src_path, ref_path, tgt, ph, iters, model_name, request: gr.Request, progress=gr.Progress()):
+        audio, sr = load_audio(src_path, "The input", ctx)
+        style = load_audio(ref_path, "The style reference", ctx, required=False)
+        progress(0.0, desc="loading the model")
+        engine = ctx.engines.get(("timbre", model_name), lambda: api.TimbreEngine.load(model_name or None))
+        res = engine.transfer(audio, tgt, sr=sr, style_ref=None if style is None else style[0],
+                              style_ref_sr=None if style is None else style[1], phase=ph, gl_iters=int(iters),
+                              progress=progress_callback(progress, 0.05, 0.95))
+        out = ctx.job_dir(session_of(request), "timbre")
+        out_path = save_audio(out, f"{res.target}.wav", res.audio, res.sample_rate)
+        probs = ", ".join(f"{k} {v:.2f}" for k, v in res.source_probs.items())
+        text = (f"**{res.target}** from the input (the model hears: {probs}) · style: {res.style} · model "
+                f"`{res.model}` · {res.duration:.1f} s in {res.seconds:.2f} s (RTF {res.rtf:.2f})")
+        return text, src_path, out_path, _compare(res)
+
+    run.click(on_run, [src, ref, target, phase, gl_iters, model], [summary, in_play, out_play, compare],
+              api_name="timbre")
+
+
+def _compare(res):
+    """Input and output dB spectrograms side by side (the engine's own analysis grid)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=["Input", f"Result ({res.target})"],
+                        horizontal_spacing=0.04)
+    n_bins = res.input_db.shape[0]
+    freqs = np.linspace(0, 22050 / 2, n_bins)
+    keep = freqs <= 8000  # the musically useful part, and a lighter figure
+    vmax = float(max(res.input_db.max(), res.output_db.max()))
+    for col, m in ((1, res.input_db), (2, res.output_db)):
+        m, k = plots._pool_cols(m[keep])  # noqa: SLF001 - shared helper
+        fig.add_trace(go.Heatmap(z=m, x=np.asarray(res.frame_times)[::k][: m.shape[1]], y=freqs[keep],
+                                 coloraxis="coloraxis"), row=1, col=col)
+        fig.update_xaxes(title_text="time (s)", row=1, col=col)
+    fig.update_yaxes(title_text="Hz", row=1, col=1)
+    fig.update_layout(margin=dict(l=50, r=20, t=40, b=40), height=340, template="plotly_white",
+                      coloraxis=dict(colorscale="Magma", cmin=vmax - 80, cmax=vmax, colorbar=dict(title="dB")))
+    return fig

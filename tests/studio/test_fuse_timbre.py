@@ -1,0 +1,81 @@
+"""Fuse and Timbre tabs: in the browser (players and plots appear; the mask picker shows only the
+parameters its type uses; bad-file message) and through gradio_client."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.studio.helpers import error_toast, open_tab, upload
+
+
+def fuse_args(a, b, mask_type="temporal", mode="direct"):
+    from gradio_client import handle_file
+
+    return [handle_file(str(a)), handle_file(str(b)), mask_type, mode, None, True, False, True, 20, "bars", 1, 150,
+            0.3, 0.5, 0, 0.7, 100]
+
+
+def test_fuse_in_browser(page, audio_files):
+    pytest.importorskip("engines.fusion.api")
+    open_tab(page, "Fuse")
+    upload(page, "fuse-a", audio_files["song"])
+    upload(page, "fuse-b", audio_files["piano"])
+    seg = page.get_by_label("segment_length")
+    split = page.get_by_label("mask_freq_split")
+    assert seg.first.is_visible() and not split.first.is_visible()
+    page.locator("#fuse-mask-type").get_by_label("hybrid").check()
+    split.first.wait_for(state="visible")
+    assert seg.first.is_visible()
+    page.locator("#fuse-mask-type").get_by_label("frequency").check()
+    seg.first.wait_for(state="hidden")
+    page.locator("#fuse-run").click()
+    page.wait_for_selector("#fuse-regions .js-plotly-plot", timeout=120_000)
+    page.wait_for_selector("#fuse-mel .js-plotly-plot")
+    assert "frequency" in page.locator("#fuse-summary").inner_text()
+    assert page.locator("#fuse-out a[download]").get_attribute("download") == "fusion.wav"
+
+
+def test_fuse_learned_api_and_bad_file(client, audio_files):
+    pytest.importorskip("engines.fusion.api")
+    from gradio_client.exceptions import AppError
+
+    res = client.predict(*fuse_args(audio_files["song"], audio_files["piano"], "temporal", "learned"), api_name="/fuse")
+    summary, a, b, fusion, _regions, _mel, files = res
+    y, sr = sf.read(fusion, dtype="float32")
+    assert "learned" in summary and y.ndim == 1 and np.abs(y).max() <= 1.0
+    info = json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())
+    assert info["mode"] == "learned" and info["mask_type"] == "temporal"
+    with pytest.raises(AppError) as exc:
+        client.predict(*fuse_args(audio_files["bad"], audio_files["piano"]), api_name="/fuse")
+    assert "Song A" in str(exc.value)
+
+
+def test_timbre_in_browser_and_api(page, client, audio_files):
+    pytest.importorskip("engines.timbre.api")
+    from gradio_client import handle_file
+
+    open_tab(page, "Timbre")
+    upload(page, "tim-input", audio_files["piano"])
+    page.locator("#tim-run").click()
+    page.wait_for_selector("#tim-compare .js-plotly-plot", timeout=120_000)
+    assert "violin" in page.locator("#tim-summary").inner_text()
+    assert page.locator("#tim-out a[download]").get_attribute("download") == "violin.wav"
+    summary, _inp, out, _fig = client.predict(handle_file(str(audio_files["piano"])),
+                                              handle_file(str(audio_files["song2"])), "piano", "input", 0, None,
+                                              api_name="/timbre")
+    y, sr = sf.read(out, dtype="float32")
+    x, xsr = sf.read(audio_files["piano"], dtype="float32")
+    assert sr == xsr and y.shape == x.shape and "style: reference" in summary
+
+
+def test_timbre_bad_file_message(page, audio_files):
+    pytest.importorskip("engines.timbre.api")
+    open_tab(page, "Timbre")
+    upload(page, "tim-input", audio_files["bad"])
+    page.locator("#tim-run").click()
+    msg = error_toast(page)
+    assert "The input" in msg and "Traceback" not in msg, msg
