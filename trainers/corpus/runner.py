@@ -32,7 +32,7 @@ class Plan:
 
     def time_s(self, workers: int) -> float:
         """Estimated wall seconds."""
-        return self.seconds * self.kind.cost_per_second / max(1, min(workers, 2))
+        return self.seconds * self.kind.cost_per_second / max(1, min(workers, 2)) * (1.0 if workers <= 1 else 1.3)
 
 
 def plan_kind(kind: Kind, seed: int, minutes: float) -> Plan:

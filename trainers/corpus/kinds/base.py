@@ -111,7 +111,8 @@ class Kind:
     sr = 16000
     #: rough output bytes per planned second (all files of an item), for the disk estimate
     bytes_per_second = 32000
-    #: rough wall seconds per planned second on one core, for the time estimate
+    #: wall seconds per planned second with one worker, measured on a busy shared 2-core machine
+    #: (FluidR3_GM, fresh score cache); used for the up-front time estimate
     cost_per_second = 0.05
 
     def plan(self, seed: int, index: int) -> dict:

@@ -23,7 +23,7 @@ class Clips(Kind):
     name = "clips"
     sr = 16000
     bytes_per_second = 32000
-    cost_per_second = 0.06
+    cost_per_second = 0.23
 
     def plan(self, seed: int, index: int) -> dict:
         rng = item_rng(seed, self.name, index, 0)

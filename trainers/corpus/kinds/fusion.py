@@ -52,7 +52,7 @@ class Fusion(Kind):
     name = "fusion"
     sr = 24000
     bytes_per_second = 48000
-    cost_per_second = 0.03
+    cost_per_second = 0.055
 
     def plan(self, seed: int, index: int) -> dict:
         rng = item_rng(seed, self.name, index, 0)

@@ -39,7 +39,7 @@ class Query(Kind):
     name = "query"
     sr = 16000
     bytes_per_second = 4 * 32000 + 32000 * 0.25
-    cost_per_second = 0.08
+    cost_per_second = 0.24
 
     def plan(self, seed: int, index: int) -> dict:
         rng = item_rng(seed, self.name, index, 0)

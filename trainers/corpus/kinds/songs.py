@@ -55,7 +55,7 @@ class Songs(Kind):
     name = "songs"
     sr = 44100
     bytes_per_second = 6 * 88200
-    cost_per_second = 0.12
+    cost_per_second = 0.14
 
     def plan(self, seed: int, index: int) -> dict:
         rng = item_rng(seed, self.name, index, 0)

@@ -80,7 +80,7 @@ class Timbre(Kind):
     name = "timbre"
     sr = 24000
     bytes_per_second = 2 * 48000
-    cost_per_second = 0.03
+    cost_per_second = 0.095
 
     def plan(self, seed: int, index: int) -> dict:
         rng = item_rng(seed, self.name, index, 0)
