@@ -251,9 +251,8 @@ def test_same_seed_gives_identical_files_and_resume_skips(corpus_dir, tmp_path):
     row = k.render(ctx2, 0, k.plan(8, 0))
     assert (ctx2.root / "clips" / row["path"]).read_bytes() != (corpus_dir / "clips" / row["path"]).read_bytes()
     # resuming: the finished corpus renders nothing again
-    from trainers.corpus.kinds import KIND_CLASSES as KC
     from trainers.corpus.runner import plan_kind, render_plan
 
     ctx0 = Context(root=corpus_dir, soundfont=_soundfont(), seed=7)
-    stats = render_plan(plan_kind(KC["clips"](), 7, 0.12), ctx0, progress=False)
+    stats = render_plan(plan_kind(KIND_CLASSES["clips"](), 7, 0.12), ctx0, progress=False)
     assert stats["rendered"] == 0 and stats["skipped"] == stats["items"] > 0

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import music as M
 from .scores import excerpt, full_measure_indices, melody_part_index, skyline
-from .synth import Note, Track
+from .synth import Track
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class Arrangement:
     stems: dict[str, list[Track]] = field(default_factory=dict)
     instruments: list[dict] = field(default_factory=list)
     drums: dict | None = None
+    lead_families: list[str] = field(default_factory=lambda: list(LEAD_FAMILIES))
 
     @property
     def spq(self) -> float:
@@ -189,7 +190,7 @@ def arrange(piece: dict, rng: np.random.Generator, seconds: float, presets: froz
         arr.instruments.append({"stem": "drums", "role": "drums", "program": dinfo["kit"], "family": "drums",
                                 "name": dinfo["kit_name"], "style": dinfo["style"]})
     arr.stems = stems
-    arr._lead_families = lead_families  # type: ignore[attr-defined]
+    arr.lead_families = list(lead_families)
     return arr
 
 
@@ -202,7 +203,7 @@ def melody_track(arr: Arrangement, rng: np.random.Generator, presets: frozenset 
     if not qnotes:
         return None
     if program is None:
-        program, fam = pick_program(rng, families or getattr(arr, "_lead_families", LEAD_FAMILIES), presets, avoid)
+        program, fam = pick_program(rng, families or arr.lead_families, presets, avoid)
     else:
         fam = family_of(program)
     lo, hi = M.program_range(program)

@@ -88,10 +88,10 @@ def render_plan(plan: Plan, ctx: Context, workers: int = 1, progress: bool = Tru
                dynamic_ncols=True)
     t0 = time.time()
     jobs = [(kind.name, ctx, i, plan.items[i]) for i in todo]
+    pool = None
     try:
         if workers <= 1:
             results = map(_work, jobs)
-            pool = None
         else:
             pool = mp.get_context("fork").Pool(workers, maxtasksperchild=200)
             results = pool.imap_unordered(_work, jobs, chunksize=1)
@@ -108,7 +108,10 @@ def render_plan(plan: Plan, ctx: Context, workers: int = 1, progress: bool = Tru
         if pool is not None:
             pool.close()
             pool.join()
+            pool = None
     finally:
+        if pool is not None:  # interrupted: stop the workers
+            pool.terminate()
         bar.close()
         rewrite_sorted(mpath, rows)
     stats["wall_seconds"] = round(time.time() - t0, 2)

@@ -17,7 +17,7 @@ from . import audio as A
 from . import music as M
 from . import sounds as S
 from . import voices as V
-from .arrange import family_of, pick_program, window_notes
+from .arrange import family_of, window_notes
 from .scores import excerpt, full_measure_indices, melody_part_index, skyline
 from .synth import Note, SynthSettings, Track, render
 
@@ -391,8 +391,8 @@ class NoiseSound(Source):
 
 # -- factory ------------------------------------------------------------------------------------
 
-def make_source(cls: str, sr: int, rng: np.random.Generator, ctx, for_query: bool = False) -> Source:
-    """Draw a source of class ``cls``."""
+def make_source(cls: str, sr: int, rng: np.random.Generator, ctx) -> Source:
+    """Draw a source of class ``cls`` (``ctx``: the render context, for scores and the soundfont)."""
     presets = ctx.presets
 
     def prog_from(progs: list[int]) -> int:

@@ -101,7 +101,7 @@ class Query(Kind):
         rng = item_rng(ctx.seed, self.name, index, 1)
         sr, n = self.sr, int(SECONDS * self.sr)
         cls = plan["label"]
-        src = make_source(cls, sr, rng, ctx, for_query=True)
+        src = make_source(cls, sr, rng, ctx)
         n_ev = int(rng.integers(1, 4))
         durs = rng.uniform(1.0, 4.0, n_ev)
         if durs.sum() > 7.5:

@@ -20,6 +20,7 @@ import numpy as np
 from .. import audio as A
 from .. import voices as V
 from ..arrange import arrange, melody_track, notes_json
+from ..music import fit_octave
 from ..synth import Track, render
 from .base import Context, ItemFolder, Kind, item_rng, random_synth_settings, write_json
 
@@ -87,7 +88,6 @@ class Songs(Kind):
         lang = piece.get("lyric_lang") or V.choose_lang(rng)
         singer = V.random_voice(rng, lang=lang, gender="female" if female else "male", odd=0.0)
         center = 67 if female else 55
-        from ..music import fit_octave
         vshift = fit_octave(mel_pitches, center - 10, center + 10)
 
         vocals = np.zeros(n, np.float32)
