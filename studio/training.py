@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = ROOT / "launch.py"
 #: trainer -> registry kind of the model it exports
 KIND_OF = {"query": "query", "vocals": "vocals", "fusion": "fusion", "timbre": "timbre"}
+#: trainer -> the corpus kind (subfolder of `launch.py corpus --out DIR`) it trains on
+CORPUS_KIND = {"query": "clips", "vocals": "songs", "fusion": "fusion", "timbre": "timbre"}
 #: option names that hold the training data, in the order they are looked for
 DATA_FLAGS = ("--data", "--dataset_folder", "--dataset", "--data_dir", "--corpus", "--root")
 LR_FLAGS = ("--lr", "--learning_rate", "--fix_learning_rate")
@@ -123,7 +125,10 @@ def build_command(name: str, *, out_dir: str | os.PathLike, data: str | None = N
         if isinstance(value, float) and value.is_integer() and spec.options[flag].type is int:
             value = int(value)
         args += [flag, str(value)]
-    args += shlex.split(extra or "")
+    extra_args = shlex.split(extra or "")
+    if spec.has("--export") and "--export" not in extra_args:
+        args += ["--export", str(Path(out_dir) / f"{name}.safetensors")]  # the engines load exported models
+    args += extra_args
     if nproc > 1:
         head = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}",
                 str(LAUNCH)]
@@ -132,7 +137,8 @@ def build_command(name: str, *, out_dir: str | os.PathLike, data: str | None = N
     return head + ["train", name] + args
 
 
-def corpus_command(out: str | os.PathLike, kind: str | None = None, extra: str = "") -> list[str]:
+def corpus_command(out: str | os.PathLike, kind: str | None = None, minutes: float | None = None) -> list[str]:
+    """``launch.py corpus --out OUT [--kinds KIND] [--minutes M]``; the kind lands in ``OUT/KIND``."""
     spec = corpus_spec()
     if spec is None:
         raise ValueError("The corpus renderer (`launch.py corpus`) is not in this checkout.")
@@ -140,7 +146,9 @@ def corpus_command(out: str | os.PathLike, kind: str | None = None, extra: str =
     cmd += [str(out)] if spec["out"] == "" else [spec["out"], str(out)]
     if kind and spec["kinds"]:
         cmd += [spec["kinds"], kind]
-    return cmd + shlex.split(extra or "")
+    if minutes:
+        cmd += ["--minutes", f"{float(minutes):g}"]
+    return cmd
 
 
 class TrainJob:

@@ -95,8 +95,8 @@ def build(ctx) -> None:
                 gr.update(visible="segments" in uses), gr.update(visible="freq" in uses),
                 gr.update(visible="channels" in uses), gr.update(visible="energy" in uses))
 
-    mask_type.change(on_type, mask_type, [mask_type, seg_group, freq_group, chan_group, energy_group], api_name=False)
-    mode.change(lambda m: gr.update(visible=m == "learned"), mode, model, api_name=False)
+    mask_type.change(on_type, mask_type, [mask_type, seg_group, freq_group, chan_group, energy_group], api_visibility="private")
+    mode.change(lambda m: gr.update(visible=m == "learned"), mode, model, api_visibility="private")
 
     @guard
     def on_run(a_path, b_path, mtype, md, model_name, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd,

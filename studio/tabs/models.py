@@ -22,8 +22,8 @@ def build(ctx) -> None:
 
     gr.Markdown("Models registered in `assets/models` (also `python launch.py models`).")
     table = gr.Dataframe(value=rows(), headers=["model", "kind", "what it is", "trained on", "measured scores"],
-                         interactive=False, wrap=True)
+                         interactive=False, wrap=True, elem_id="models-table")
     with gr.Accordion("Raw registry entries", open=False):
         raw = gr.Code(value=json.dumps(registry.entries(), indent=2), language="json")
     refresh = gr.Button("Refresh")
-    refresh.click(lambda: (rows(), json.dumps(registry.entries(), indent=2)), outputs=[table, raw])
+    refresh.click(lambda: (rows(), json.dumps(registry.entries(), indent=2)), outputs=[table, raw], api_name="models")

@@ -160,7 +160,7 @@ def build(ctx) -> None:
         vals = preset_values(p)
         return [vals[n] for n in names]
 
-    preset.change(on_preset, preset, [comps[n] for n in names], api_name=False)
+    preset.change(on_preset, preset, [comps[n] for n in names], api_visibility="private")
 
     @guard
     def on_run(mix_path, query_path, gt_path, neg_path, model_name, use_thr, thr,

@@ -45,22 +45,25 @@ def build(ctx) -> None:
                 "Start again on the same folder resumes.")
     with gr.Row():
         model = gr.Dropdown(choices=[(f"{k}: {v}", k) for k, v in trainers.items()], value=first,
-                            label="Trainer", info="launch.py train <model>", scale=2)
+                            label="Trainer", info="launch.py train <model>", scale=2, elem_id="train-model")
         nproc = gr.Slider(1, max(2, os.cpu_count() or 1), value=1, step=1, label="Processes",
                           info="more than 1 runs torch.distributed.run --standalone --nproc_per_node N (DDP, gloo)")
     with gr.Row():
         data = gr.Textbox(label="Dataset folder", placeholder="/path/to/data (or the corpus folder to render)",
-                          info=_data_info(spec0), scale=3)
+                          info=_data_info(spec0), scale=3, elem_id="train-data")
         render = gr.Checkbox(value=False, label="Render a corpus into this folder first",
-                             info="runs `launch.py corpus` before training" if has_corpus
-                             else "the corpus renderer is not in this checkout", interactive=has_corpus)
+                             info="runs `launch.py corpus --out FOLDER --kinds <the trainer's kind>`, then trains "
+                                  "on FOLDER/<kind>" if has_corpus else "the corpus renderer is not in this checkout",
+                             interactive=has_corpus)
+        corpus_minutes = gr.Number(value=10, label="corpus minutes", info="--minutes of audio to render",
+                                   interactive=has_corpus)
     with gr.Accordion("Hyper-parameters", open=True):
         with gr.Row():
             epochs = gr.Number(value=spec0.defaults.get("--epochs"), precision=0, label="epochs", info=_HELP["--epochs"])
             max_steps = gr.Number(value=spec0.defaults.get("--max_steps"), precision=0, label="max steps",
-                                  info=_HELP["--max_steps"])
+                                  info=_HELP["--max_steps"], elem_id="train-max-steps")
             batch = gr.Number(value=spec0.defaults.get("--batch_size"), precision=0, label="batch size",
-                              info=_HELP["--batch_size"])
+                              info=_HELP["--batch_size"], elem_id="train-batch")
         with gr.Row():
             lr = gr.Number(value=spec0.defaults.get(spec0.lr_flag or ""), label="learning rate",
                            info=f"{spec0.lr_flag or '(no learning-rate flag)'}")
@@ -68,21 +71,24 @@ def build(ctx) -> None:
             ckpt_every = gr.Number(value=spec0.defaults.get("--ckpt_every"), precision=0, label="checkpoint every",
                                    info=_HELP["--ckpt_every"])
         extra = gr.Textbox(label="Extra arguments", placeholder="--flag value ...",
-                           info="any other flag of the trainer (see `python launch.py train <model> --help`)")
-    out_dir = gr.Textbox(value=_default_out(first), label="Output folder", info="--out_dir")
+                           info="any other flag of the trainer (see `python launch.py train <model> --help`)",
+                           elem_id="train-extra")
+    out_dir = gr.Textbox(value=_default_out(first), label="Output folder", info="--out_dir", elem_id="train-out")
     with gr.Row():
-        start = gr.Button("Start", variant="primary")
-        stop = gr.Button("Stop", variant="stop")
-    status = gr.Textbox(label="Status", interactive=False)
-    command = gr.Code(label="Command", language="shell", interactive=False)
+        start = gr.Button("Start", variant="primary", elem_id="train-start")
+        stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+    status = gr.Textbox(label="Status", interactive=False, elem_id="train-status")
+    command = gr.Code(label="Command", language="shell", interactive=False, elem_id="train-command")
     with gr.Row():
-        log = gr.Textbox(label="Log (tail)", lines=14, max_lines=14, autoscroll=True, interactive=False, scale=1)
-        curve = gr.Plot(label="Loss", scale=1)
+        log = gr.Textbox(label="Log (tail)", lines=14, max_lines=14, autoscroll=True, interactive=False, scale=1,
+                         elem_id="train-log")
+        curve = gr.Plot(label="Loss", scale=1, elem_id="train-curve")
     with gr.Row():
         ckpts = gr.Dropdown(choices=[], label="Checkpoints in the output folder", scale=3,
-                            info="*.safetensors are exported models; checkpoint.pt is the resumable state")
-        use = gr.Button("Use in the engine tabs", scale=1)
-    use_msg = gr.Markdown()
+                            info="*.safetensors are exported models; checkpoint.pt is the resumable state",
+                            elem_id="train-ckpts")
+        use = gr.Button("Use in the engine tabs", scale=1, elem_id="train-use")
+    use_msg = gr.Markdown(elem_id="train-use-msg")
     job_id = gr.State(None)
     timer = gr.Timer(1.0, active=False)
 
@@ -93,10 +99,10 @@ def build(ctx) -> None:
                 gr.update(value=d.get(spec.lr_flag or ""), info=spec.lr_flag or "(no learning-rate flag)"),
                 d.get("--ckpt_every"), _default_out(name))
 
-    model.change(on_model, model, [data, epochs, max_steps, batch, lr, ckpt_every, out_dir])
+    model.change(on_model, model, [data, epochs, max_steps, batch, lr, ckpt_every, out_dir], api_visibility="private")
 
     @guard
-    def on_start(name, n, data_dir, do_render, ep, ms, bs, lr_v, th, ck, extra_args, out, current):
+    def on_start(name, n, data_dir, do_render, minutes, ep, ms, bs, lr_v, th, ck, extra_args, out, current):
         running = manager.get(current)
         if running is not None and running.running():
             raise gr.Error("A run is already going in this tab: stop it first.")
@@ -107,7 +113,9 @@ def build(ctx) -> None:
         if do_render:
             if not data_dir:
                 raise gr.Error("Give the folder the corpus should be rendered into.")
-            commands.append(training.corpus_command(data_dir))
+            kind = training.CORPUS_KIND.get(name, name)
+            commands.append(training.corpus_command(data_dir, kind, minutes))
+            data_dir = str(Path(data_dir) / kind)
         elif data_dir and not Path(data_dir).exists():
             raise gr.Error(f"The dataset folder '{data_dir}' does not exist.")
         try:
@@ -122,8 +130,8 @@ def build(ctx) -> None:
         jid = manager.add(job)
         return (jid, "starting", "\n".join(shlex.join(c) for c in commands), gr.Timer(active=True))
 
-    start.click(on_start, [model, nproc, data, render, epochs, max_steps, batch, lr, threads, ckpt_every, extra,
-                           out_dir, job_id], [job_id, status, command, timer], concurrency_limit=None)
+    start.click(on_start, [model, nproc, data, render, corpus_minutes, epochs, max_steps, batch, lr, threads, ckpt_every, extra,
+                           out_dir, job_id], [job_id, status, command, timer], concurrency_limit=None, api_visibility="private")
 
     def on_tick(jid):
         job = manager.get(jid)
@@ -135,7 +143,8 @@ def build(ctx) -> None:
         return (job.status(), job.log_tail(), plots.loss_figure(recs, title=f"{job.model}: loss"),
                 gr.update(choices=files, value=files[0] if files else None), gr.Timer(active=alive))
 
-    timer.tick(on_tick, job_id, [status, log, curve, ckpts, timer], show_progress="hidden", concurrency_limit=None)
+    timer.tick(on_tick, job_id, [status, log, curve, ckpts, timer], show_progress="hidden", concurrency_limit=None,
+               api_visibility="private")
 
     @guard
     def on_stop(jid):
@@ -145,7 +154,7 @@ def build(ctx) -> None:
         job.stop()
         return "stopping (the solver writes a checkpoint, then exits)"
 
-    stop.click(on_stop, job_id, status, concurrency_limit=None)
+    stop.click(on_stop, job_id, status, concurrency_limit=None, api_visibility="private")
 
     pickers = [(kind, p) for kind, ps in ctx.model_pickers.items() for p in ps]
 
@@ -168,7 +177,7 @@ def build(ctx) -> None:
                f"`{path}` registered for {kind} models, but no engine tab of that kind is open in this studio.")
         return [msg, *updates]
 
-    use.click(on_use, [ckpts, model], [use_msg, *[p for _k, p in pickers]])
+    use.click(on_use, [ckpts, model], [use_msg, *[p for _k, p in pickers]], api_visibility="private")
 
 
 def _data_info(spec) -> str:

@@ -99,7 +99,7 @@ def build(ctx) -> None:
             return gr.update(), gr.update(), gr.update(), gr.update()
         return _view(state[name])
 
-    show.input(on_show, [results, show], [vocals_out, acc_out, mel_plot, mask_plot], api_name=False)
+    show.input(on_show, [results, show], [vocals_out, acc_out, mel_plot, mask_plot], api_visibility="private")
 
 
 def _unique(name: str, used: dict) -> str:

@@ -1,0 +1,93 @@
+"""Train and Models tabs, and the app itself, in the browser: a real (tiny) training run started,
+followed live (log, loss curve, status), its exported model used in the Separate tab; the Models
+table; the tab list in /config."""
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from tests.studio.helpers import error_toast, open_tab
+
+
+def test_config_lists_the_tabs(studio):
+    with urllib.request.urlopen(studio[0] + "/config") as r:
+        cfg = json.load(r)
+    labels = [c["props"].get("label") for c in cfg["components"] if c.get("type") == "tabitem"]
+    assert labels[-2:] == ["Train", "Models"]
+    for module, title in (("engines.separation", "Separate"), ("engines.vocals", "Vocals"),
+                          ("engines.fusion", "Fuse"), ("engines.timbre", "Timbre")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        assert title in labels
+
+
+def test_models_tab_lists_the_registry(page):
+    open_tab(page, "Models")
+    table = page.locator("#models-table").inner_text()
+    assert "vocals-tiny (default)" in table and "tiny random" in table
+
+
+def test_train_query_live_then_use_in_separate(page, studio):
+    pytest.importorskip("trainers.query_embedder")
+    out = studio[1] / "runs" / "browser-query"
+    open_tab(page, "Train")
+    page.locator("#train-model input").first.click()
+    page.get_by_role("option", name="query: the built-in query embedder/classifier").click()
+    page.locator("#train-max-steps input").fill("6")
+    page.locator("#train-batch input").fill("4")
+    page.locator("#train-extra textarea, #train-extra input").first.fill(
+        "--synthetic 16 --examples_per_epoch 24 --val_examples 4 --no_mlflow --log_every 1")
+    out_box = page.locator("#train-out textarea, #train-out input").first
+    out_box.fill(str(out))
+    page.locator("#train-start").click()
+    page.wait_for_function("() => document.querySelector('#train-command').innerText.includes('train query')")
+    command = page.locator("#train-command").inner_text()
+    assert "--max_steps 6" in command and f"--export {out}/query.safetensors" in command
+    page.wait_for_function(
+        "() => { const s = document.querySelector('#train-status textarea, #train-status input');"
+        " return s && s.value.startsWith('done'); }", timeout=150_000)
+    assert "Epoch" in page.locator("#train-log textarea").input_value()
+    page.wait_for_selector("#train-curve .js-plotly-plot")
+    assert (out / "query.safetensors").exists() and (out / "progress.jsonl").exists()
+    page.wait_for_function("() => document.querySelector('#train-ckpts input').value.includes('query.safetensors')")
+    page.locator("#train-use").click()
+    page.wait_for_function("() => document.querySelector('#train-use-msg').innerText.includes('now selected')")
+    open_tab(page, "Separate")
+    page.locator("#tab-separate").get_by_text("Advanced").click()
+    picker = page.locator("#tab-separate").get_by_label("Built-in model")
+    assert "query.safetensors" in picker.input_value()
+
+
+def test_train_stop_checkpoints(page, studio):
+    pytest.importorskip("trainers.query_embedder")
+    out = studio[1] / "runs" / "browser-stop"
+    open_tab(page, "Train")
+    page.locator("#train-model input").first.click()
+    page.get_by_role("option", name="query: the built-in query embedder/classifier").click()
+    page.locator("#train-max-steps input").fill("5000")
+    page.locator("#train-batch input").fill("2")
+    page.locator("#train-extra textarea, #train-extra input").first.fill(
+        "--synthetic 16 --examples_per_epoch 5000 --val_examples 2 --no_mlflow --log_every 1")
+    page.locator("#train-out textarea, #train-out input").first.fill(str(out))
+    page.locator("#train-start").click()
+    page.wait_for_function(
+        "() => document.querySelector('#train-status textarea, #train-status input').value.startsWith('running: step')",
+        timeout=120_000)
+    page.locator("#train-stop").click()
+    page.wait_for_function(
+        "() => document.querySelector('#train-status textarea, #train-status input').value.startsWith('stopped')",
+        timeout=60_000)
+    assert (out / "checkpoint.pt").exists()
+    last = (out / "progress.jsonl").read_text().strip().splitlines()[-1]
+    assert json.loads(last)["event"] == "stopped"
+
+
+def test_train_missing_dataset_message(page):
+    open_tab(page, "Train")
+    page.locator("#train-data textarea, #train-data input").first.fill("/no/such/folder")
+    page.locator("#train-start").click()
+    assert "does not exist" in error_toast(page)
