@@ -37,6 +37,7 @@ def add_arguments(parser) -> None:
     h.add_argument("--res_dims", type=int, nargs="+", default=d.res_dims, help="width of each residual unit")
     h.add_argument("--dilations", type=int, nargs="+", default=d.dilations,
                    help="time dilation per unit (2*sum+1 = context = 25)")
+    h.add_argument("--stem", type=int, nargs="*", default=d.stem, help="channels of 2D conv stem layers (optional)")
     h.add_argument("--save_every_epoch", type=int, default=d.save_every_epoch)
     h.add_argument("--eval_every_epoch", type=int, default=d.eval_every_epoch)
     h.add_argument("--num_evals", type=int, default=d.num_evals)
@@ -85,11 +86,11 @@ def run(args) -> int:
     hp = HParams.from_dict(ds.meta["hparams"])  # the features' settings come from the dataset
     hp.batch_size, hp.nepochs = args.batch_size, args.epochs
     hp.fix_learning_rate, hp.lr, hp.weight_decay = args.fix_learning_rate, args.lr, args.weight_decay
-    hp.res_dims, hp.dilations = list(args.res_dims), list(args.dilations)
+    hp.res_dims, hp.dilations, hp.stem = list(args.res_dims), list(args.dilations), list(args.stem or [])
     hp.save_every_epoch, hp.eval_every_epoch, hp.num_evals = args.save_every_epoch, args.eval_every_epoch, args.num_evals
     hp.mask_at_eval = bool(args.mask_at_eval)
     model = VocalMaskCNN(n_bins=hp.n_fft // 2 + 1, context=hp.context, res_dims=hp.res_dims,
-                         dilations=hp.dilations, hparams=hp.to_dict())
+                         dilations=hp.dilations, hparams=hp.to_dict(), stem=hp.stem)
     lr = hp.fix_learning_rate or hp.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=hp.weight_decay)
     cfg = config_from_args(args, progress_bar=False)

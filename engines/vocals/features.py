@@ -67,6 +67,8 @@ class HParams:
     predict_frames: int = 32
     #: dilation of each residual unit's time convolution (sum must be ``(context - 1) / 2``).
     dilations: list = field(default_factory=lambda: [1, 2, 4, 5])
+    #: channels of the optional 2D conv stem (each layer takes one of the 12 context frames per side).
+    stem: list = field(default_factory=list)
     lr: float = 2e-3
     weight_decay: float = 1e-4
     #: the mixture is scaled to this RMS (dBFS) before the features (the mask is scale-free).

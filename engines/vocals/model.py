@@ -16,16 +16,27 @@ from engines.checkpoint import capture_init
 from .features import CONTEXT, N_BINS
 
 
-class _BatchNorm(nn.BatchNorm1d):
-    """BatchNorm1d without the 0-dim ``num_batches_tracked`` counter (unused with a fixed momentum;
-    the checkpoint digest cannot hash 0-dim integer tensors). ``(B, C, T) -> (B, C, T)``."""
+class _NoCounter:
+    """BatchNorm without the 0-dim ``num_batches_tracked`` counter (unused with a fixed momentum;
+    the checkpoint digest cannot hash 0-dim integer tensors)."""
 
-    def __init__(self, c: int):
-        super().__init__(c)
+    def _drop_counter(self):
         self.register_buffer("num_batches_tracked", None)
 
     def _load_from_state_dict(self, *args, **kwargs):  # skip BatchNorm's counter injection
         return nn.Module._load_from_state_dict(self, *args, **kwargs)
+
+
+class _BatchNorm(_NoCounter, nn.BatchNorm1d):
+    def __init__(self, c: int):
+        nn.BatchNorm1d.__init__(self, c)
+        self._drop_counter()
+
+
+class _BatchNorm2d(_NoCounter, nn.BatchNorm2d):
+    def __init__(self, c: int):
+        nn.BatchNorm2d.__init__(self, c)
+        self._drop_counter()
 
 
 def _bn(c: int) -> nn.BatchNorm1d:
@@ -60,22 +71,30 @@ class VocalMaskCNN(nn.Module):
         n_bins: frequency bins of the input and of the predicted mask (513 for n_fft 1024).
         context: frames of context per predicted frame (odd; 25 ~ 290 ms).
         res_dims: width of each residual unit.
-        dilations: time dilation of each unit; ``2 * sum(dilations) + 1`` must equal ``context``.
+        dilations: time dilation of each unit; ``2 * (sum(dilations) + len(stem)) + 1`` must equal ``context``.
+        stem: channels of optional 2D conv layers in front (kernel 5x3 over frequency x time,
+            frequency stride 2, valid in time): local time-frequency patterns before the trunk.
         hparams: the training configuration (:class:`engines.vocals.features.HParams` as a dict),
             stored with the weights so a checkpoint carries its features' settings.
     """
 
     def __init__(self, n_bins: int = N_BINS, context: int = CONTEXT, res_dims: list | tuple = (192, 192, 192, 192),
-                 dilations: list | tuple = (1, 2, 4, 5), hparams: dict | None = None):
+                 dilations: list | tuple = (1, 2, 4, 5), hparams: dict | None = None, stem: list | tuple = ()):
         super().__init__()
         if len(res_dims) != len(dilations) or not res_dims:
             raise ValueError("res_dims and dilations need the same (non-zero) length.")
-        if 2 * sum(dilations) + 1 != context:
-            raise ValueError(f"The dilations {list(dilations)} give a {2 * sum(dilations) + 1}-frame receptive "
+        rf = 2 * (sum(dilations) + len(stem)) + 1
+        if rf != context:
+            raise ValueError(f"The dilations {list(dilations)} and stem {list(stem)} give a {rf}-frame receptive "
                              f"field, not the context of {context} frames.")
         self.n_bins, self.context = n_bins, context
         self.hparams = dict(hparams or {})
-        self.inp = nn.Sequential(nn.Conv1d(n_bins, res_dims[0], 1), _bn(res_dims[0]), nn.ReLU(inplace=True))
+        layers, c, f = [], 1, n_bins
+        for ch in stem:
+            layers += [nn.Conv2d(c, ch, (5, 3), stride=(2, 1), padding=(2, 0)), _BatchNorm2d(ch), nn.ReLU(inplace=True)]
+            c, f = ch, (f - 1) // 2 + 1
+        self.stem = nn.Sequential(*layers) if layers else None
+        self.inp = nn.Sequential(nn.Conv1d(c * f, res_dims[0], 1), _bn(res_dims[0]), nn.ReLU(inplace=True))
         units, c = [], res_dims[0]
         for w, d in zip(res_dims, dilations):
             units.append(ResidualUnit(c, w, d))
@@ -96,4 +115,7 @@ class VocalMaskCNN(nn.Module):
         B, F, T = x.shape
         if F != self.n_bins or T < self.context:
             raise ValueError(f"Expected (B, {self.n_bins}, >= {self.context}) features, got {tuple(x.shape)}.")
+        if self.stem is not None:
+            x = self.stem(x[:, None])  # (B, C, F', T - 2 * len(stem))
+            x = x.reshape(B, -1, x.shape[-1])
         return self.out(self.units(self.inp(x)))

@@ -68,6 +68,12 @@ def test_model_shapes_single_window_and_many_frames():
         net(torch.rand(1, 512, 30))
 
 
+def test_model_with_2d_stem_keeps_25_frame_context():
+    net = VocalMaskCNN(res_dims=[8, 8], dilations=[4, 6], stem=[4, 4]).eval()
+    assert list(net(torch.rand(2, 513, 25)).shape) == [2, 513, 1]
+    assert list(net(torch.rand(1, 513, 40)).shape) == [1, 513, 16]
+
+
 def test_model_rejects_bad_config():
     with pytest.raises(ValueError):
         VocalMaskCNN(res_dims=[8, 8], dilations=[1, 2])  # receptive field 7, not 25
