@@ -8,12 +8,23 @@ from engines import registry
 TITLE = "Models"
 
 
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
 def rows() -> list[list[str]]:
     out = []
     for e in registry.entries():
-        scores = ", ".join(f"{k}: {v}" for k, v in (e.get("scores") or {}).items())
+        scores = "; ".join(f"{k}: {_fmt(v)}" for k, v in (e.get("scores") or {}).items())
+        path = registry._dir(None) / e.get("file", "")  # noqa: SLF001 - same folder the engines read
+        size = f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "missing"
         out.append([e["name"] + (" (default)" if e.get("default") else ""), e.get("kind", ""),
-                    e.get("description", ""), e.get("trained_on", ""), scores])
+                    f"{e.get('sample_rate', '-')} Hz, {size}", e.get("description", ""), e.get("trained_on", ""),
+                    scores or "not measured"])
     return out
 
 
@@ -21,7 +32,7 @@ def build(ctx) -> None:
     import gradio as gr
 
     gr.Markdown("Models registered in `assets/models` (also `python launch.py models`).")
-    table = gr.Dataframe(value=rows(), headers=["model", "kind", "what it is", "trained on", "measured scores"],
+    table = gr.Dataframe(value=rows(), headers=["model", "kind", "rate, size", "what it is", "trained on", "measured scores"],
                          interactive=False, wrap=True, elem_id="models-table")
     with gr.Accordion("Raw registry entries", open=False):
         raw = gr.Code(value=json.dumps(registry.entries(), indent=2), language="json")
