@@ -43,6 +43,26 @@ def _scorer():
     return mod
 
 
+def _arrangement_distance(r, sc) -> float:
+    """MR-STFT distance (scorer's) between the fusion and the clean STFT-domain arrangement of its
+    sources under the same masks (the trainer's target): lower = cleaner seams."""
+    import numpy as np
+    import torch
+
+    from engines.fusion.align import smooth_masks
+    from engines.fusion.codec import MDCTCodec
+    from trainers.fusion import arrangement
+
+    own = torch.from_numpy(r.region_map.astype(np.int64))[None]
+    m_in = ((own == 0) | (own == 2)).float()
+    m_tgt = ((own == 1) | (own == 2)).float()
+    m_in, m_tgt = smooth_masks(m_in, m_tgt, r.params.get("crossfade_frames", 0))
+    a = torch.from_numpy(r.a)[None, None]
+    b = torch.from_numpy(r.b)[None, None]
+    ref = arrangement(a, b, m_in, m_tgt, MDCTCodec())[0][0, 0].numpy()
+    return sc.mrstft(ref, r.audio)["mrstft"]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(BENCH / "data" / "fusion"))
@@ -66,8 +86,9 @@ def main(argv=None) -> int:
     engine = FusionEngine(model=args.model, checkpoint=args.checkpoint)
     codec = MDCTCodec()
     rows = {"codec": [], "complementarity": {"direct": {m: [] for m in MASKS}, "learned": {m: [] for m in MASKS}},
+            "arrangement_mrstft": {"direct": {m: [] for m in MASKS}, "learned": {m: [] for m in MASKS}},
             "unity": {m: [] for m in UNITY_MASKS}, "unity_rel": {m: [] for m in UNITY_MASKS},
-            "rtf": {"direct": [], "learned": []}}
+            "rtf": {"direct": [], "learned": []}, "cpu_rtf": {"direct": [], "learned": []}}
     t0 = time.perf_counter()
     first = engine.fuse(str(cases[0] / "a.wav"), str(cases[0] / "b.wav"))
     cold = {"direct_first_call_s": round(time.perf_counter() - t0, 3), "direct_first_call_rtf": round(first.timings["rtf"], 4)}
@@ -79,18 +100,21 @@ def main(argv=None) -> int:
     for case in cases:
         a_path, b_path = str(case / "a.wav"), str(case / "b.wav")
         for name in ("a", "b"):
-            y, sr = sc.load_mono(str(case / f"{name}.wav"))
+            y, sr, _ = sc.load_mono(str(case / f"{name}.wav"))
             with torch.no_grad():
                 x = torch.from_numpy(np.asarray(y, dtype=np.float32))[None, None]
                 z = codec.decode(codec.encode(x), x.shape[-1])[0, 0].numpy()
-            rows["codec"].append({"case": case.name, "file": name, "si_sdr": sc.si_sdr(y, z), "mrstft": sc.mrstft(y, z)})
+            rows["codec"].append({"case": case.name, "file": name, "si_sdr": sc.si_sdr(y, z), "mrstft": sc.mrstft(y, z)["mrstft"]})
         for mode in modes:
             for m in MASKS:
                 r = engine.fuse(a_path, b_path, mask_type=m, mode=mode)
                 c = complementarity(r)["complementarity"]
                 rows["complementarity"][mode][m].append(c)
+                rows["arrangement_mrstft"][mode][m].append(_arrangement_distance(r, sc))
                 rows["rtf"][mode].append(r.timings["rtf"])
-                print(f"{case.name} {mode:7s} {m:9s} complementarity {c:.3f}  rtf {r.timings['rtf']:.4f}", flush=True)
+                rows["cpu_rtf"][mode].append(r.timings["cpu_rtf"])
+                print(f"{case.name} {mode:7s} {m:9s} complementarity {c:.3f}  rtf {r.timings['rtf']:.4f} "
+                      f"cpu_rtf {r.timings['cpu_rtf']:.4f}", flush=True)
         if not args.skip_learned:
             for m in UNITY_MASKS:
                 r = engine.fuse(a_path, a_path, mask_type=m, mode="learned")
@@ -104,7 +128,12 @@ def main(argv=None) -> int:
         "codec_si_sdr_db": mean([r["si_sdr"] for r in rows["codec"]]),
         "codec_mrstft": mean([r["mrstft"] for r in rows["codec"]]),
         "complementarity": {mode: {m: mean(v) for m, v in rows["complementarity"][mode].items()} for mode in modes},
-        "rtf": {mode: {"mean": mean(rows["rtf"][mode]), "max": float(np.max(rows["rtf"][mode]))} for mode in modes},
+        "arrangement_mrstft": {mode: {m: mean(v) for m, v in rows["arrangement_mrstft"][mode].items()}
+                               for mode in modes},
+        "rtf": {mode: {"mean": mean(rows["rtf"][mode]), "max": float(np.max(rows["rtf"][mode])),
+                       "cpu_mean": mean(rows["cpu_rtf"][mode]), "cpu_max": float(np.max(rows["cpu_rtf"][mode]))}
+                for mode in modes},
+        "load_average_1min": os.getloadavg()[0],
         "cold": cold, "threads": args.threads,
     }
     for mode in modes:

@@ -56,18 +56,21 @@ class KeyInfo:
         return {"tonic": self.tonic, "mode": self.mode, "name": self.name, "confidence": round(self.confidence, 3)}
 
 
-def _onset_env(y: np.ndarray, sr: int, fmax: float | None = None) -> np.ndarray:
-    """Spectral flux of the log-mel spectrogram (torch STFT, no JIT): ``(frames,)`` at ``sr / HOP``."""
+def _onset_envs(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Spectral flux of the log-mel spectrogram, full band and below 250 Hz (one torch STFT, no
+    JIT): two ``(frames,)`` arrays at ``sr / HOP`` frames per second."""
     from engines.audio.spectral import mel_filterbank, stft
 
     n_fft = 2048
-    mag = stft(torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), n_fft, HOP).abs().numpy()
-    n_mels = 64 if fmax is None else 12
-    fb = np.asarray(mel_filterbank(sr, n_fft, n_mels, 0.0, fmax or sr / 2), dtype=np.float32)
-    S = np.log10(np.maximum(fb @ mag**2, 1e-10)) * 10
-    S = np.maximum(S, S.max() - 80)
-    flux = np.maximum(S[:, 1:] - S[:, :-1], 0).mean(0)
-    return np.concatenate([[0.0], flux]).astype(np.float32)
+    power = stft(torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), n_fft, HOP).abs().pow_(2).numpy()
+    out = []
+    for n_mels, fmax in ((64, sr / 2), (12, 250.0)):
+        fb = np.asarray(mel_filterbank(sr, n_fft, n_mels, 0.0, fmax), dtype=np.float32)
+        S = 10 * np.log10(np.maximum(fb @ power, 1e-10))
+        S = np.maximum(S, S.max() - 80)
+        flux = np.maximum(S[:, 1:] - S[:, :-1], 0).mean(0)
+        out.append(np.concatenate([[0.0], flux]).astype(np.float32))
+    return out[0], out[1]
 
 
 def _tempo_period(env: np.ndarray, fps: float, lo_bpm: float = 60, hi_bpm: float = 200, prior_bpm: float = 120):
@@ -102,7 +105,7 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 4) -> BeatInfo:
     """
     y = np.asarray(y, dtype=np.float32).reshape(-1)
     fps = sr / HOP
-    env = _onset_env(y, sr)
+    env, low = _onset_envs(y, sr)
     period = _tempo_period(env, fps)
     tempo = 60.0 * fps / period
     n = len(env)
@@ -114,7 +117,6 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 4) -> BeatInfo:
     beats = beat_frames / fps
     downbeats = beats[:0]
     if len(beats):
-        low = _onset_env(y, sr, fmax=250.0)
         strength = np.interp(beat_frames, np.arange(len(low)), low)
         sc = [strength[p::beats_per_bar].mean() if len(strength[p::beats_per_bar]) else 0.0
               for p in range(min(beats_per_bar, len(beats)))]
@@ -170,20 +172,20 @@ def time_stretch(y: np.ndarray, rate: float, n_fft: int = 1024, hop: int = 256) 
     y = np.asarray(y, dtype=np.float32).reshape(-1)
     if abs(rate - 1.0) < 0.005 or len(y) < n_fft:
         return y
-    S = stft(torch.from_numpy(y).double(), n_fft, hop)  # (F, N)
+    S = stft(torch.from_numpy(y), n_fft, hop)  # (F, N)
     F_, N = S.shape
-    steps = torch.arange(0, N, rate, dtype=torch.float64)
+    steps = torch.arange(0, N, rate, dtype=torch.float64).float()
     S = torch.nn.functional.pad(S, (0, 2))
     mag, ang = S.abs(), torch.angle(S)
     i0 = steps.floor().long()
     frac = (steps - i0)[None]
     m = (1 - frac) * mag[:, i0] + frac * mag[:, i0 + 1]
-    omega = torch.linspace(0, np.pi * hop, F_, dtype=torch.float64)[:, None]
+    omega = torch.linspace(0, np.pi * hop, F_, dtype=torch.float32)[:, None]
     dphi = ang[:, i0 + 1] - ang[:, i0] - omega
     dphi = dphi - 2 * np.pi * torch.round(dphi / (2 * np.pi))
-    phase = torch.cat([ang[:, :1], torch.cumsum(omega + dphi, 1)[:, :-1] + ang[:, :1]], 1)
+    phase = torch.cat([ang[:, :1], torch.cumsum((omega + dphi).double(), 1)[:, :-1].float() + ang[:, :1]], 1)
     out = istft(torch.polar(m, phase), n_fft, hop, length=int(round(len(y) / rate)))
-    return out.float().numpy()
+    return out.numpy().astype(np.float32)
 
 
 def pitch_shift(y: np.ndarray, sr: int, n_steps: float) -> np.ndarray:
