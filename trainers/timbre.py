@@ -216,7 +216,8 @@ class TimbreTrainer(nn.Module):
         dec_c = [c_p, c_v] + ([c_p, c_v] if any_pair else [])
         dec_s = [st_p, st_v] + ([st_v, st_p] if any_pair else [])
         dec_t = [lm_p, lm_v] + ([lm_v, lm_p] if any_pair else [])
-        pred = m.decoder(torch.cat(dec_c), torch.cat(dec_s), torch.cat(dec_t))
+        dec_b = [lm_p, lm_v] + ([lm_p, lm_v] if any_pair else [])  # the content source's spectrum
+        pred = m.decoder(torch.cat(dec_c), torch.cat(dec_s), torch.cat(dec_t), torch.cat(dec_b))
         out: dict[str, torch.Tensor] = {}
         rec = self.spec(pred[:2 * B], torch.cat([lm_p, lm_v]), mask, m.mel_fb)
         out["rec"] = rec
@@ -227,7 +228,7 @@ class TimbreTrainer(nn.Module):
             out["pair"] = pair
             loss = loss + w["pair"] * pair
         if w.get("mrstft", 0) > 0:  # waveform multi-scale term on piano->piano (input phase), 2 items
-            k = min(2, B)
+            k = 1
             mag = (torch.exp(pred[:k]) - LOG_EPS).clamp_min(0).transpose(1, 2)
             est = spectral.istft(mag * sp[:k] / sp[:k].abs().clamp_min(1e-8), N_FFT, HOP, batch["piano_wav"].shape[-1])
             ms = self.mrstft(est, batch["piano_wav"][:k])
@@ -312,6 +313,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--style_dim", type=int, default=64)
     parser.add_argument("--enc_layers", type=int, default=2)
     parser.add_argument("--dec_layers", type=int, default=2)
+    parser.add_argument("--no_residual", action="store_true",
+                        help="decoder predicts the target spectrum from scratch instead of a log-gain on the input's")
     parser.add_argument("--weights", default=None, help="JSON overriding loss weights " + json.dumps(DEFAULT_WEIGHTS))
     add_solver_arguments(parser, epochs=None, batch_size=4, ckpt_every=100)
 
@@ -347,7 +350,8 @@ def run(args) -> int:
         stats = stats_for_clips([c for pr in tp for c in pr] + pn + vn, name="unified")
         stats.save(out / "stats_unified.npz")
     model = TimbreTransfer(d_model=args.d_model, style_dim=args.style_dim, enc_layers=args.enc_layers,
-                           dec_layers=args.dec_layers, window=args.window, overlap=args.overlap)
+                           dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
+                           residual=not args.no_residual)
     model.set_stats(stats)
     weights = {**DEFAULT_WEIGHTS, **(json.loads(args.weights) if args.weights else {})}
     wrapper = TimbreTrainer(model, weights)

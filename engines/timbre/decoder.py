@@ -61,13 +61,16 @@ class Decoder(nn.Module):
 
     Shape:
         content: ``(B, N, content_dim)``; style: ``(B, style_dim)``; target (teacher forcing):
-        ``(B, N, n_out)`` log-magnitudes or ``None`` (generate). Returns ``(B, N, n_out)``.
+        ``(B, N, n_out)`` log-magnitudes or ``None`` (generate); base: ``(B, N, n_out)`` the input's
+        log-magnitude when ``residual`` (the decoder then predicts a log-gain on top of it, so it starts
+        as the identity and keeps the input's harmonics exactly where they are). Returns ``(B, N, n_out)``.
     """
 
     def __init__(self, content_dim: int = 64, style_dim: int = 64, n_out: int = 513, latent_dim: int = 32,
                  d_model: int = 128, n_layers: int = 2, n_heads: int = 4, dropout: float = 0.1,
-                 latent_dropout: float = 0.5, latent_noise: float = 0.2):
+                 latent_dropout: float = 0.5, latent_noise: float = 0.2, residual: bool = True):
         super().__init__()
+        self.residual = residual
         self.latent_dropout, self.latent_noise = latent_dropout, latent_noise
         self.d_model = d_model
         self.in_content = nn.Linear(content_dim, d_model)
@@ -78,17 +81,28 @@ class Decoder(nn.Module):
         self.blocks = nn.ModuleList([CausalBlock(d_model, n_heads, dropout) for _ in range(n_layers)])
         self.head = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, 2 * d_model), nn.GELU(),
                                   nn.Linear(2 * d_model, n_out))
-        # log-magnitudes live around -9..4: start the output near a quiet spectrum
-        nn.init.constant_(self.head[-1].bias, -5.0)
+        if residual:  # the output is base + head(...): start as the identity (the input's spectrum)
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
+        else:  # log-magnitudes live around -9..4: start the output near a quiet spectrum
+            nn.init.constant_(self.head[-1].bias, -5.0)
 
     def _cond(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         N = content.shape[1]
         return self.in_content(content) + self.in_style(style)[:, None] + sinusoidal(N, self.d_model, content.device)
 
-    def forward(self, content: torch.Tensor, style: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    def _base(self, base: torch.Tensor | None, content: torch.Tensor, t: slice | None = None):
+        if not self.residual:
+            return 0.0
+        if base is None:
+            raise ValueError("A residual decoder needs base= (the input's log-magnitude, (B, N, n_out)).")
+        return base if t is None else base[:, t]
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, target: torch.Tensor | None = None,
+                base: torch.Tensor | None = None) -> torch.Tensor:
         B, N, _ = content.shape
         if target is None:
-            return self.generate(content, style)
+            return self.generate(content, style, base)
         z = self.to_latent(target)
         if self.training:
             keep = (torch.rand(B, N, 1, device=z.device) >= self.latent_dropout).to(z.dtype)
@@ -97,10 +111,10 @@ class Decoder(nn.Module):
         h = self._cond(content, style) + self.in_latent(prev)
         for blk in self.blocks:
             h = blk(h)
-        return self.head(h)
+        return self._base(base, content) + self.head(h)
 
     @torch.no_grad()
-    def generate(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def generate(self, content: torch.Tensor, style: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """Frame-by-frame generation with a key/value cache; ``(B, N, n_out)``."""
         B, N, _ = content.shape
         cond = self._cond(content, style)
@@ -111,7 +125,7 @@ class Decoder(nn.Module):
             h = cond[:, t:t + 1] + self.in_latent(z)
             for blk, (ck, cv) in zip(self.blocks, caches):
                 h = blk.step(h, ck, cv, t)
-            y = self.head(h)
+            y = self._base(base, content, slice(t, t + 1)) + self.head(h)
             outs.append(y)
             z = self.to_latent(y)
         return torch.cat(outs, dim=1)

@@ -53,12 +53,14 @@ class TimbreTransfer(nn.Module):
 
     def __init__(self, d_model: int = 128, style_dim: int = 64, latent_dim: int = 32, enc_blocks: int = 2,
                  enc_layers: int = 2, dec_layers: int = 2, n_heads: int = 4, dropout: float = 0.1,
-                 window: int = 287, overlap: float = 0.3, n_mels: int = 80, stats_name: str = "identity"):
+                 window: int = 287, overlap: float = 0.3, n_mels: int = 80, stats_name: str = "identity",
+                 residual: bool = True):
         super().__init__()
         self.window, self.overlap, self.stats_name = window, overlap, stats_name
         self.style_encoder = StyleEncoder(N_FEAT, d_model, enc_blocks, enc_layers, n_heads, style_dim, dropout)
         self.content_encoder = ContentEncoder(N_FEAT, d_model, enc_blocks, enc_layers, n_heads, style_dim, dropout)
-        self.decoder = Decoder(style_dim, style_dim, N_STFT, latent_dim, d_model, dec_layers, n_heads, dropout)
+        self.decoder = Decoder(style_dim, style_dim, N_STFT, latent_dim, d_model, dec_layers, n_heads, dropout,
+                               residual=residual)
         self.discriminator = Discriminator(style_dim, 2 * style_dim, len(INSTRUMENTS))
         st = FeatureStats.identity()
         self.register_buffer("feat_mean", torch.from_numpy(st.mean()))
@@ -99,7 +101,12 @@ class TimbreTransfer(nn.Module):
         With ``target`` (``(B, N, 513)`` log-magnitudes) the decoder runs under teacher forcing.
         """
         content = self.content_encoder(self.prepare(raw), mask)
-        return self.decoder(content, style, target)
+        return self.decoder(content, style, target, self.input_logmag(raw))
+
+    @staticmethod
+    def input_logmag(raw: torch.Tensor) -> torch.Tensor:
+        """``log(|STFT| + 1e-4)`` of raw features ``(B, 2, 597, N)`` -> ``(B, N, 513)``."""
+        return torch.log(torch.sqrt(raw[:, 0, :N_STFT] ** 2 + raw[:, 1, :N_STFT] ** 2) + LOG_EPS).transpose(1, 2)
 
     # ---------------------------------------------------------------- class styles
     @torch.no_grad()
@@ -148,7 +155,7 @@ class TimbreTransfer(nn.Module):
         N = raw.shape[-1]
         wins, starts, L = self._windows(raw)
         content = self.content_encoder(self.prepare(wins))
-        out = self.decoder.generate(content, style[None].expand(len(starts), -1))  # (W, L, 513)
+        out = self.decoder.generate(content, style[None].expand(len(starts), -1), self.input_logmag(wins))  # (W, L, 513)
         ov = max(1, int(round(L * self.overlap)))
         i = torch.arange(L, dtype=out.dtype)
         w = torch.minimum(torch.ones(L), torch.minimum((i + 1) / ov, (L - i) / ov))

@@ -67,19 +67,23 @@ def test_encoders_and_discriminator_shapes():
     assert list(Discriminator(16).eval()(c).shape) == [2, 30, 2]
 
 
-def test_decoder_cache_matches_teacher_forcing_and_is_causal():
+@pytest.mark.parametrize("residual", [True, False])
+def test_decoder_cache_matches_teacher_forcing_and_is_causal(residual):
     torch.manual_seed(0)
-    dec = Decoder(content_dim=16, style_dim=16, n_out=513, latent_dim=8, d_model=32, n_layers=2).eval()
+    dec = Decoder(content_dim=16, style_dim=16, n_out=513, latent_dim=8, d_model=32, n_layers=2,
+                  residual=residual).eval()
+    torch.nn.init.normal_(dec.head[-1].weight, std=0.05)  # a residual decoder starts as the identity
     c, s = torch.randn(2, 25, 16), torch.randn(2, 16)
-    gen = dec.generate(c, s)
+    base = torch.randn(2, 25, 513) if residual else None
+    gen = dec.generate(c, s, base)
     assert list(gen.shape) == [2, 25, 513]
     # teacher forcing on the generated frames reproduces them: the cached path equals the parallel one
-    tf = dec(c, s, gen)
+    tf = dec(c, s, gen, base)
     assert torch.allclose(tf, gen, atol=1e-4)
     # causal: changing frames >= 10 of the target leaves outputs 0..10 unchanged
     tgt = gen.clone()
     tgt[:, 10:] += 5.0
-    tf2 = dec(c, s, tgt)
+    tf2 = dec(c, s, tgt, base)
     assert torch.allclose(tf2[:, :11], tf[:, :11], atol=1e-5)
     assert not torch.allclose(tf2[:, 11:], tf[:, 11:])
 
@@ -105,6 +109,15 @@ def test_losses_behave():
     fb = torch.rand(80, 513)
     assert float(losses.LogSpectralLoss()(ref, ref, None, fb)) == pytest.approx(0.0, abs=1e-6)
     assert float(losses.LogSpectralLoss()(est, ref, None, fb)) > 0.5
+
+
+def test_residual_decoder_starts_as_identity():
+    m = tiny()
+    raw = torch.randn(2, 597, 30)
+    out = m.transfer_logmag(raw, m.style_of("violin"))
+    assert torch.allclose(out, m.input_logmag(raw[None])[0].t(), atol=1e-5)
+    with pytest.raises(ValueError):
+        m.decoder(torch.randn(1, 5, 16), torch.randn(1, 16), torch.randn(1, 5, 513))
 
 
 def test_window_starts_cover():
