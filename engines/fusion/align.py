@@ -96,12 +96,13 @@ def _tempo_period(env: np.ndarray, fps: float, lo_bpm: float = 60, hi_bpm: float
     return lag
 
 
-def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 4) -> BeatInfo:
+def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0) -> BeatInfo:
     """Tempo (BPM), beat times and downbeat times of a mono signal ``(T,)``.
 
     A constant-tempo grid: the period from the onset autocorrelation (log-normal prior around
     120 BPM), the phase that collects the most onset strength, and the downbeat phase (modulo
     ``beats_per_bar``) with the strongest low-band (< 250 Hz) onsets, extended back to 0 s.
+    ``beats_per_bar=0`` picks 3 or 4 (3 only when triple grouping stands out clearly).
     """
     y = np.asarray(y, dtype=np.float32).reshape(-1)
     fps = sr / HOP
@@ -118,9 +119,17 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 4) -> BeatInfo:
     downbeats = beats[:0]
     if len(beats):
         strength = np.interp(beat_frames, np.arange(len(low)), low)
-        sc = [strength[p::beats_per_bar].mean() if len(strength[p::beats_per_bar]) else 0.0
-              for p in range(min(beats_per_bar, len(beats)))]
-        downbeats = beats[int(np.argmax(sc))::beats_per_bar]
+
+        def best_phase(bpb):
+            sc = [strength[p::bpb].mean() if len(strength[p::bpb]) else 0.0 for p in range(min(bpb, len(beats)))]
+            return int(np.argmax(sc)), float(np.max(sc)) / (float(strength.mean()) + 1e-9)
+
+        if beats_per_bar <= 0:  # meter: 3 when triple grouping is clearly stronger, else 4
+            p3, s3 = best_phase(3)
+            p4, s4 = best_phase(4)
+            beats_per_bar = 3 if s3 > 1.1 * s4 else 4
+        phase_b = best_phase(beats_per_bar)[0]
+        downbeats = beats[phase_b::beats_per_bar]
         if len(downbeats):  # extend the bar grid back to the start of the signal
             bar = 60.0 / tempo * beats_per_bar
             n_back = int(np.floor(downbeats[0] / bar + 1e-6))

@@ -176,7 +176,7 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
          segment_unit: str = "bars", segment_length: int = 1, mask_temporal_segment: int = 150,
          mask_freq_split: float = 0.3, mask_channel_keep: float = 0.5, mask_energy_threshold: float = 0.7,
          match_tempo: bool = True, match_key: bool = False, match_loudness: bool = True,
-         crossfade_ms: float = 20.0, energy_smoothing_ms: float = 100.0, beats_per_bar: int = 4, seed: int = 0, max_seconds: float | None = 600.0,
+         crossfade_ms: float = 20.0, energy_smoothing_ms: float = 100.0, beats_per_bar: int = 0, seed: int = 0, max_seconds: float | None = 600.0,
          progress: Callable[[float, str], None] | None = None) -> FusionResult:
     """Fuse song ``a`` (the input: its tempo, length and bar grid lead) with song ``b`` (the target).
 
@@ -192,6 +192,7 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
         mask_*: the masking options (see :mod:`engines.fusion.masking`).
         match_tempo / match_key / match_loudness: alignment steps (key matching is off by default).
         crossfade_ms: crossfade length at segment edges (0 = hard switches).
+        beats_per_bar: bar length in beats for the downbeat grid (0 = pick 3 or 4 per song).
         energy_smoothing_ms: moving average of the frame energies before the energy threshold.
         progress: ``progress(fraction, message)`` callback.
     """
@@ -232,15 +233,17 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
         info_a = align.track_beats(ya, sr, beats_per_bar)
         info_b = align.track_beats(yb, sr, beats_per_bar)
         lap("beats", t0)
-        tempo = {"a_bpm": round(info_a.tempo, 2), "b_bpm": round(info_b.tempo, 2), "rate": 1.0, "b_offset_s": 0.0}
+        tempo = {"a_bpm": round(info_a.tempo, 2), "b_bpm": round(info_b.tempo, 2), "rate": 1.0, "b_offset_s": 0.0,
+                 "a_beats_per_bar": info_a.beats_per_bar, "b_beats_per_bar": info_b.beats_per_bar,
+                 "a_first_downbeat_s": round(info_a.downbeats[0], 3) if info_a.downbeats else None}
         if match_tempo:
             t0 = time.perf_counter()
             rate = align.tempo_ratio(info_b.tempo, info_a.tempo)
-            need = int(np.ceil((n + 4 * 60.0 / max(info_b.tempo, 1) * beats_per_bar * sr) * rate)) + sr
+            need = int(np.ceil((n + 4 * 60.0 / max(info_b.tempo, 1) * info_b.beats_per_bar * sr) * rate)) + sr
             yb = align.time_stretch(yb[:need], rate)
             offset = 0.0
             if info_a.downbeats and info_b.downbeats:
-                bar = 60.0 / info_a.tempo * beats_per_bar
+                bar = 60.0 / info_a.tempo * info_a.beats_per_bar
                 offset = float((info_b.downbeats[0] / rate - info_a.downbeats[0]) % bar)
                 yb = yb[int(round(offset * sr)):]
             tempo.update(rate=round(rate, 4), b_offset_s=round(offset, 4), b_bpm_after=round(info_b.tempo * rate, 2))

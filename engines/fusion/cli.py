@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crossfade_ms", type=float, default=20.0, help="crossfade at segment edges")
     p.add_argument("--energy_smoothing_ms", type=float, default=100.0,
                    help="moving average of frame energies before the energy threshold")
-    p.add_argument("--beats_per_bar", type=int, default=4)
+    p.add_argument("--beats_per_bar", type=int, default=0, help="beats per bar (0 = detect 3 or 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random (spectral) mask")
     p.add_argument("--subtype", default="PCM_16", help="PCM_16, PCM_24 or FLOAT")
 
