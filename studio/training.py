@@ -232,8 +232,9 @@ class TrainJob:
                 text = f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
-        # a tqdm bar rewrites its line with \r: keep the last state of each line
-        out = [ln.rsplit("\r", 1)[-1] for ln in text.splitlines()]
+        # a tqdm bar rewrites its line with \r: keep the last state of each line; the solver's JSON
+        # progress records (plotted anyway) are shortened to one readable line each
+        out = [_compact(ln.rsplit("\r", 1)[-1]) for ln in text.splitlines()]
         return "\n".join(out[-lines:])
 
     def records(self) -> list[dict]:
@@ -241,6 +242,19 @@ class TrainJob:
 
     def checkpoints(self) -> list[str]:
         return list_checkpoints(self.out_dir)
+
+
+def _compact(line: str) -> str:
+    if not line.startswith('{"event"'):
+        return line
+    try:
+        r = json.loads(line)
+    except json.JSONDecodeError:
+        return line
+    skip = {"event", "time", "step", "epoch", "total_steps", "steps_per_epoch"}
+    vals = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
+                    if k not in skip and v is not None)
+    return f"[{r['event']}] epoch {r.get('epoch')} step {r.get('step')}/{r.get('total_steps', '?')} {vals}".rstrip()
 
 
 def read_progress(path: str | os.PathLike) -> list[dict]:

@@ -2,7 +2,7 @@
 driven by Playwright, a gradio_client, and short generated audio.
 
 The server is started once per test session (``python launch.py`` with GRADIO_SERVER_PORT) with
-small limits (AUDIO_STUDIO_MAX_SECONDS=20) so the limit messages can be tested with short files.
+small limits (AUDIO_STUDIO_MAX_SECONDS=20, AUDIO_STUDIO_MAX_UPLOAD_MB=2) so the limit messages can be tested with short files.
 Screenshots go to ``test-artifacts/studio/`` (gitignored).
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 MAX_SECONDS = 20
+MAX_UPLOAD_MB = 2
 
 
 def free_port() -> int:
@@ -56,6 +57,7 @@ def start_studio(tmp: Path, extra_env: dict | None = None) -> tuple[subprocess.P
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False", "AUDIO_STUDIO_OUTPUTS": str(tmp / "outputs"),
            "AUDIO_STUDIO_RUNS": str(tmp / "runs"), "AUDIO_STUDIO_MAX_SECONDS": str(MAX_SECONDS),
+           "AUDIO_STUDIO_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
            "GRADIO_TEMP_DIR": str(tmp / "gradio"), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
            "MLFLOW_ALLOW_FILE_STORE": "true", **(extra_env or {})}
     log = tmp / "studio.log"
@@ -183,6 +185,9 @@ def audio_files(tmp_path_factory) -> dict[str, Path]:
     sf.write(files["piano"], (0.3 * np.sin(2 * np.pi * 262 * t3) * np.exp(-3 * (t3 % 0.5))).astype(np.float32), sr3)
     files["long"] = d / "long.wav"
     sf.write(files["long"], (0.1 * rng.standard_normal((MAX_SECONDS + 2) * 8000)).astype(np.float32), 8000)
+    files["big"] = d / "big.wav"  # 2.6 MB: over the upload limit, under the duration limit
+    sf.write(files["big"], (0.1 * rng.standard_normal(16000 * 10 * 4)).astype(np.float32).reshape(-1, 4), 16000,
+             subtype="FLOAT")
     files["bad"] = d / "notes.wav"
     files["bad"].write_text("this is not audio\n" * 20)
     return files

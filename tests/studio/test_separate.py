@@ -63,6 +63,13 @@ def test_separate_missing_query_and_too_long(page, audio_files):
     assert "The mixture" in msg and "at most 20 s" in msg, msg
 
 
+def test_upload_size_limit_message(page, audio_files):
+    open_tab(page, "Separate")
+    page.locator("#sep-mix input[type=file]").first.set_input_files(str(audio_files["big"]))
+    msg = error_toast(page)
+    assert "exceed the maximum allowed size of 2.0 Mb" in msg and "big.wav" in msg, msg
+
+
 def test_separate_api(client, audio_files, tmp_path):
     res = client.predict(*separate_args(audio_files["mix"], audio_files["query"], audio_files["gt"]),
                          api_name="/separate")
