@@ -49,6 +49,54 @@ def run_cases(cases, pred: Path, models, **cfg) -> list[float]:
     return times
 
 
+def dev_eval(dev: Path, models, threads: int = 1, limit: int | None = None, **cfg) -> dict:
+    """Mean SI-SDRi on a corpus query folder (``q_*/{mix,query,target}.wav``): a development set
+    rendered by the training corpus, never the bench."""
+    import numpy as np
+    import soundfile as sf
+
+    from engines.audio.metrics import si_sdr
+    from engines.separation.api import separate
+
+    out: dict[str, list[float]] = {}
+    for row in [json.loads(x) for x in (dev / "manifest.jsonl").read_text().splitlines() if x.strip()][:limit]:
+        d = dev / row["path"]
+        r = separate(str(d / "mix.wav"), str(d / "query.wav"), models=models, threads=threads, **cfg)
+        tgt, _ = sf.read(d / "target.wav", dtype="float32")
+        mix = r.mixture[0]
+        v = si_sdr(tgt, r.target[0]) - si_sdr(tgt, mix)
+        out.setdefault(row["source_type"], []).append(v)
+    allv = [v for vs in out.values() for v in vs]
+    return {"n": len(allv), "si_sdri_mean": round(float(np.mean(allv)), 2),
+            "by_source_type": {k: round(float(np.mean(v)), 2) for k, v in sorted(out.items())}}
+
+
+def calibrate(dev: Path, models, threads: int = 1, limit: int = 30) -> dict:
+    """Statistics for the "not found" rule on the development set: each mixture with its own query
+    (present) and with the query of a case of another class (absent)."""
+    import numpy as np
+
+    from engines.separation.api import separate
+
+    rows = [json.loads(x) for x in (dev / "manifest.jsonl").read_text().splitlines() if x.strip()][:limit]
+    stats = {"present": [], "absent": []}
+    for i, row in enumerate(rows):
+        other = next((r for r in rows[i + 1:] + rows[:i] if r["label"] != row["label"]), None)
+        for kind, q in (("present", row), ("absent", other)):
+            if q is None:
+                continue
+            r = separate(str(dev / row["path"] / "mix.wav"), str(dev / q["path"] / "query.wav"), models=models,
+                         threads=threads, not_found_db=-1000)
+            stats[kind].append((r.windows["estimated_target_db"], float(np.max(r.windows["cosine"])), len(r.segments)))
+    out = {}
+    for k, v in stats.items():
+        a = np.array(v)
+        out[k] = {"est_db_pcts": np.percentile(a[:, 0], [5, 25, 50, 75, 95]).round(1).tolist(),
+                  "max_cos_pcts": np.percentile(a[:, 1], [5, 25, 50, 75, 95]).round(2).tolist(),
+                  "with_segments": float((a[:, 2] > 0).mean())}
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data", default=str(BENCH / "data" / "query"))
@@ -58,6 +106,9 @@ def main(argv=None) -> int:
     p.add_argument("--faithful_cases", type=int, default=2, help="cases run with the original-faithful config")
     p.add_argument("--cli_cases", type=int, default=2)
     p.add_argument("--register", action="store_true", help="write the scores into the model's registry entry")
+    p.add_argument("--dev", default=None, help="only evaluate on this corpus query folder (development set)")
+    p.add_argument("--calibrate", action="store_true", help="with --dev: statistics for the not-found rule")
+    p.add_argument("--set", nargs="*", default=[], help="config overrides for --dev, e.g. opt_steps=0")
     args = p.parse_args(argv)
     import numpy as np
     import torch
@@ -68,6 +119,14 @@ def main(argv=None) -> int:
     cases = sorted(d for d in data.iterdir() if (d / "mix.wav").is_file())
     res: dict = {"n_cases": len(cases), "threads": args.threads}
     models = get_models("builtin", checkpoint=args.checkpoint)
+    if args.dev and args.calibrate:
+        print(json.dumps(calibrate(Path(args.dev), models, args.threads), indent=1))
+        return 0
+    if args.dev:
+        over = {k: type(getattr(__import__("engines.separation.api", fromlist=["x"]).SeparationConfig(), k))(v)
+                for k, v in (kv.split("=", 1) for kv in args.set)}
+        print(json.dumps({"dev": args.dev, "overrides": over, **dev_eval(Path(args.dev), models, args.threads, **over)}))
+        return 0
     run_cases(cases[:1], out / "warmup", models, threads=args.threads)  # warm-up (first-call costs)
 
     for name, cfg in (("default", {}), ("stitch_builtin", {"reference": "stitch"})):

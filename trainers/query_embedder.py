@@ -60,6 +60,20 @@ def _first(row: dict, keys, default=None):
     return default
 
 
+def source_key(src) -> str:
+    """A stable source identity (the same voice / GM program / sound file) from a manifest's source
+    field, which may be a string or a dict such as the corpus's ``{"type", "voice": {...}, "program"}``."""
+    if not isinstance(src, dict):
+        return str(src)
+    voice = src.get("voice")
+    if isinstance(voice, dict):
+        voice = voice.get("espeak_voice") or voice.get("name")
+    for v in (voice, src.get("program"), src.get("name"), src.get("file"), src.get("sound")):
+        if v not in (None, ""):
+            return f"{src.get('type', '')}:{v}"
+    return json.dumps(src, sort_keys=True)
+
+
 def load_manifest(folder: str | os.PathLike, classes: list[str], limit: int | None = None) -> list[dict]:
     """Read ``manifest.jsonl`` rows into ``{audio int16 (T,), label, source}`` (16 kHz mono)."""
     from engines.audio import io as aio
@@ -83,7 +97,7 @@ def load_manifest(folder: str | os.PathLike, classes: list[str], limit: int | No
         if a.size < SR // 2 or np.sqrt(np.mean(a ** 2)) < 1e-4:
             continue
         src = _first(r, ("source", "source_id", "voice", "instrument", "program", "sound", "group"), None)
-        src = f"{cls}:{src}" if src is not None else f"{cls}:{p.stem}"
+        src = f"{cls}:{source_key(src)}" if src is not None else f"{cls}:{p.stem}"
         peak = float(np.abs(a).max()) or 1.0
         out.append({"audio": (a / peak * 32000).astype(np.int16), "label": idx[cls], "source": str(src)})
     return out
@@ -192,6 +206,9 @@ class MixtureSet(Dataset):
                     break
             b = _crop(_f(self.clips[j]["audio"]), SEG, rng)
             bg += b / (np.sqrt(np.mean(b ** 2)) + 1e-8) * 10 ** (rng.uniform(-10, 0) / 20)
+        present = present and bool(np.any(np.abs(target) > 1e-6))  # an excerpt may be silent
+        if not present:
+            target[:] = 0
         if present:
             act = np.abs(target) > 1e-6
             pt = np.mean(target[act] ** 2) + 1e-10

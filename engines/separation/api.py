@@ -76,7 +76,7 @@ class SeparationConfig:
     checkpoint: str | None = None        # built-in model: registry name or path (None = default)
     reference: str = "fitted"            # fitted (mask net, beyond the original) | stitch (original)
     max_query_sec: float = 3.0
-    not_found_db: float = -30.0          # fitted: estimated target below this (dB re mixture) = not found
+    not_found_db: float = -30.0          # fitted: no segment and estimated target below this (dB re mixture) = not found
 
     def validate(self) -> None:
         checks = [
@@ -294,6 +294,7 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
     if cfg.reference == "fitted" and net is None:
         raise ValueError("The fitted reference needs the built-in model; pass models=(embedder, net).")
     timings["models"] = time.perf_counter() - t
+    logger.info("embedder: %s, reference: %s", embedder.name, cfg.reference)
 
     # ---- query: trim, embed, classify
     t = time.perf_counter()
@@ -386,7 +387,8 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
     m = opt.mask
     if cfg.reference == "stitch":
         m = m * torch.from_numpy(np.maximum(tmask, 0)).float()[None]
-    found = bool(d.segments) if cfg.reference == "stitch" else (est_db is not None and est_db > cfg.not_found_db)
+    # not found: no window passes the gates and (fitted) the mask net hears (almost) nothing either
+    found = bool(d.segments) or (cfg.reference == "fitted" and est_db is not None and est_db > cfg.not_found_db)
     if not found:
         m = torch.zeros_like(m)
         msg = "not found: the query does not occur in the mixture (target is silent, residual = mixture)"

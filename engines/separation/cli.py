@@ -66,6 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None, help="built-in model: registry name or .safetensors path")
     g.add_argument("--reference", choices=["fitted", "stitch"], default="fitted",
                    help="fitted: query-conditioned mask net (default); stitch: the original's query stitching")
+    g.add_argument("--not_found_db", type=float, default=-30.0,
+                   help="'not found' when no window passes the gates and the estimated target is below this (dB re mixture)")
     g.add_argument("--max_query_sec", type=float, default=3.0, help="longer queries are trimmed to their most typical part")
     g = p.add_argument_group("output")
     g.add_argument("--threads", type=int, default=2)
@@ -78,7 +80,7 @@ CONFIG_KEYS = ("window_sec", "hop_sec", "cls_threshold", "cls_percentile", "use_
                "min_dur_ms", "merge_gap_ms", "segment_padding_ms", "time_mask_sharpening", "nfft", "hop", "n_mels",
                "opt_steps", "lr", "lambda_tv", "lambda_sat", "gamma_profile", "mask_floor", "soft_masking",
                "use_embedding_masking", "use_spectrogram_features", "semantic_blending", "similarity_smoothing",
-               "threads", "embedder", "ast_model", "checkpoint", "reference", "max_query_sec")
+               "threads", "embedder", "ast_model", "checkpoint", "reference", "max_query_sec", "not_found_db")
 
 
 def run(args) -> int:
