@@ -29,6 +29,7 @@ CORPUS_KIND = {"query": "clips", "vocals": "songs", "fusion": "fusion", "timbre"
 DATA_FLAGS = ("--data", "--dataset_folder", "--dataset", "--data_dir", "--corpus", "--root")
 LR_FLAGS = ("--lr", "--learning_rate", "--fix_learning_rate")
 #: the main hyper-parameters the tab shows (when the trainer has the flag)
+PROGRESS = "progress.jsonl"
 MAIN_FLAGS = ("--epochs", "--max_steps", "--batch_size", "--threads", "--ckpt_every", "--log_every")
 
 
@@ -244,6 +245,47 @@ class TrainJob:
         return list_checkpoints(self.out_dir)
 
 
+class RunView:
+    """A run folder the studio did not start (a CLI run, or one from before a page reload):
+    the same read-only view as :class:`TrainJob` (status, log, curves, checkpoints), no Stop."""
+
+    def __init__(self, out_dir: str | os.PathLike, model: str = "run"):
+        self.out_dir = Path(out_dir)
+        if not (self.out_dir / PROGRESS).exists():
+            raise ValueError(f"'{self.out_dir}' holds no progress.jsonl: not a training run folder.")
+        self.model = model if model != "run" else self.out_dir.name
+        self.log_path = self.out_dir / "train.log"
+        self.started = (self.out_dir / PROGRESS).stat().st_mtime
+
+    progress_path = property(lambda self: self.out_dir / PROGRESS)
+    records = TrainJob.records
+    checkpoints = TrainJob.checkpoints
+
+    def running(self) -> bool:
+        recs = self.records()
+        fresh = time.time() - self.progress_path.stat().st_mtime < 600
+        return bool(recs) and recs[-1].get("event") not in ("done", "stopped") and fresh
+
+    def status(self) -> str:
+        recs = self.records()
+        last = recs[-1] if recs else {}
+        state = "running" if self.running() else (last.get("event") or "no records")
+        loss = last.get("loss", last.get("train_loss"))
+        loss_s = f", loss {loss:.4g}" if isinstance(loss, (int, float)) else ""
+        return (f"watching (started outside this tab): {state} at step {last.get('step')}/"
+                f"{last.get('total_steps', '?')}{loss_s}")
+
+    def stop(self, timeout: float = 0.0) -> None:
+        raise ValueError("This run was not started from this tab: stop it where it runs (Ctrl-C or SIGTERM).")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log_path.exists():
+            return TrainJob.log_tail(self, lines)
+        with open(self.progress_path) as f:
+            tail = f.readlines()[-lines:]
+        return "\n".join(_compact(ln.strip()) for ln in tail)
+
+
 def _compact(line: str) -> str:
     if not line.startswith('{"event"'):
         return line
@@ -293,7 +335,7 @@ class TrainManager:
         self.jobs: dict[str, TrainJob] = {}
         self._lock = threading.Lock()
 
-    def add(self, job: TrainJob) -> str:
+    def add(self, job: "TrainJob | RunView") -> str:
         with self._lock:
             job_id = f"{job.model}-{len(self.jobs) + 1}-{int(job.started)}"
             self.jobs[job_id] = job

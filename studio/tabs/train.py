@@ -77,6 +77,7 @@ def build(ctx) -> None:
     with gr.Row():
         start = gr.Button("Start", variant="primary", elem_id="train-start")
         stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+        watch = gr.Button("Watch the output folder", elem_id="train-watch")  # a run started elsewhere
     status = gr.Textbox(label="Status", interactive=False, elem_id="train-status")
     command = gr.Code(label="Command", language="shell", interactive=False, elem_id="train-command")
     with gr.Row():
@@ -142,6 +143,16 @@ def build(ctx) -> None:
         alive = job.running()
         return (job.status(), job.log_tail(), plots.loss_figure(recs, title=f"{job.model}: loss"),
                 gr.update(choices=files, value=files[0] if files else None), gr.Timer(active=alive))
+
+    @guard
+    def on_watch(out, current):
+        running = manager.get(current)
+        if running is not None and running.running() and isinstance(running, training.TrainJob):
+            raise gr.Error("A run started here is still going: stop it first.")
+        jid = manager.add(training.RunView(out))
+        return (jid, *on_tick(jid))
+
+    watch.click(on_watch, [out_dir, job_id], [job_id, status, log, curve, ckpts, timer], api_visibility="private")
 
     timer.tick(on_tick, job_id, [status, log, curve, ckpts, timer], show_progress="hidden", concurrency_limit=None,
                api_visibility="private")

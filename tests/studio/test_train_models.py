@@ -84,6 +84,13 @@ def test_train_stop_checkpoints(page, studio):
     assert (out / "checkpoint.pt").exists()
     last = (out / "progress.jsonl").read_text().strip().splitlines()[-1]
     assert json.loads(last)["event"] == "stopped"
+    page.reload()  # the tab forgets its job; Watch follows the folder again
+    open_tab(page, "Train")
+    page.locator("#train-out textarea, #train-out input").first.fill(str(out))
+    page.locator("#train-watch").click()
+    page.wait_for_function(
+        "() => document.querySelector('#train-status textarea, #train-status input').value.includes('stopped at step')")
+    assert "[stopped]" in page.locator("#train-log textarea").input_value()
 
 
 def test_train_missing_dataset_message(page):

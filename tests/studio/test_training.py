@@ -54,6 +54,12 @@ def test_stop_sends_sigterm_and_solver_checkpoints(tmp_path, monkeypatch):
     assert job.records()[-1]["event"] == "stopped"
     assert job.status().startswith("stopped at step")
     assert job.checkpoints() == [str(out / "checkpoint.pt")]
+    view = training.RunView(out)
+    assert not view.running() and view.status().startswith("watching") and "stopped" in view.status()
+    with pytest.raises(ValueError, match="not started from this tab"):
+        view.stop()
+    with pytest.raises(ValueError, match="not a training run folder"):
+        training.RunView(tmp_path)
 
 
 def test_read_progress_skips_a_half_written_line(tmp_path):
