@@ -71,6 +71,9 @@ class TimbreResult:
 class TimbreEngine:
     """A loaded model; reuse it for many transfers (the studio keeps one in its engine cache)."""
 
+    #: fraction of the model's log-magnitude floor (1e-4) kept in the output magnitude
+    floor: float = 1.0
+
     def __init__(self, model: TimbreTransfer, name: str = "model", threads: int | None = None):
         self.model = model.eval()
         self.name = name
@@ -163,7 +166,9 @@ class TimbreEngine:
                     logmag = self.model.transfer_logmag(raw, style)
                 finally:
                     torch.set_num_threads(n_thr)
-                mag = (torch.exp(logmag) - F.LOG_EPS).clamp_min(0.0)
+                # keep (part of) the model's 1e-4 magnitude floor: a spectrum with exact zeros between
+                # the partials sounds and scores worse than one with a faint noise floor
+                mag = (torch.exp(logmag) - (1.0 - self.floor) * F.LOG_EPS).clamp_min(0.0)
                 prog(0.75, "resynthesising")
                 ph = stft / stft.abs().clamp_min(1e-8)
                 ph = torch.where(stft.abs() > 1e-8, ph, torch.ones_like(ph))
@@ -177,6 +182,8 @@ class TimbreEngine:
                 if rate != F.SAMPLE_RATE:
                     y = audio_io.resample(y[None], F.SAMPLE_RATE, rate)[0]
                 y = np.pad(y, (0, max(0, len(mono) - len(y))))[: len(mono)]
+                if rate > F.SAMPLE_RATE:
+                    y = extend_band(y, mono, rate)
                 # same loudness as the input
                 r_in, r_out = np.sqrt(np.mean(mono ** 2)), np.sqrt(np.mean(y ** 2)) + 1e-12
                 y = (y * (r_in / r_out)).astype(np.float32)
@@ -196,6 +203,29 @@ class TimbreEngine:
             input_db=in_db, output_db=out_db,
             frame_times=np.arange(in_db.shape[-1]) * F.HOP / F.SAMPLE_RATE,
             style=style_name, model=self.name, phase=phase, seconds=secs, rtf=secs / max(dur, 1e-9))
+
+
+def extend_band(y: np.ndarray, x: np.ndarray, rate: int, cutoff: float = 10500.0,
+                ref_band: tuple[float, float] = (8500.0, 10300.0)) -> np.ndarray:
+    """Fill the band the 22050 Hz model cannot produce (above ``cutoff``) when the input rate is higher.
+
+    The input's own high band is used, scaled per frame so that its level follows the output's level
+    in ``ref_band`` relative to the input's (so it decays or sustains with the new instrument).
+    ``y``, ``x``: ``(T,)`` at ``rate``; returns ``(T,)``.
+    """
+    from engines.audio import spectral
+
+    n_fft = 1024 if rate <= 24000 else 2048
+    hop = n_fft // 4
+    Y = spectral.stft(torch.from_numpy(np.ascontiguousarray(y)), n_fft, hop)
+    X = spectral.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), n_fft, hop)
+    f = torch.fft.rfftfreq(n_fft, 1.0 / rate)
+    band = (f >= ref_band[0]) & (f < ref_band[1])
+    g = (Y.abs()[band].pow(2).mean(0) / X.abs()[band].pow(2).mean(0).clamp_min(1e-12)).sqrt().clamp(0.0, 10.0)
+    hi = f >= cutoff
+    fade = ((f - cutoff) / 500.0).clamp(0, 1)[:, None]  # 500 Hz cross-fade
+    Y = torch.where(hi[:, None], (1 - fade) * Y + fade * X * g[None], Y)
+    return spectral.istft(Y, n_fft, hop, len(y)).numpy().astype(np.float32)
 
 
 def load_engine(model: str | None = None, checkpoint: str | os.PathLike | None = None,

@@ -218,3 +218,16 @@ def test_cli_writes_target_at_input_length(tiny_ckpt, tmp_path, capsys):
     rc = launch.main(["timbre", "--input", str(tmp_path / "missing.wav"), "--target", "violin",
                       "--out_dir", str(tmp_path / "o"), "--checkpoint", str(tiny_ckpt)])
     assert rc == 2
+
+
+def test_extend_band_fills_what_22050_hz_cannot_hold():
+    from engines.timbre.api import extend_band
+    from engines.audio import io as aio
+
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(24000)).astype(np.float32)
+    y = aio.resample(aio.resample(x[None], 24000, 22050), 22050, 24000)[0]  # loses 11.025-12 kHz
+    hi = lambda a: float(np.abs(np.fft.rfft(a))[np.fft.rfftfreq(len(a), 1 / 24000) > 11300].mean())  # noqa: E731
+    assert hi(y) < 0.05 * hi(x)
+    z = extend_band(y, x, 24000)
+    assert z.shape == y.shape and hi(z) > 0.5 * hi(x)
