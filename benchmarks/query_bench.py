@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     p.add_argument("--cli_cases", type=int, default=2)
     p.add_argument("--register", action="store_true", help="write the scores into the model's registry entry")
     p.add_argument("--dev", default=None, help="only evaluate on this corpus query folder (development set)")
+    p.add_argument("--limit", type=int, default=40, help="with --dev: first N cases")
     p.add_argument("--calibrate", action="store_true", help="with --dev: statistics for the not-found rule")
     p.add_argument("--set", nargs="*", default=[], help="config overrides for --dev, e.g. opt_steps=0")
     args = p.parse_args(argv)
@@ -125,7 +126,8 @@ def main(argv=None) -> int:
     if args.dev:
         over = {k: type(getattr(__import__("engines.separation.api", fromlist=["x"]).SeparationConfig(), k))(v)
                 for k, v in (kv.split("=", 1) for kv in args.set)}
-        print(json.dumps({"dev": args.dev, "overrides": over, **dev_eval(Path(args.dev), models, args.threads, **over)}))
+        print(json.dumps({"dev": args.dev, "overrides": over,
+                          **dev_eval(Path(args.dev), models, args.threads, args.limit, **over)}))
         return 0
     run_cases(cases[:1], out / "warmup", models, threads=args.threads)  # warm-up (first-call costs)
 

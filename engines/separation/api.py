@@ -244,11 +244,28 @@ def separate(mix: AudioIn, query: AudioIn | Sequence[AudioIn], *, config: Separa
     cfg.validate()
     prog = progress or (lambda f, m: None)
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(cfg.threads)))
+    n = threads_to_use(cfg.threads)
+    torch.set_num_threads(n)
     try:
-        return _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog)
+        res = _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog)
+        res.params["threads_used"] = n
+        return res
     finally:
         torch.set_num_threads(old_threads)
+
+
+def threads_to_use(requested: int) -> int:
+    """``requested`` CPU threads, but one when the machine is already busy (load average >= cores):
+    oversubscribed OpenMP threads made every stage ~10x slower on the shared 2-core machine."""
+    cores = os.cpu_count() or 1
+    n = max(1, min(int(requested), cores))
+    try:
+        if n > 1 and os.getloadavg()[0] >= cores:
+            logger.info("CPU busy (load %.1f on %d cores): using 1 thread", os.getloadavg()[0], cores)
+            n = 1
+    except OSError:
+        pass
+    return n
 
 
 def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> SeparationResult:
