@@ -102,8 +102,9 @@ def timeline_figure(duration: float, segments: Sequence[dict | Sequence[float]],
             fig.add_trace(go.Scatter(x=list(map(float, window_times)), y=list(map(float, scores)),
                                      mode="lines+markers", name=name))
     for name, value in (thresholds or {}).items():
-        if value is not None:
-            fig.add_hline(y=float(value), line_dash="dash", annotation_text=f"{name} {float(value):.2f}")
+        if value is not None:  # a legend entry rather than an annotation: close gates do not overlap
+            fig.add_trace(go.Scatter(x=[0, float(duration)], y=[float(value)] * 2, mode="lines",
+                                     line=dict(dash="dash", width=1.5), name=f"{name} {float(value):.2f}"))
     fig.update_layout(**_LAYOUT, title=title, xaxis=dict(range=[0, float(duration)], title="time (s)"),
                       yaxis_title="score", legend=dict(orientation="h", y=-0.25))
     return fig

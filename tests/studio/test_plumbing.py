@@ -107,4 +107,4 @@ def test_plot_helpers_pool_long_inputs():
     assert z.shape[0] == 257 and 300 < z.shape[1] <= plots.MAX_COLS and len(m.data[0].x) == z.shape[1]
     t = plots.timeline_figure(3.0, [{"start": 0.5, "end": 1.2}], window_times=[0.5, 1.0],
                               window_scores={"cosine": [0.2, 0.8]}, thresholds={"cosine gate": 0.45})
-    assert t.data[0].name == "cosine" and len(t.layout.shapes) == 2
+    assert [d.name for d in t.data] == ["cosine", "cosine gate 0.45"] and len(t.layout.shapes) == 1
