@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     p.add_argument("--requests", type=int, default=20)
     p.add_argument("--seconds", type=float, default=10.0, help="length of each generated mixture")
     p.add_argument("--tiny", action="store_true", help="use a tiny random query model (tests the plumbing only)")
+    p.add_argument("--models", default=None, help="registry folder to serve (AUDIO_STUDIO_MODELS); default assets/models")
     p.add_argument("--concurrency", type=int, default=None, help="AUDIO_STUDIO_CONCURRENCY of the server")
     p.add_argument("--json", default=None, help="write the figures here")
     args = p.parse_args(argv)
@@ -90,7 +91,10 @@ def main(argv=None) -> int:
     env = {"AUDIO_STUDIO_MAX_SECONDS": "900"}
     if args.concurrency:
         env["AUDIO_STUDIO_CONCURRENCY"] = str(args.concurrency)
-    model_note = "registered default"
+    model_note = "registered default query model"
+    if args.models:
+        env["AUDIO_STUDIO_MODELS"] = str(Path(args.models).resolve())
+        model_note = f"default query model of {args.models}"
     if args.tiny:
         from tests.studio.tiny_models import make_models_dir
 

@@ -83,3 +83,18 @@ def test_commands_for_a_real_trainer(tmp_path):
         assert cmd[cmd.index(spec.data_flag) + 1] == str(tmp_path)
     ddp = training.build_command(name, out_dir=tmp_path, nproc=2)
     assert ddp[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def test_stop_under_torchrun_checkpoints_every_rank(tmp_path, monkeypatch):
+    """Two DDP processes (gloo): SIGTERM to the process group stops both ranks cleanly."""
+    monkeypatch.setenv("TOY_STEP_SLEEP", "0.15")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(TOY),
+           "--out_dir", str(out), "--epochs", "50", "--no_mlflow", "--log_every", "1"]
+    job = training.TrainJob([cmd], out, "toy")
+    assert _wait(lambda: any(r["event"] == "train" for r in job.records()), 120), job.log_tail()
+    assert job.records()[0]["world_size"] == 2
+    job.stop(timeout=60)
+    assert not job.running()
+    assert job.records()[-1]["event"] == "stopped", job.log_tail()
+    assert (out / "checkpoint.pt").exists()
