@@ -98,7 +98,6 @@ def test_separate_api_sessions_are_isolated(studio, audio_files):
         res = c.predict(*separate_args(audio_files["mix"], audio_files["query"], opt_steps=2), api_name="/separate")
         ev = next(f for f in res[7] if f.endswith("event.json"))
         outs.append(ev)
-        c.close() if hasattr(c, "close") else None
     sessions = [p.name for p in (tmp / "outputs").iterdir() if p.is_dir()]
     assert len(sessions) >= 2
     assert outs[0] != outs[1]
