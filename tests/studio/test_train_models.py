@@ -98,3 +98,11 @@ def test_train_missing_dataset_message(page):
     page.locator("#train-data textarea, #train-data input").first.fill("/no/such/folder")
     page.locator("#train-start").click()
     assert "does not exist" in error_toast(page)
+
+
+def test_models_api(client):
+    table, raw = client.predict(api_name="/models")
+    names = [e["name"] for e in json.loads(raw)]
+    assert "query-tiny" in names
+    rows = table["data"] if isinstance(table, dict) else table
+    assert any(r[0] == "query-tiny (default)" and r[5] == "not measured" for r in rows)
