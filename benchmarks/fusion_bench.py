@@ -149,8 +149,25 @@ def main(argv=None) -> int:
     if args.register and not args.skip_learned:
         from engines import registry
 
+        from engines.checkpoint import read_header
+
         name = engine._model_meta.get("name") or args.model
-        entry = registry.get(name)
+        try:
+            entry = registry.get(name)
+        except Exception:  # first registration: build the entry from the checkpoint header
+            path = registry.MODELS_DIR / f"{name}.safetensors"
+            meta = read_header(path)["metadata"]
+            hp = meta.get("hparams", {})
+            entry = {"name": name, "kind": "fusion", "file": path.name, "sample_rate": meta.get("sample_rate", 24000),
+                     "default": True, "codec": meta.get("codec", "builtin"),
+                     "description": "Cascade transformer refining the direct complementary fusion on the built-in "
+                                    "MDCT codec (seams, mask edges); fuse --mode learned",
+                     "trained_on": meta.get("trained_on"),
+                     "config": {"model": read_header(path)["kwargs"], "training": {k: hp.get(k) for k in (
+                         "mask_type", "anti_cheating", "shuffle_targets", "lr", "max_steps", "batch_size",
+                         "crop_seconds", "loss_weight_input", "loss_weight_target", "loss_weight_spectral",
+                         "loss_weight_mel", "relative_loss", "grad_clip", "seed")},
+                                "steps": meta.get("step"), "history": meta.get("history", [])[-2:]}}
         entry["scores"] = {"bench": "shared/bench/data/fusion (6 pairs, 15 s, 24 kHz)", **summary}
         registry.register(entry)
         print(f"registered scores in {name}.json")

@@ -80,8 +80,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--loss_weight_target", type=float, default=1.0)
     w.add_argument("--loss_weight_spectral", type=float, default=0.5)
     w.add_argument("--loss_weight_mel", type=float, default=0.5)
+    w.add_argument("--relative_loss", type=str2bool, nargs="?", const=True, default=True,
+                   help="train on loss / (loss of the direct fusion on the same batch), so that mask types "
+                        "with large irreducible losses do not dominate (1.0 = no better than direct)")
     o = p.add_argument_group("optimiser / export")
-    o.add_argument("--lr", type=float, default=1e-3)
+    o.add_argument("--lr", type=float, default=5e-4)
+    o.add_argument("--grad_clip", type=float, default=1.0, help="gradient norm clip (0 = off)")
     o.add_argument("--export", default=None, help="write the inference checkpoint here at the end")
     o.add_argument("--name", default="fusion-cascade", help="model name stored in the export")
     o.add_argument("--export_only", action="store_true",
@@ -305,7 +309,7 @@ def run(args) -> int:
                           num_transformer_layers=args.num_transformer_layers, nhead=args.nhead,
                           dim_feedforward=args.dim_feedforward, cascade=args.cascade)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    cfg = config_from_args(args, progress_bar=False)
+    cfg = config_from_args(args, progress_bar=False, grad_clip=args.grad_clip)
     steps_per_epoch = max(math.ceil(len(train_set) / (args.batch_size * max(distrib.world_size(), 1))), 1)
     total = args.max_steps or steps_per_epoch * (args.epochs or 1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=max(total, 2), pct_start=0.05)
@@ -340,34 +344,44 @@ def run(args) -> int:
 
     gen = torch.Generator().manual_seed(args.seed + distrib.rank())
 
-    def compute(net, a, b, mask_type, noise: float, g):
+    def compute(net, a, b, mask_type, noise: float, g, relative: bool = False):
         with torch.no_grad():
             za, zb = codec.encode(a), codec.encode(b)
             m_in, m_tgt = masks_for(za, mask_type, g)
             s_in, s_tgt = smooth_masks(m_in, m_tgt, args.crossfade_frames) if mask_type != "none" else (m_in, m_tgt)
             ref, ref_in, ref_tgt, (Mi, Mt, n_fft, hop) = arrangement(a, b, s_in, s_tgt, codec)
-            if noise > 0:
+            if noise > 0:  # only where the (crossfaded) mask is exactly 0: the direct path never sees it
                 rms = torch.cat([za, zb], 1).pow(2).mean((1, 2), keepdim=True).sqrt()
-                za = za + noise * rms * torch.randn(za.shape, generator=g) * (1 - m_in)
-                zb = zb + noise * rms * torch.randn(zb.shape, generator=g) * (1 - m_tgt)
+                za = za + noise * rms * torch.randn(za.shape, generator=g) * (s_in == 0)
+                zb = zb + noise * rms * torch.randn(zb.shape, generator=g) * (s_tgt == 0)
         z = net(za, zb, s_in, s_tgt)
         y = codec.decode(z, length=a.shape[-1])
         if mask_type == "none":
             return crit(y, a, b, ref=ref)
-        return crit(y, ref_in, ref_tgt, out_input=restrict(y, Mi, n_fft, hop), out_target=restrict(y, Mt, n_fft, hop),
-                    ref=ref)
+
+        def losses(out):
+            return crit(out, ref_in, ref_tgt, out_input=restrict(out, Mi, n_fft, hop),
+                        out_target=restrict(out, Mt, n_fft, hop), ref=ref)
+
+        res = losses(y)
+        if relative:  # divide by the direct fusion's loss on the same batch: every mask type weighs alike
+            with torch.no_grad():
+                base = losses(codec.decode(s_in * za + s_tgt * zb, length=a.shape[-1]))["loss"]
+            res["direct_loss"] = base
+            res["loss"] = res["loss"] / (base + 0.01)  # +0.01: batches the direct path already solves
+        return res
 
     def train_step(net, batch):
         a, b = batch
-        return compute(net, a, b, args.mask_type, args.anti_cheating, gen)
+        return compute(net, a, b, args.mask_type, args.anti_cheating, gen, relative=args.relative_loss)
 
     def validate(net):
         g = torch.Generator().manual_seed(1234)
         a = torch.stack([x[0] for x in val_batch])
         b = torch.stack([x[1] for x in val_batch])
         out = {k: float(v) for k, v in compute(net, a, b, "none", 0.0, g).items()}
-        masked = compute(net, a, b, args.mask_type if args.mask_type != "none" else "temporal", 0.0, g)
-        out["masked_loss"] = float(masked["loss"])
+        masked = compute(net, a, b, args.mask_type if args.mask_type != "none" else "temporal", 0.0, g, relative=True)
+        out["masked_loss"] = float(masked["loss"])  # relative to the direct fusion: < 1 is better than direct
         return out
 
     def on_epoch_end(epoch, tr, va):
@@ -376,7 +390,7 @@ def run(args) -> int:
               f"spec: {tr['spectral']:.4f}, mel: {tr['mel']:.4f})")
         if va:
             print(f"  Val Loss:   {va['loss']:.4f} (rms_in: {va['rms_input']:.4f}, rms_tgt: {va['rms_target']:.4f}, "
-                  f"spec: {va['spectral']:.4f}, mel: {va['mel']:.4f}) masked: {va.get('masked_loss', 0):.4f}")
+                  f"spec: {va['spectral']:.4f}, mel: {va['mel']:.4f}) masked/direct: {va.get('masked_loss', 0):.4f}")
         print(f"  LR: {solver.lr():.2e}", flush=True)
 
     if args.export_only:

@@ -31,15 +31,21 @@ class RMSLoss(nn.Module):
 
 
 class MultiResolutionSTFTLoss(nn.Module):
-    """auraloss' multi-resolution STFT loss with the issue's resolutions."""
+    """auraloss' multi-resolution STFT loss with the issue's resolutions.
 
-    def __init__(self, fft_sizes=(512, 1024, 2048), hop_sizes=(128, 256, 512), reduction: str = "mean"):
+    ``eps`` floors the magnitudes inside the log (auraloss' default is 1e-8): with 1e-4 (about -80 dB
+    re a full-scale sine bin at n_fft 512) near-silent bins, e.g. the empty quarters of a hybrid
+    mask, no longer dominate the log-magnitude term.
+    """
+
+    def __init__(self, fft_sizes=(512, 1024, 2048), hop_sizes=(128, 256, 512), reduction: str = "mean",
+                 eps: float = 1e-4):
         super().__init__()
         from auraloss.freq import MultiResolutionSTFTLoss as _MR
 
         self.reduction = reduction
         self.loss = _MR(fft_sizes=list(fft_sizes), hop_sizes=list(hop_sizes), win_lengths=list(fft_sizes),
-                        w_sc=1.0, w_log_mag=1.0, w_lin_mag=0.0, reduction="mean")
+                        w_sc=1.0, w_log_mag=1.0, w_lin_mag=0.0, reduction="mean", eps=eps)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.reduction == "mean":

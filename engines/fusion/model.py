@@ -2,7 +2,7 @@
 
 Each of ``num_stages`` stages reads the current estimate together with both source latents and the
 two masks, runs ``num_transformer_layers`` transformer layers over time (frames are tokens) and
-adds a correction to the estimate. The first estimate is the direct complementary fusion
+adds a correction, scaled by the local magnitude of the direct fusion, to the estimate. The first estimate is the direct complementary fusion
 ``m_in * z_in + m_tgt * z_tgt``, and every stage's output projection starts at zero, so an
 untrained cascade equals the direct fusion and training learns corrections to it (seams, level,
 what the masked-out regions should keep).
@@ -30,9 +30,9 @@ class Stage(nn.Module):
                                            activation="gelu")
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
-        self.out = nn.Conv1d(d_model, channels, 1)
+        # no bias: a constant latent offset would be a buzz at the frame rate in every band
+        self.out = nn.Conv1d(d_model, channels, 1, bias=False)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.inp(x)
@@ -72,8 +72,12 @@ class CascadeFusion(nn.Module):
         a, b = z_in / scale, z_tgt / scale
         est = m_in * a + m_tgt * b
         ctx = [a, b, m_in, m_tgt] if self.cascade else [a, m_in]
+        # corrections are scaled by the local magnitude of the direct fusion (a 5-frame average): the
+        # latent's dynamic range is huge, and a uniform correction would fill quiet or masked-out
+        # (silent) regions with noise
+        env = F.avg_pool1d(est.abs(), 5, 1, 2, count_include_pad=False)
         for stage in self.stages:
-            est = est + stage(torch.cat([est, *ctx], 1))
+            est = est + stage(torch.cat([est, *ctx], 1)) * env
         return est * scale
 
     @torch.no_grad()
