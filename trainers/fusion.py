@@ -148,7 +148,8 @@ def discover_pairs(folder: str | os.PathLike) -> list[tuple[str, str | None]]:
                 pairs.append((str(got[0]), str(got[1]) if got[1] else None))
         if pairs:
             return pairs
-    subs = [p for p in folder.rglob("*") if p.is_dir() and not any(x.startswith((".", "tmp")) for x in p.parts)]
+    subs = [p for p in folder.rglob("*")
+            if p.is_dir() and not any(x.startswith((".", "tmp")) for x in p.relative_to(folder).parts)]
     for sub in sorted(subs) + [folder]:
         for na, nb in (("input.wav", "target.wav"), ("a.wav", "b.wav")):
             if (sub / na).is_file() and (sub / nb).is_file():
