@@ -55,7 +55,21 @@ def build_app(ctx: StudioContext | None = None):
                     continue
                 short = name.rsplit(".", 1)[-1]
                 with gr.Tab(module.TITLE, id=short, elem_id=f"tab-{short}"):
-                    module.build(ctx)
+                    try:
+                        module.build(ctx)
+                    except Exception as err:  # noqa: BLE001 - one engine's problem must not hide the others
+                        logger.exception("tab %s failed to build", name)
+                        gr.Markdown(f"**This tab could not be built:** {type(err).__name__}: {err}")
+
+        pickers = [(kind, p) for kind, ps in ctx.model_pickers.items() for p in ps]
+        if pickers:
+            from .common import default_model, model_choices
+
+            def _refresh_models():
+                """Models registered since the studio started appear in the pickers on page load."""
+                return [gr.update(choices=model_choices(kind, ctx), value=default_model(kind, ctx)) for kind, _ in pickers]
+
+            app.load(_refresh_models, outputs=[p for _, p in pickers], api_visibility="private")
 
         def _end_session(request):
             ctx.drop_session(getattr(request, "session_hash", None))

@@ -106,3 +106,18 @@ def test_models_api(client):
     assert "query-tiny" in names
     rows = table["data"] if isinstance(table, dict) else table
     assert any(r[0] == "query-tiny (default)" and r[5] == "not measured" for r in rows)
+
+
+def test_models_registered_later_appear_on_page_load(page, models_dir):
+    pytest.importorskip("engines.vocals.api")
+    import shutil
+
+    from engines.registry import entries, register
+
+    e = next(x for x in entries("vocals", models_dir=models_dir) if x["name"] == "vocals-tiny")
+    shutil.copy(models_dir / e["file"], models_dir / "vocals-later.safetensors")
+    register({**e, "name": "vocals-later", "file": "vocals-later.safetensors", "default": False}, models_dir=models_dir)
+    page.reload()
+    open_tab(page, "Vocals")
+    page.locator("#tab-vocals").get_by_label("Model").click()
+    assert page.get_by_role("option", name="vocals-later").is_visible()
