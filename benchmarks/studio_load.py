@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     vals = {**tab.preset_values("balanced"), "threads": 1}
-    params = [vals[n] for n, *_ in tab.PARAMS]
+    params = [vals[n] for n, *_ in tab.PARAMS] + [False, False]  # + save_visualizations, save_trimmed_query
 
     def one(i: int) -> dict:
         c = Client(url, verbose=False)

@@ -139,6 +139,11 @@ def build(ctx) -> None:
                                         info="--checkpoint: registry name or .safetensors path (Train tab can add one)")
                     negative = gr.Audio(label="Negative query (optional: a sound to keep out)", type="filepath",
                                         sources=["upload"])
+                with gr.Row():
+                    save_vis = gr.Checkbox(value=False, label="save_visualizations",
+                                           info="--save_visualizations: also the CLI's comparison and timeline PNGs")
+                    save_trim = gr.Checkbox(value=False, label="save_trimmed_query",
+                                            info="--save_trimmed_query: the trimmed query, when it was trimmed")
     ctx.model_pickers.setdefault(KIND, []).append(model)
 
     with gr.Row():
@@ -169,7 +174,8 @@ def build(ctx) -> None:
         q_a = load_audio(query_path, "The query", ctx)
         gt_a = load_audio(gt_path, "The ground truth", ctx, required=False)
         neg_a = load_audio(neg_path, "The negative query", ctx, required=False)
-        params = dict(zip(names, values))
+        params = dict(zip(names, values[:len(names)]))
+        want_vis, want_trim = (list(values[len(names):]) + [False, False])[:2]
         for k in ("nfft", "hop", "n_mels", "opt_steps", "threads"):
             params[k] = int(params[k])
         params["cls_threshold"] = float(thr) if use_thr else None
@@ -184,10 +190,11 @@ def build(ctx) -> None:
                            progress=progress_callback(progress, 0.05, 0.9))
         progress(0.92, desc="writing files")
         out = ctx.job_dir(session_of(request), "separate")
-        written = api.write_outputs(res, out, save_visualizations=False)
+        written = api.write_outputs(res, out, save_visualizations=bool(want_vis), save_trimmed_query=bool(want_trim))
         return _outputs(res, written)
 
-    run.click(on_run, [mix, query, gt, negative, model, use_cls_thr, cls_thr, *[comps[n] for n in names]],
+    run.click(on_run, [mix, query, gt, negative, model, use_cls_thr, cls_thr, *[comps[n] for n in names], save_vis,
+                       save_trim],
               [target_out, residual_out, summary, metrics, mel_plot, mask_plot, timeline_plot, files],
               api_name="separate")
 

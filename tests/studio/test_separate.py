@@ -14,15 +14,16 @@ pytest.importorskip("engines.separation.api")
 from tests.studio.helpers import error_toast, open_tab, upload  # noqa: E402
 
 
-def separate_args(mix, query, gt=None, **over):
-    """Positional inputs of the /separate endpoint: files, model, class threshold, then PARAMS."""
+def separate_args(mix, query, gt=None, vis=False, **over):
+    """Positional inputs of the /separate endpoint: files, model, class threshold, PARAMS, the two
+    save_* switches."""
     from gradio_client import handle_file
 
     from studio.tabs import separate as tab
 
     vals = {**tab.preset_values("balanced"), "threads": 1, **over}
     return [handle_file(str(mix)), handle_file(str(query)), handle_file(str(gt)) if gt else None, None,
-            None, False, 0.5, *[vals[n] for n, *_ in tab.PARAMS]]
+            None, False, 0.5, *[vals[n] for n, *_ in tab.PARAMS], vis, False]
 
 
 def test_separate_in_browser(page, audio_files):
@@ -71,7 +72,7 @@ def test_upload_size_limit_message(page, audio_files):
 
 
 def test_separate_api(client, audio_files, tmp_path):
-    res = client.predict(*separate_args(audio_files["mix"], audio_files["query"], audio_files["gt"]),
+    res = client.predict(*separate_args(audio_files["mix"], audio_files["query"], audio_files["gt"], vis=True),
                          api_name="/separate")
     target, residual, summary, metrics, mel, mask, timeline, files = res
     t, sr = sf.read(target, dtype="float32")
@@ -83,6 +84,7 @@ def test_separate_api(client, audio_files, tmp_path):
     assert {"si_sdr", "sdr", "quality"} <= set(metrics)
     names = sorted(Path(f).name for f in files)
     assert "event.json" in names and "target.wav" in names
+    assert any(n.endswith("_comparison.png") for n in names) and any(n.endswith("_timeline.png") for n in names)
     event = json.loads(Path(next(f for f in files if f.endswith("event.json"))).read_text())
     assert event["params"]["cls_percentile"] == 92 and event["metrics"]["quality"] == metrics["quality"]
 
