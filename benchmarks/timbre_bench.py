@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     g.add_argument("--checkpoint", default=None)
     p.add_argument("--out", default="/work/runs/timbre-bench")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--phase", default="griffinlim", choices=["griffinlim", "input"])
+    p.add_argument("--phase", default="input", choices=["griffinlim", "input"])
     p.add_argument("--gl_iters", type=int, default=32)
     p.add_argument("--no_recon", action="store_true", help="skip the piano -> piano reconstruction")
     p.add_argument("--register", action="store_true", help="store the scores in the model's registry entry")

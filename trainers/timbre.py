@@ -302,6 +302,8 @@ def add_arguments(parser) -> None:
                         help="folder with pairs/<id>/{piano,violin}.wav and/or piano/*.wav, violin/*.wav (repeatable)")
     parser.add_argument("--stats", default=None, help="normalisation statistics .npz (timbre-stats); "
                         "default: computed from the training data (unified) and saved in out_dir")
+    parser.add_argument("--init", default=None, help="start from this exported model (.safetensors; fine-tuning); "
+                        "its architecture and statistics are kept")
     parser.add_argument("--export", default=None, help="write the inference checkpoint here (.safetensors)")
     parser.add_argument("--val_pairs", type=int, default=4, help="paired clips held out for validation")
     parser.add_argument("--max_pairs", type=int, default=None, help="use at most this many pairs")
@@ -342,16 +344,29 @@ def run(args) -> int:
     tp, pn, vn = load_clips(train_pairs, pianos, violins, out / "features_cache.pt", args.max_seconds)
     vp = load_clips(val_pairs, [], [], out / "val_cache.pt", args.max_seconds)[0] if val_pairs else []
 
-    if args.stats:
+    init = None
+    if args.init:
+        from engines.checkpoint import load_model
+
+        init = load_model(args.init, expected=TimbreTransfer)
+        from engines.timbre.model import stats_from_model
+
+        stats = stats_from_model(init)
+    elif args.stats:
         stats = FeatureStats.load(args.stats)
     else:
         from trainers.timbre_stats import stats_for_clips
 
         stats = stats_for_clips([c for pr in tp for c in pr] + pn + vn, name="unified")
         stats.save(out / "stats_unified.npz")
-    model = TimbreTransfer(d_model=args.d_model, style_dim=args.style_dim, enc_layers=args.enc_layers,
-                           dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
-                           residual=not args.no_residual)
+    if init is not None:
+        model = TimbreTransfer(**init._init_kwargs)
+        model.load_state_dict(init.state_dict())
+        print(f"Initialised from {args.init}", flush=True)
+    else:
+        model = TimbreTransfer(d_model=args.d_model, style_dim=args.style_dim, enc_layers=args.enc_layers,
+                               dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
+                               residual=not args.no_residual)
     model.set_stats(stats)
     weights = {**DEFAULT_WEIGHTS, **(json.loads(args.weights) if args.weights else {})}
     wrapper = TimbreTrainer(model, weights)
@@ -417,7 +432,7 @@ def run(args) -> int:
     val = evaluate_windows(model, vp)
     print("Validation (held-out pairs, autoregressive): " + json.dumps({k: round(v, 4) for k, v in val.items()}), flush=True)
     if args.export and distrib.is_main():
-        meta = {"trained_on": ", ".join(args.data), "train_pairs": len(tp), "unpaired": [len(pn), len(vn)],
+        meta = {"trained_on": ", ".join(args.data), "init": args.init, "train_pairs": len(tp), "unpaired": [len(pn), len(vn)],
                 "steps": solver.step, "train_seconds_this_run": round(time.time() - t0, 1),
                 "stats": stats.name, "phases": phase_means, "val": val, "weights": weights}
         save_model(model, args.export, metadata=meta)

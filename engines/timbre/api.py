@@ -128,14 +128,14 @@ class TimbreEngine:
 
     # --------------------------------------------------------------------------- transfer
     def transfer(self, src, target: str = "violin", *, sr: int | None = None, style_ref=None,
-                 style_ref_sr: int | None = None, phase: str = "griffinlim", gl_iters: int = 32,
+                 style_ref_sr: int | None = None, phase: str = "input", gl_iters: int = 32,
                  progress: Progress | None = None) -> TimbreResult:
         """Play ``src`` (path, bytes or ``(T,)``/``(C, T)`` array with ``sr``) as ``target``.
 
         Args:
             target: ``"violin"`` or ``"piano"``.
             style_ref: optional clip of the target instrument whose style replaces the stored one.
-            phase: ``"griffinlim"`` (input phase refined by ``gl_iters`` Griffin-Lim iterations) or ``"input"``.
+            phase: ``"input"`` (the input's phase, default) or ``"griffinlim"`` (that phase refined by ``gl_iters`` Griffin-Lim iterations).
             progress: ``progress(fraction, message)``.
         """
         t0 = time.time()
@@ -235,7 +235,7 @@ def load_engine(model: str | None = None, checkpoint: str | os.PathLike | None =
 
 
 def transfer(src, target: str = "violin", *, sr: int | None = None, style_ref=None, model: str | None = None,
-             checkpoint: str | os.PathLike | None = None, phase: str = "griffinlim", gl_iters: int = 32,
+             checkpoint: str | os.PathLike | None = None, phase: str = "input", gl_iters: int = 32,
              engine: TimbreEngine | None = None, progress: Progress | None = None) -> TimbreResult:
     """One-shot :meth:`TimbreEngine.transfer` (loads the model unless ``engine`` is given)."""
     eng = engine or load_engine(model, checkpoint)

@@ -22,7 +22,7 @@ def add_arguments(parser) -> None:
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--model", default=None, help="registered model name (default: the registered default)")
     g.add_argument("--checkpoint", default=None, help="a .safetensors checkpoint from `train timbre`")
-    parser.add_argument("--phase", default="griffinlim", choices=["griffinlim", "input"],
+    parser.add_argument("--phase", default="input", choices=["griffinlim", "input"],
                         help="phase of the output: the input's refined by Griffin-Lim, or the input's")
     parser.add_argument("--gl_iters", type=int, default=32, help="Griffin-Lim iterations")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
