@@ -140,9 +140,12 @@ class TimbreTransfer(nn.Module):
         return self.style_encoder(self.prepare(wins))[1].mean(0)
 
     @torch.no_grad()
-    def classify(self, raw: torch.Tensor) -> torch.Tensor:
-        """Instrument probabilities ``(n_classes,)`` of a clip from the discriminator on its style."""
+    def classify(self, raw: torch.Tensor, max_windows: int = 1) -> torch.Tensor:
+        """Instrument probabilities ``(n_classes,)`` of a clip from the discriminator on its class style
+        (averaged over at most ``max_windows`` windows from the middle of the clip, to stay cheap)."""
         wins, _, _ = self._windows(raw)
+        mid = max(0, (len(wins) - max_windows) // 2)
+        wins = wins[mid:mid + max_windows]
         return torch.softmax(self.discriminator(self.style_encoder(self.prepare(wins))[1]), -1).mean(0)
 
     @torch.no_grad()
