@@ -77,7 +77,7 @@ def memory(model_args: list[str], song: Path, threads: int, minutes: float = 10.
         path = Path(d) / "long.wav"
         sf.write(path, long.T, sr, subtype="PCM_16")
         del long, audio
-        code = ("import resource, runpy, sys, time; sys.argv = ['launch.py'] + sys.argv[1:]; t = time.time()\n"
+        code = ("import resource, runpy, sys, time; sys.argv = sys.argv[1:]; t = time.time(); rc = 0\n"
                 "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit as e:\n    rc = e.code\n"
                 "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'WALL', time.time() - t, 'RC', rc)")
         cmd = [sys.executable, "-c", code, str(ROOT / "launch.py"), "vocals", "-i", str(path), "-o", str(Path(d) / "out"),
@@ -132,8 +132,12 @@ def main(argv=None) -> int:
     p.add_argument("--register", default=None, metavar="NAME", help="register the checkpoint under NAME with the scores")
     p.add_argument("--description", default="")
     p.add_argument("--json", default=None)
+    p.add_argument("--from_json", nargs="+", default=None,
+                   help="register from earlier --json reports of this script instead of measuring again")
     args = p.parse_args(argv)
-    if not (args.quality or args.speed or args.memory or args.demucs):
+    if args.from_json:
+        args.quality = args.speed = args.memory = args.demucs = False
+    elif not (args.quality or args.speed or args.memory or args.demucs):
         args.quality = args.speed = args.memory = True
     import torch
 
@@ -145,6 +149,9 @@ def main(argv=None) -> int:
     song = sorted(data.glob("song_*/mixture.wav"))[0]
     report: dict = {"model": iso.model_name, "threads": args.threads, "binary_mask": args.binary_mask,
                     "cpu": os.cpu_count(), "load_avg": os.getloadavg()}
+    for f in args.from_json or []:
+        report.update({k: v for k, v in json.loads(Path(f).read_text()).items()
+                       if k in ("quality", "speed", "memory", "demucs", "threads", "load_avg")})
     if args.quality:
         report["quality"] = quality(iso, data, Path(args.pred), args.binary_mask)
     if args.speed:
@@ -174,11 +181,13 @@ def main(argv=None) -> int:
             scores.update({"rtf": report["speed"]["rtf"], "speedup_vs_frame_by_frame": report["speed"]["speedup_vs_frame_by_frame"]})
         if "memory" in report:
             scores["peak_rss_mb_10min_stereo"] = report["memory"]["peak_rss_mb"]
+        if report.get("demucs", {}).get("available"):
+            scores["htdemucs_random_rtf"] = report["demucs"]["rtf"]
         entry = {"name": args.register, "kind": "vocals", "file": dst.name, "sample_rate": 22050, "default": True,
                  "description": args.description or "vocal mask CNN (25-frame context, soft mask)",
                  "trained_on": meta.get("trained_on", ""), "config": header["kwargs"].get("hparams", {}),
                  "scores": scores, "scored_on": "shared/bench/data/vocals (8 songs, score.py vocals)",
-                 "threads": args.threads}
+                 "threads": report["threads"], "load_avg_at_measurement": report.get("load_avg")}
         print("registered", registry.register(entry))
     return 0
 
