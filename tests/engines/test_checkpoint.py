@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from engines import registry
-from engines.checkpoint import (CheckpointError, TamperedCheckpointError, load_model, read_header,
-                                save_model)
+from engines.checkpoint import (CheckpointError, TamperedCheckpointError, load_model, read_checkpoint,
+                                read_header, save_model)
 from engines.testing import TinyNet
 
 
@@ -20,6 +20,14 @@ def test_save_load_identical_outputs(tmp_path):
     assert h["klass"] == "engines.testing:TinyNet" and h["kwargs"] == {"in_dim": 4, "hidden": 8, "out_dim": 1}
     assert h["version"] == 1 and m2.checkpoint_metadata["trained_on"] == "nothing"
     assert not m2.training
+
+
+def test_batchnorm_scalar_int_buffers_roundtrip(tmp_path):
+    m = torch.nn.BatchNorm1d(4)
+    m(torch.randn(8, 4))  # num_batches_tracked becomes a 0-d int64 tensor
+    p = save_model(m, tmp_path / "bn.safetensors", kwargs={"num_features": 4})
+    _, tensors = read_checkpoint(p)
+    assert int(tensors["num_batches_tracked"]) == 1 and tensors["num_batches_tracked"].dim() == 0
 
 
 def test_tampered_file_is_refused(tmp_path):
