@@ -21,12 +21,12 @@ import torch
 
 from engines.audio import io as aio
 from engines.audio.errors import AudioError, SilentAudioError, TooLongError, TooShortError
-from engines.audio.spectral import mel_filterbank, stft
+from engines.audio.spectral import stft
 
 from . import detection as det
 from . import reference as refmod
 from .embedders import DEFAULT_AST, BuiltinEmbedder, Embedder, load_embedder
-from .features import MODEL_HOP, MODEL_NFFT, SR
+from .features import MODEL_HOP, MODEL_NFFT, SR, mel_fb
 from .mask import apply_mask, optimise_mask
 
 logger = logging.getLogger(__name__)
@@ -355,7 +355,7 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
     X = stft(x, cfg.nfft, cfg.hop)
     mag = X.abs()
     F_, N = mag.shape
-    fb = mel_filterbank(SR, cfg.nfft, cfg.n_mels)
+    fb = mel_fb(SR, cfg.nfft, cfg.n_mels)
     mix_mel = fb @ mag
     tmask = det.time_mask(d.segments, N, cfg.hop, sharpening=cfg.time_mask_sharpening)
     q_mag = stft(torch.from_numpy(q_clips[0]), cfg.nfft, cfg.hop).abs()

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import torch
 
-from engines.audio.spectral import mel_filterbank, stft
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from engines.audio.spectral import stft
 
 SR = 16000
 #: Front end of the built-in model (fixed: the checkpoint was trained with it).
@@ -16,11 +22,34 @@ MODEL_MELS = 64
 LOG_EPS = 1e-4
 
 
+@lru_cache(maxsize=16)
+def mel_fb(sr: int, n_fft: int, n_mels: int) -> torch.Tensor:
+    """``engines.audio.spectral.mel_filterbank`` cached on disk (``$AUDIO_STUDIO_CACHE`` or
+    ``~/.cache/audio-studio``): computing it imports librosa, which costs 1-2 s per CLI call."""
+    cache = Path(os.environ.get("AUDIO_STUDIO_CACHE", Path.home() / ".cache" / "audio-studio"))
+    f = cache / f"melfb_slaney_{sr}_{n_fft}_{n_mels}.npy"
+    try:
+        return torch.from_numpy(np.load(f, allow_pickle=False))
+    except (OSError, ValueError):
+        pass
+    from engines.audio.spectral import mel_filterbank
+
+    fb = mel_filterbank(sr, n_fft, n_mels)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, fb.numpy())
+        os.replace(tmp, f)
+    except OSError:
+        pass
+    return fb
+
+
 def log_mel(x: torch.Tensor, n_fft: int = MODEL_NFFT, hop: int = MODEL_HOP, n_mels: int = MODEL_MELS,
             sr: int = SR) -> torch.Tensor:
     """Log-mel ``(..., n_mels, frames)`` of a waveform ``(..., T)``."""
     mag = stft(x, n_fft, hop).abs()
-    fb = mel_filterbank(sr, n_fft, n_mels).to(mag.dtype)
+    fb = mel_fb(sr, n_fft, n_mels).to(mag.dtype)
     return torch.log(torch.matmul(fb, mag) + LOG_EPS)
 
 

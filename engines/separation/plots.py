@@ -57,7 +57,7 @@ def timeline_png(result, path: str | Path) -> Path:
     if result.params.get("use_cosine_gate"):
         ax.axhline(result.params["cosine_threshold"], color="tab:orange", ls="--", lw=0.8, label="cosine gate")
     t = np.arange(result.mask.shape[-1]) * result.params["hop"] / 16000
-    ax.plot(t, result.mask.max(0) if result.mask.size else t * 0, color="0.4", lw=0.8, label="mask activity")
+    ax.plot(t, result.mask.mean(0) if result.mask.size else t * 0, color="0.4", lw=0.8, label="mean mask")
     ax.set_xlim(0, result.mixture.shape[-1] / result.sr)
     ax.set_xlabel("s")
     ax.set_title("found" if result.found else "not found")

@@ -15,9 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.audio.spectral import mel_filterbank
-
-from .features import MODEL_HOP, MODEL_NFFT, SR, log_mag, log_mel, rms_normalise
+from .features import MODEL_HOP, MODEL_NFFT, SR, log_mag, log_mel, mel_fb, rms_normalise
 
 EPS = 1e-8
 
@@ -153,7 +151,7 @@ def semantic_weights(sim: np.ndarray, smoothing: float) -> np.ndarray:
 
 
 def default_fb(n_fft: int, n_mels: int) -> torch.Tensor:
-    return mel_filterbank(SR, n_fft, n_mels)
+    return mel_fb(SR, n_fft, n_mels)
 
 
 __all__ = ["class_group", "query_profile", "stitching_reference", "mel_to_linear_mask", "initial_mask",

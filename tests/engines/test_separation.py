@@ -303,3 +303,27 @@ def test_ast_embedder_from_local_folder(tmp_path, audio, ckpt):
                  not_found_db=-200)
     assert r.embedder.startswith("ast:") and not r.warnings
     assert np.array_equal(r.residual, r.mixture - r.target)
+
+
+def test_ast_weights_found_in_the_hf_cache_layout(tmp_path, monkeypatch):
+    from engines.separation.embedders import ast_available_locally
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    assert not ast_available_locally("org/model")
+    snap = tmp_path / "models--org--model" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    assert ast_available_locally("org/model")
+
+
+def test_cached_mel_filterbank_equals_the_shared_one(tmp_path, monkeypatch):
+    from engines.audio.spectral import mel_filterbank
+    from engines.separation.features import mel_fb
+
+    monkeypatch.setenv("AUDIO_STUDIO_CACHE", str(tmp_path))
+    mel_fb.cache_clear()
+    first = mel_fb(16000, 256, 20)
+    assert (tmp_path / "melfb_slaney_16000_256_20.npy").is_file()
+    mel_fb.cache_clear()
+    assert torch.equal(mel_fb(16000, 256, 20), first) and torch.equal(first, mel_filterbank(16000, 256, 20))
+    mel_fb.cache_clear()
