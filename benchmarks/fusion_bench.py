@@ -63,6 +63,33 @@ def _arrangement_distance(r, sc) -> float:
     return sc.mrstft(ref, r.audio)["mrstft"]
 
 
+def register_scores(name: str, summary: dict) -> None:
+    """Create or update the registry entry ``name`` (kind fusion) with the measured ``summary``."""
+    from engines import registry
+    from engines.checkpoint import read_header
+
+    try:
+        entry = registry.get(name)
+    except Exception:  # first registration: build the entry from the checkpoint header
+        path = registry.MODELS_DIR / f"{name}.safetensors"
+        header = read_header(path)
+        meta = header["metadata"]
+        hp = meta.get("hparams", {})
+        entry = {"name": name, "kind": "fusion", "file": path.name, "sample_rate": meta.get("sample_rate", 24000),
+                 "default": True, "codec": meta.get("codec", "builtin"),
+                 "description": "Cascade transformer refining the direct complementary fusion on the built-in "
+                                "MDCT codec (seams, mask edges); fuse --mode learned",
+                 "trained_on": meta.get("trained_on"),
+                 "config": {"model": header["kwargs"], "training": {k: hp.get(k) for k in (
+                     "mask_type", "anti_cheating", "shuffle_targets", "lr", "max_steps", "batch_size",
+                     "crop_seconds", "loss_weight_input", "loss_weight_target", "loss_weight_spectral",
+                     "loss_weight_mel", "relative_loss", "grad_clip", "seed")},
+                            "steps": meta.get("step"), "history": meta.get("history", [])[-2:]}}
+    entry["scores"] = {"bench": "shared/bench/data/fusion (6 pairs, 15 s, 24 kHz)", **summary}
+    registry.register(entry)
+    print(f"registered scores in {name}.json")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(BENCH / "data" / "fusion"))
@@ -72,7 +99,13 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="write all figures here")
     p.add_argument("--register", action="store_true", help="store the means in the model's registry entry")
     p.add_argument("--skip_learned", action="store_true")
+    p.add_argument("--register_from", default=None, metavar="JSON",
+                   help="register the summary of an earlier --json run for --model/the checkpoint's name, and exit")
     args = p.parse_args(argv)
+    if args.register_from:
+        summary = json.loads(Path(args.register_from).read_text())["summary"]
+        register_scores(args.model or summary.get("model", {}).get("name"), summary)
+        return 0
 
     import numpy as np
     import torch
@@ -147,30 +180,7 @@ def main(argv=None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
     if args.register and not args.skip_learned:
-        from engines import registry
-
-        from engines.checkpoint import read_header
-
-        name = engine._model_meta.get("name") or args.model
-        try:
-            entry = registry.get(name)
-        except Exception:  # first registration: build the entry from the checkpoint header
-            path = registry.MODELS_DIR / f"{name}.safetensors"
-            meta = read_header(path)["metadata"]
-            hp = meta.get("hparams", {})
-            entry = {"name": name, "kind": "fusion", "file": path.name, "sample_rate": meta.get("sample_rate", 24000),
-                     "default": True, "codec": meta.get("codec", "builtin"),
-                     "description": "Cascade transformer refining the direct complementary fusion on the built-in "
-                                    "MDCT codec (seams, mask edges); fuse --mode learned",
-                     "trained_on": meta.get("trained_on"),
-                     "config": {"model": read_header(path)["kwargs"], "training": {k: hp.get(k) for k in (
-                         "mask_type", "anti_cheating", "shuffle_targets", "lr", "max_steps", "batch_size",
-                         "crop_seconds", "loss_weight_input", "loss_weight_target", "loss_weight_spectral",
-                         "loss_weight_mel", "relative_loss", "grad_clip", "seed")},
-                                "steps": meta.get("step"), "history": meta.get("history", [])[-2:]}}
-        entry["scores"] = {"bench": "shared/bench/data/fusion (6 pairs, 15 s, 24 kHz)", **summary}
-        registry.register(entry)
-        print(f"registered scores in {name}.json")
+        register_scores(engine._model_meta.get("name") or args.model, summary)
     return 0
 
 
