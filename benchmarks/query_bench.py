@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         from engines import registry
 
         e = registry.get("query-builtin")
-        e["scores"] = {"bench": "shared/bench/data/query (16 cases)", "si_sdri_mean_db": res["default"]["si_sdri_mean"],
+        e["scores"] = {**e.get("scores", {}), "bench": "shared/bench/data/query (16 cases)", "si_sdri_mean_db": res["default"]["si_sdri_mean"],
                        "si_sdri_per_kind_db": res["default"]["per_kind_si_sdri"],
                        "stitching_reference_si_sdri_db": res["stitch_builtin"]["si_sdri_mean"],
                        "sec_per_10s_in_process": res["default"]["sec_per_10s_mean"], "cli_sec": res["cli_sec"],

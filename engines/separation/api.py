@@ -6,6 +6,7 @@ mixture's shape and ``residual == mixture - target`` exactly.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -495,6 +496,10 @@ def write_outputs(result: SeparationResult, out_dir: str | os.PathLike, *, save_
         if save_trimmed_query and result.query_trimmed:
             aio.save(tmp / "query_trimmed.wav", result.query, SR, "PCM_16", protect=protect)
             names.append("query_trimmed.wav")
+        if save_visualizations and importlib.util.find_spec("matplotlib") is None:
+            result.warnings.append("matplotlib is not installed: the PNGs were not written.")
+            logger.warning(result.warnings[-1])
+            save_visualizations = False
         if save_visualizations:
             from .plots import comparison_png, timeline_png
 
