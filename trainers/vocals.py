@@ -28,7 +28,8 @@ def add_arguments(parser) -> None:
     from engines.vocals.features import HParams
 
     d = HParams()
-    parser.add_argument("data", help="a vocals-dataset folder, or a songs root (DSD100 / MUSDB18-HQ / corpus songs)")
+    parser.add_argument("data", nargs="+",
+                        help="a vocals-dataset folder, or songs root(s) (DSD100 / MUSDB18-HQ / corpus songs)")
     add_solver_arguments(parser, epochs=d.nepochs, batch_size=d.batch_size, ckpt_every=200)
     h = parser.add_argument_group("model hyper-parameters (the original's names)")
     h.add_argument("--fix_learning_rate", type=float, default=None, help="fixed learning rate (default: one-cycle)")
@@ -47,6 +48,16 @@ def add_arguments(parser) -> None:
     h.add_argument("--ref_level_db", type=float, default=None, help="(when building)")
     h.add_argument("--use_preemphasis", action="store_true", help="(when building)")
     h.add_argument("--predict_frames", type=int, default=None, help="(when building) target frames per window")
+    h.add_argument("--soft_mask", action="store_true",
+                   help="soft ratio-mask target |V|/(|V|+|A|) (BCE on soft labels) instead of the binary mask")
+    w = parser.add_argument_group("waveform training set (on-the-fly features, several roots, remix augmentation)")
+    w.add_argument("--waves", action="store_true",
+                   help="train from a waveform set (RUN/waves, built from the roots; implied by several roots, "
+                        "--remix_prob or --stem_gain_db)")
+    w.add_argument("--remix_prob", type=float, default=0.0, help="probability of another song's accompaniment")
+    w.add_argument("--stem_gain_db", type=float, default=0.0, help="random gain of each stem, +- dB")
+    w.add_argument("--eval_songs", type=int, default=6, help="held-out songs of the last root (waveform set)")
+    parser.add_argument("--init", default=None, help="initialise the weights from this exported model (same architecture)")
     parser.add_argument("--export", default=None, help="final model path (default RUN/vocals.safetensors)")
     parser.add_argument("--trained_on", default=None, help="description of the training data for the metadata")
 
@@ -55,7 +66,21 @@ def _prepare_data(args) -> Path:
     from trainers import distrib
     from trainers.vocals_dataset import DATASET_FILE, build, hparams_from_args
 
-    data = Path(args.data)
+    from trainers.vocals_dataset import WAVES_FILE, build_waves
+
+    roots = [Path(d) for d in args.data]
+    if _use_waves(args):
+        if len(roots) == 1 and (roots[0] / WAVES_FILE).is_file():
+            return roots[0]
+        built = Path(args.out_dir) / "waves"
+        if distrib.is_main() and not (built / WAVES_FILE).is_file():
+            print(f"Building the vocals waveform set from {', '.join(map(str, roots))} into {built}", flush=True)
+            build_waves(roots, built, hparams_from_args(args), eval_songs=args.eval_songs)
+        distrib.barrier()
+        return built
+    if len(roots) > 1:
+        raise ValueError("Several roots need the waveform set (--waves).")
+    data = roots[0]
     if (data / DATASET_FILE).is_file():
         return data
     built = Path(args.out_dir) / "data"
@@ -64,6 +89,10 @@ def _prepare_data(args) -> Path:
         build(data, built, hparams_from_args(args))
     distrib.barrier()
     return built
+
+
+def _use_waves(args) -> bool:
+    return bool(args.waves or len(args.data) > 1 or args.remix_prob > 0 or args.stem_gain_db > 0)
 
 
 def run(args) -> int:
@@ -77,13 +106,21 @@ def run(args) -> int:
     from engines.vocals.model import VocalMaskCNN
     from trainers import distrib
     from trainers.solver import Solver, config_from_args, seed_everything
-    from trainers.vocals_dataset import VocalsWindows, eval_songs
+    from trainers.vocals_dataset import VocalsRemix, VocalsWindows, eval_songs, remix_batch
 
     distrib.init()
     seed_everything(args.seed)
     folder = _prepare_data(args)
-    ds = VocalsWindows(folder)
-    hp = HParams.from_dict(ds.meta["hparams"])  # the features' settings come from the dataset
+    waves = _use_waves(args)
+    hp = HParams.from_dict(json.loads((folder / ("waves.json" if waves else "dataset.json")).read_text())["hparams"])
+    hp.soft_mask, hp.remix_prob, hp.stem_gain_db = bool(args.soft_mask), args.remix_prob, args.stem_gain_db
+    if waves:
+        ds = VocalsRemix(folder, remix_prob=hp.remix_prob, stem_gain_db=hp.stem_gain_db,
+                         seed=args.seed + 1000 * distrib.rank())
+    else:
+        if hp.soft_mask:
+            raise ValueError("--soft_mask needs the waveform set (--waves).")
+        ds = VocalsWindows(folder)
     hp.batch_size, hp.nepochs = args.batch_size, args.epochs
     hp.fix_learning_rate, hp.lr, hp.weight_decay = args.fix_learning_rate, args.lr, args.weight_decay
     hp.res_dims, hp.dilations, hp.stem = list(args.res_dims), list(args.dilations), list(args.stem or [])
@@ -91,6 +128,10 @@ def run(args) -> int:
     hp.mask_at_eval = bool(args.mask_at_eval)
     model = VocalMaskCNN(n_bins=hp.n_fft // 2 + 1, context=hp.context, res_dims=hp.res_dims,
                          dilations=hp.dilations, hparams=hp.to_dict(), stem=hp.stem)
+    if args.init:
+        from engines.checkpoint import load_model
+        model.load_state_dict(load_model(args.init, expected=VocalMaskCNN).state_dict())
+        print(f"Initialised the weights from {args.init}", flush=True)
     lr = hp.fix_learning_rate or hp.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=hp.weight_decay)
     cfg = config_from_args(args, progress_bar=False)
@@ -106,15 +147,16 @@ def run(args) -> int:
     half, K = hp.context // 2, hp.predict_frames
     out = Path(cfg.out_dir)
     evals = eval_songs(folder)[: hp.num_evals]
-    trained_on = args.trained_on or f"{ds.meta['root']} ({ds.meta['train_songs']} songs, {ds.meta['train_seconds']} s)"
+    src = ", ".join(ds.meta["roots"]) if waves else ds.meta["root"]
+    trained_on = args.trained_on or f"{src} ({ds.meta['train_songs']} songs, {ds.meta['train_seconds']} s)"
 
     def train_step(m, batch):
-        x, y = batch
+        x, y = remix_batch(batch, hp, soft=hp.soft_mask) if waves else batch
         logits = m(x)
         w = 0.1 + x[..., half:half + K]
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=w, reduction="sum") / w.sum()
         with torch.no_grad():
-            acc = ((logits > 0).float() == y).float().mean()
+            acc = ((logits > 0) == (y > 0.5)).float().mean()
         return {"loss": loss, "acc": acc}
 
     def validate(m):
@@ -145,7 +187,7 @@ def run(args) -> int:
     if distrib.is_main() and solver.step and not res.get("stopped"):
         path = Path(args.export or out / "vocals.safetensors")
         solver.export(path, {"trained_on": trained_on, "kind": "vocals",
-                             "dataset": {k: ds.meta[k] for k in ("frames", "windows", "train_songs", "train_seconds")}})
+                             "dataset": {"windows": len(ds), **{k: ds.meta[k] for k in ("train_songs", "train_seconds")}}})
         print(json.dumps({"event": "exported", "path": str(path), **{k: v for k, v in res.items() if k != "stopped"}}),
               flush=True)
     distrib.cleanup()

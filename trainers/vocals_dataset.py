@@ -252,3 +252,175 @@ def run(args) -> int:
     print(f"vocals-dataset: {meta['train_songs']} training songs ({meta['train_seconds']} s, {meta['frames']} frames, "
           f"{meta['windows']} windows), {len(meta['eval_songs'])} eval songs -> {args.out}")
     return 0
+
+
+# ---------------------------------------------------------------- waveform set with remix augmentation
+WAVES_FILE = "waves.json"
+
+
+def _gather(roots) -> list[dict]:
+    """Songs of several roots, names prefixed by the root index when more than one root is given."""
+    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+    out = []
+    for r, root in enumerate(roots):
+        for s in find_songs(root):
+            s = dict(s, root=r)
+            if len(roots) > 1:
+                s["name"] = f"r{r}_{s['name']}"
+            out.append(s)
+    return out
+
+
+def build_waves(roots, out: str | os.PathLike, hp=None, *, eval_songs: int = 6, eval_seconds: float = 20.0,
+                max_songs: int | None = None, overwrite: bool = False) -> dict:
+    """The waveform training set for on-the-fly features with remix augmentation.
+
+    Every training song is downmixed to mono at the model rate and scaled by the gain that brings
+    its *mixture* to ``input_rms_db`` (as at inference); its vocals and accompaniment go, one after
+    the other, into ``vocals.f32`` / ``accomp.f32`` (memory-mapped float32). ``eval_songs`` songs of
+    the *last* root (chosen by name hash) are held out as ``eval/<song>/*.wav`` excerpts.
+    Returns the ``waves.json`` content.
+    """
+    from engines.audio import io as audio_io
+    from engines.vocals.features import HParams, rms_gain
+
+    hp = hp or HParams()
+    out = Path(out)
+    if (out / WAVES_FILE).exists() and not overwrite:
+        raise FileExistsError(f"'{out}' already holds a waveform set; pass --overwrite to rebuild it.")
+    songs = _gather(roots)
+    if max_songs:
+        songs = songs[:max_songs]
+    last = max(s["root"] for s in songs)
+    pool = sorted((s for s in songs if s["root"] == last), key=lambda s: zlib.crc32(s["name"].encode()))
+    eval_names = {s["name"] for s in pool[:eval_songs]}
+    if len(songs) - len(eval_names) < 1:
+        raise ValueError("Not enough songs for training plus the held-out ones.")
+    tmp = out.with_name(out.name + ".building")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "eval").mkdir(parents=True)
+    sr = hp.sample_rate
+    offset, meta_songs, t0 = 0, [], time.time()
+    with open(tmp / "vocals.f32", "wb") as fv, open(tmp / "accomp.f32", "wb") as fa:
+        for i, song in enumerate(songs):
+            try:
+                mix, voc, acc = _load_song(song, sr)
+            except Exception as err:  # noqa: BLE001 - a broken song is skipped, not fatal
+                logger.warning("Skipping %s: %s", song["name"], err)
+                continue
+            if song["name"] in eval_names:
+                m, v, a = _eval_excerpt(mix, voc, acc, sr, eval_seconds)
+                d = tmp / "eval" / song["name"]
+                for name, x in (("mixture", m), ("vocals", v), ("accompaniment", a)):
+                    audio_io.save(d / f"{name}.wav", x[None], sr, "FLOAT")
+                meta_songs.append({"name": song["name"], "split": "eval", "seconds": len(mix) / sr})
+                continue
+            g = rms_gain(mix, hp.input_rms_db)
+            fv.write((voc * g).astype(np.float32).tobytes())
+            fa.write((acc * g).astype(np.float32).tobytes())
+            meta_songs.append({"name": song["name"], "split": "train", "first_sample": offset, "samples": len(mix)})
+            offset += len(mix)
+            if (i + 1) % 20 == 0 or i + 1 == len(songs):
+                print(f"vocals-waves: {i + 1}/{len(songs)} songs, {offset / sr:.0f} s, {time.time() - t0:.0f} s",
+                      flush=True)
+    meta = {"samples": int(offset), "hparams": hp.to_dict(), "roots": [str(Path(r).resolve()) for r in
+            ([roots] if isinstance(roots, (str, os.PathLike)) else roots)], "songs": meta_songs,
+            "train_songs": sum(s["split"] == "train" for s in meta_songs), "eval_songs": sorted(eval_names),
+            "train_seconds": round(offset / sr, 1)}
+    (tmp / WAVES_FILE).write_text(json.dumps(meta, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return meta
+
+
+class VocalsRemix:
+    """Torch dataset over a :func:`build_waves` folder: item -> ``(2, L)`` float32 (vocals, accompaniment).
+
+    ``L`` covers ``window + 4`` STFT frames (2 frames each side are dropped after the STFT so that no
+    kept frame sees the segment's edge). One item every ``stft_stride`` frames of every training song.
+    Augmentation (training only): with probability ``remix_prob`` the accompaniment comes from a random
+    position of another song; each stem gets a random gain in ``+-stem_gain_db`` dB.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, remix_prob: float | None = None,
+                 stem_gain_db: float | None = None, seed: int = 0, jitter: bool = True):
+        self.folder = Path(folder)
+        meta_path = self.folder / WAVES_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"'{folder}' is not a vocals waveform set (no {WAVES_FILE}).")
+        self.meta = json.loads(meta_path.read_text())
+        hp = self.meta["hparams"]
+        n = self.meta["samples"]
+        self.vocals = np.memmap(self.folder / "vocals.f32", np.float32, "r", shape=(n,))
+        self.accomp = np.memmap(self.folder / "accomp.f32", np.float32, "r", shape=(n,))
+        self.hop = hp["hop_size"]
+        self.window = hp["context"] + hp["predict_frames"] - 1
+        self.length = (self.window + 4 - 1) * self.hop
+        step = hp["stft_stride"] * self.hop
+        starts, songs = [], []
+        for k, s in enumerate(x for x in self.meta["songs"] if x["split"] == "train"):
+            st = np.arange(s["first_sample"], s["first_sample"] + s["samples"] - self.length + 1, step, dtype=np.int64)
+            starts.append(st)
+            songs.append(np.full(len(st), k, np.int32))
+        self.index = np.concatenate(starts)
+        self.song_of = np.concatenate(songs)
+        self.remix_prob = hp.get("remix_prob", 0.0) if remix_prob is None else remix_prob
+        self.stem_gain_db = hp.get("stem_gain_db", 0.0) if stem_gain_db is None else stem_gain_db
+        self.rng = np.random.default_rng(seed)
+        self.jitter = jitter
+        # last start allowed for the window of each item (its song's end)
+        ends = [s["first_sample"] + s["samples"] - self.length for s in self.meta["songs"] if s["split"] == "train"]
+        self.last_start = np.asarray(ends, np.int64)[self.song_of] if len(ends) else np.zeros(0, np.int64)
+        self.step = step
+
+    def _jitter(self, i: int) -> int:
+        """A random offset within the stride (training augmentation), never past the song's end."""
+        if not self.jitter:
+            return 0
+        room = int(min(self.step - 1, self.last_start[i] - self.index[i]))
+        return int(self.rng.integers(room + 1)) if room > 0 else 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        s, L = int(self.index[i]) + self._jitter(i), self.length
+        v = np.array(self.vocals[s:s + L], dtype=np.float32)
+        j = i
+        if self.remix_prob > 0 and self.rng.random() < self.remix_prob:
+            j = int(self.rng.integers(len(self.index)))
+            if self.song_of[j] == self.song_of[i]:
+                j = i
+        a0 = int(self.index[j]) + self._jitter(j)
+        a = np.array(self.accomp[a0:a0 + L], dtype=np.float32)
+        if self.stem_gain_db > 0:
+            gv, ga = (10 ** (self.rng.uniform(-self.stem_gain_db, self.stem_gain_db, 2) / 20)).astype(np.float32)
+            v, a = v * gv, a * ga
+        return torch.from_numpy(np.stack([v, a]))
+
+
+def remix_batch(batch, hp, *, soft: bool):
+    """``(B, 2, L)`` stems -> ``(features (B, F, W), target (B, F, K))`` for the mixture ``v + a``."""
+    import torch
+
+    from engines.audio import spectral
+    from engines.vocals.features import features
+
+    v, a = batch[:, 0], batch[:, 1]
+    m = v + a
+    sv, sa = spectral.stft(v, hp.n_fft, hp.hop_size), spectral.stft(a, hp.n_fft, hp.hop_size)
+    x = features(m, hp, sv + sa)[..., 2:-2]  # the STFT is linear: STFT(v + a) = STFT(v) + STFT(a)
+    half, K = hp.context // 2, hp.predict_frames
+    sl = slice(2 + half, 2 + half + K)
+    vm, am = sv[..., sl].abs(), sa[..., sl].abs()
+    if soft:
+        y = vm / (vm + am).clamp_min(1e-8)
+        y = torch.where(vm > 1e-6, y, torch.zeros_like(y))
+    else:
+        from engines.vocals.features import target_mask
+        y = target_mask(vm, am, hp).float()
+    return x.contiguous(), y.contiguous()

@@ -211,18 +211,20 @@ class VocalIsolator:
                 progress((k + 1) / len(starts), f"chunk {k + 1}/{len(starts)}")
         return out, np.concatenate(mask_cols, axis=1).astype(np.float32), hp.sample_rate / hop / decim
 
-    def separate(self, audio: np.ndarray, sr: int, *, binary_mask: bool | None = None, sharpen: float = 1.0,
+    def separate(self, audio: np.ndarray, sr: int, *, binary_mask: bool | None = None, sharpen: float | None = None,
                  progress: Progress | None = None, frame_by_frame: bool = False,
                  source: str | None = None) -> VocalsResult:
         """Isolate the vocals of ``audio`` ``(C, T)`` at rate ``sr``.
 
         Args:
             binary_mask: apply the thresholded mask; ``None`` uses the model's ``mask_at_eval``.
-            sharpen: logit scale of the soft mask (1 = the network's probability).
+            sharpen: logit scale of the soft mask (1 = the network's probability); ``None`` uses the
+                model's ``mask_sharpen`` (chosen on held-out songs, 1.0 unless stated).
             progress: ``progress(fraction, message)``.
         """
         audio = _check_audio(audio, sr, f"'{source}'" if source else "The song")
         binary = self.hp.mask_at_eval if binary_mask is None else bool(binary_mask)
+        sharpen = float(self.hp.mask_sharpen if sharpen is None else sharpen)
         t0 = time.perf_counter()
         msr = self.hp.sample_rate
         wav = torch.from_numpy(audio_io.resample(audio, sr, msr))
@@ -267,7 +269,7 @@ def get_isolator(model: str | os.PathLike | None = None) -> VocalIsolator:
 
 
 def isolate(src, sr: int | None = None, *, model: str | os.PathLike | None = None,
-            binary_mask: bool | None = None, sharpen: float = 1.0, progress: Progress | None = None) -> VocalsResult:
+            binary_mask: bool | None = None, sharpen: float | None = None, progress: Progress | None = None) -> VocalsResult:
     """One-call isolation: ``isolate("song.wav").vocals``; the model is cached between calls."""
     return get_isolator(model).isolate(src, sr, binary_mask=binary_mask, sharpen=sharpen, progress=progress)
 
@@ -303,7 +305,7 @@ class FileOutcome:
 
 def isolate_to_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                      model: str | os.PathLike | None = None, isolator: VocalIsolator | None = None,
-                     binary_mask: bool | None = None, sharpen: float = 1.0, subtype: str = "PCM_16",
+                     binary_mask: bool | None = None, sharpen: float | None = None, subtype: str = "PCM_16",
                      progress: Progress | None = None, keep_going: bool = True) -> list[FileOutcome]:
     """Isolate several songs with one loaded model.
 

@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None, help="path to a vocals .safetensors checkpoint")
     parser.add_argument("--binary_mask", action="store_true",
                         help="apply the thresholded (binary) mask instead of the soft one (mask_at_eval)")
-    parser.add_argument("--sharpen", type=float, default=1.0, help="soft-mask logit scale (>1 = harder mask)")
+    parser.add_argument("--sharpen", type=float, default=None,
+                        help="soft-mask logit scale (>1 = harder mask; default: the model's mask_sharpen)")
     parser.add_argument("--chunk_seconds", type=float, default=30.0, help="streamed chunk length (memory vs. overhead)")
     parser.add_argument("--subtype", default="PCM_16", choices=["PCM_16", "PCM_24", "FLOAT"], help="output sample format")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -73,6 +73,15 @@ class HParams:
     weight_decay: float = 1e-4
     #: the mixture is scaled to this RMS (dBFS) before the features (the mask is scale-free).
     input_rms_db: float = -20.0
+    #: training target: the soft ratio mask |V| / (|V| + |A|) (BCE on soft labels) instead of the
+    #: binary mask cut at ``mask_threshold``.
+    soft_mask: bool = False
+    #: augmentation of the waveform training set: probability that a window's accompaniment comes from
+    #: another song, and the random gain range (+- dB) of each stem.
+    #: default logit scale of the soft mask at inference (``sharpen`` of the API / CLI).
+    mask_sharpen: float = 1.0
+    remix_prob: float = 0.0
+    stem_gain_db: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -110,3 +110,62 @@ def test_train_builds_from_songs_under_torchrun(tmp_path):
     ev = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
     assert ev[0]["world_size"] == 2 and ev[-1]["event"] == "done"
     assert load_model(out / "vocals.safetensors").hparams["stft_stride"] == 8
+
+
+def test_waveform_set_remix_and_soft_targets(tmp_path):
+    import torch
+
+    from trainers.vocals_dataset import VocalsRemix, build_waves, remix_batch
+
+    write_song_folder(tmp_path / "a", 3, 2.0)
+    write_song_folder(tmp_path / "b", 3, 2.0)
+    hp = HParams(stft_stride=4, predict_frames=8)
+    meta = build_waves([tmp_path / "a", tmp_path / "b"], tmp_path / "w", hp, eval_songs=1)
+    # held-out songs come from the last root; names carry the root index
+    assert meta["train_songs"] == 5 and len(meta["eval_songs"]) == 1 and meta["eval_songs"][0].startswith("r1_")
+    assert (tmp_path / "w" / "eval" / meta["eval_songs"][0] / "vocals.wav").is_file()
+    plain = VocalsRemix(tmp_path / "w", remix_prob=0.0, stem_gain_db=0.0, jitter=False)
+    aug = VocalsRemix(tmp_path / "w", remix_prob=1.0, stem_gain_db=6.0, seed=1)
+    assert len(plain) == len(aug) > 0
+    ranges = [(s["first_sample"], s["first_sample"] + s["samples"]) for s in meta["songs"] if s["split"] == "train"]
+    for start in np.asarray(plain.index):  # windows never cross songs
+        assert any(a <= start and start + plain.length <= b for a, b in ranges)
+    b0 = torch.stack([plain[i] for i in range(len(plain))])
+    b1 = torch.stack([aug[i] for i in range(len(aug))])
+    assert b0.dtype == b1.dtype == torch.float32 and b0.shape == b1.shape == (len(plain), 2, plain.length)
+    assert not torch.allclose(b0[:, 1], b1[:, 1])  # other songs' accompaniment / gains
+    x, y = remix_batch(b1, hp, soft=True)
+    assert x.shape == (len(plain), 513, 25 + 8 - 1) and y.shape == (len(plain), 513, 8)
+    assert 0 <= float(y.min()) and float(y.max()) <= 1 and 0.01 < float(((y > 0.05) & (y < 0.95)).float().mean())
+    _, yb = remix_batch(b1, hp, soft=False)
+    assert set(np.unique(yb.numpy())).issubset({0.0, 1.0})
+    # the on-the-fly features of an unaugmented window equal the song's own features (same song gain, frames)
+    from trainers.vocals_dataset import _load_song, find_songs, song_arrays
+    first = next(s for s in meta["songs"] if s["split"] == "train")
+    song = next(s for s in find_songs(tmp_path / "a") if "r0_" + s["name"] == first["name"])
+    f8, m8 = song_arrays(*_load_song(song, hp.sample_rate), hp)
+    x0, y0 = remix_batch(b0[:1], hp, soft=False)
+    W = 25 + 8 - 1
+    assert np.abs(x0[0].numpy().T - f8[2:2 + W] / 255.0).max() <= 1.0 / 255 + 1e-4
+    # (the builder gates on the unscaled vocal magnitude > 1e-6, the waveform set on the gain-scaled one)
+    assert np.mean(y0[0].numpy().T == m8[2 + 12:2 + 12 + 8]) > 0.95
+
+
+def test_train_soft_mask_remix_two_roots(tmp_path):
+    write_song_folder(tmp_path / "a", 2, 2.0)
+    write_song_folder(tmp_path / "b", 2, 2.0)
+    out = tmp_path / "run"
+    init = tmp_path / "init.safetensors"
+    from engines.checkpoint import save_model
+    save_model(VocalMaskCNN(res_dims=[8, 8, 8, 8], hparams=HParams(res_dims=[8, 8, 8, 8]).to_dict()), init)
+    r = subprocess.run([sys.executable, str(ROOT / "launch.py"), "train", "vocals", str(tmp_path / "a"),
+                        str(tmp_path / "b"), "--out_dir", str(out), "--epochs", "1", "--batch_size", "8",
+                        "--res_dims", "8", "8", "8", "8", "--stft_stride", "8", "--soft_mask", "--remix_prob", "0.5",
+                        "--stem_gain_db", "6", "--eval_songs", "1", "--num_evals", "1", "--threads", "1",
+                        "--no_mlflow", "--init", str(init), "--fix_learning_rate", "0.001"],
+                       env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Initialised the weights" in r.stdout and "Eval SDR" in r.stdout
+    assert (out / "waves" / "waves.json").is_file()
+    hp = load_model(out / "vocals.safetensors").hparams
+    assert hp["soft_mask"] is True and hp["remix_prob"] == 0.5 and hp["stem_gain_db"] == 6.0
