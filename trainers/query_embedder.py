@@ -299,6 +299,193 @@ def evaluate(net, dataset: MixtureSet, batch: int = 16) -> dict:
             "loss": -sdri / max(n_p, 1)}
 
 
+# ---------------------------------------------------------------------- fine-tuning on query triples
+def _triple_rows(folder: str | os.PathLike) -> list[dict]:
+    """Rows of a corpus query folder (``q_*/{target,background,query}.wav`` + ``manifest.jsonl``)."""
+    folder = Path(folder)
+    man = folder / "manifest.jsonl"
+    if not man.is_file():
+        return []
+    rows = []
+    for line in man.read_text().splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        d = folder / r.get("path", r.get("id", ""))
+        if all((d / f).is_file() for f in ("target.wav", "background.wav", "query.wav")):
+            rows.append({"dir": str(d), "id": r.get("id", d.name), "events": r.get("events") or [],
+                         "label": r.get("label", "")})
+    return rows
+
+
+def _read16(path: str) -> np.ndarray:
+    import soundfile as sf
+
+    a, sr = sf.read(path, dtype="float32", always_2d=True)
+    a = a.mean(1)
+    if sr != SR:
+        from engines.audio import io as aio
+
+        a = aio.resample(a[None], sr, SR)[0]
+    return a
+
+
+class TripleSet(Dataset):
+    """Separation examples from corpus (mixture, query, target) triples, with dynamic remixing.
+
+    With probability ``1 - remix_p`` an item is a crop of a triple as rendered (``mix = target +
+    background``); otherwise the triple's target is laid over *another* triple's background at a
+    target-to-background ratio (over the target's events) drawn from ``tbr_db``. The query is always
+    the triple's own query clip (a different excerpt of the same source). Crops of ``seg`` samples
+    overlap an event with probability 0.85. Item: ``(mix, target, query (QLEN,), present)``.
+    ``refresh()`` re-reads the manifests (a corpus still being rendered grows between epochs).
+    """
+
+    def __init__(self, folders, length: int, *, exclude: set | None = None, seg: int = 4 * SR,
+                 remix_p: float = 0.5, tbr_db=(-5.0, 5.0), fixed_seed: int | None = None, only: set | None = None):
+        self.folders, self.length, self.exclude, self.only = list(folders), length, exclude or set(), only
+        self.seg, self.remix_p, self.tbr_db, self.fixed_seed = seg, remix_p, tbr_db, fixed_seed
+        self.refresh()
+
+    def refresh(self) -> int:
+        rows = []
+        for f in self.folders:
+            rows += [r for r in _triple_rows(f) if r["dir"] not in self.exclude
+                     and (self.only is None or r["dir"] in self.only)]
+        self.rows = rows
+        return len(rows)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _crop_at(self, n_total: int, events, rng) -> int:
+        if n_total <= self.seg:
+            return 0
+        if events and rng.random() < 0.85:
+            a, b = events[int(rng.integers(len(events)))]
+            a, b = int(a * SR), int(b * SR)
+            lo = max(0, a - self.seg + SR // 2)
+            hi = min(n_total - self.seg, b - SR // 2)
+            if hi > lo:
+                return int(rng.integers(lo, hi + 1))
+        return int(rng.integers(0, n_total - self.seg + 1))
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng(None if self.fixed_seed is None else self.fixed_seed * 100003 + i)
+        r = self.rows[int(rng.integers(len(self.rows)))]
+        tgt = _read16(f"{r['dir']}/target.wav")
+        q = _read16(f"{r['dir']}/query.wav")
+        if len(self.rows) > 1 and rng.random() < self.remix_p:
+            r2 = r
+            while r2 is r:
+                r2 = self.rows[int(rng.integers(len(self.rows)))]
+            bg = _read16(f"{r2['dir']}/background.wav")
+            if bg.size < tgt.size:
+                bg = np.tile(bg, int(np.ceil(tgt.size / bg.size)))
+            s = int(rng.integers(0, bg.size - tgt.size + 1))
+            bg = bg[s:s + tgt.size]
+            act = np.abs(tgt) > 1e-4
+            if act.sum() > SR // 10:
+                pt = np.mean(tgt[act] ** 2)
+                pb = np.mean(bg[act] ** 2) + 1e-10
+                bg = bg * np.sqrt(pt / pb / 10 ** (rng.uniform(*self.tbr_db) / 10))
+        else:
+            bg = _read16(f"{r['dir']}/background.wav")[:tgt.size]
+            if bg.size < tgt.size:
+                bg = np.pad(bg, (0, tgt.size - bg.size))
+        if tgt.size < self.seg:
+            tgt, bg = np.pad(tgt, (0, self.seg - tgt.size)), np.pad(bg, (0, self.seg - bg.size))
+        s = self._crop_at(tgt.size, r["events"], rng)
+        tgt, bg = tgt[s:s + self.seg], bg[s:s + self.seg]
+        mix = tgt + bg
+        g = 10 ** (rng.uniform(-20, 0) / 20) / (np.abs(mix).max() + 1e-8)
+        mix, tgt = mix * g, tgt * g
+        present = float(np.sqrt(np.mean(tgt ** 2)) > 0.03 * np.sqrt(np.mean(mix ** 2)) + 1e-9)
+        query = _crop(q, QLEN, rng) if q.size >= QLEN else np.pad(q, (0, QLEN - q.size))
+        return (torch.from_numpy(mix.astype(np.float32)), torch.from_numpy(tgt.astype(np.float32)),
+                torch.from_numpy(query.astype(np.float32)), torch.tensor(present))
+
+
+def sep_step_fn(net, batch) -> dict:
+    """Separation-only loss for the mask net (the embedder is frozen): -SI-SDR of the masked
+    mixture where the target is present, the estimate's energy re the mixture where it is not."""
+    mix, tgt, query, present = batch
+    est, mask, _, _ = separate_batch(net, mix, query)
+    pres = present > 0.5
+    sdr = si_sdr_t(tgt, est)
+    absent_term = 10 * torch.log10(est.pow(2).sum(-1) / (mix.pow(2).sum(-1) + 1e-8) + 1e-3)
+    loss = torch.where(pres, -sdr.clamp(max=40), absent_term).mean()
+    with torch.no_grad():
+        sdri = ((sdr - si_sdr_t(tgt, mix)) * present).sum() / present.sum().clamp_min(1)
+    return {"loss": loss, "si_sdri": sdri}
+
+
+@torch.no_grad()
+def evaluate_triples(net, dirs: list[str]) -> dict:
+    """Mean SI-SDRi of the mask net alone on whole held-out triples (``mix.wav`` vs ``target.wav``)."""
+    net.eval()
+    vals = []
+    for d in dirs:
+        mix, tgt, q = (_read16(f"{d}/{f}.wav") for f in ("mix", "target", "query"))
+        n = min(mix.size, tgt.size)
+        m, t = torch.from_numpy(mix[:n])[None], torch.from_numpy(tgt[:n])[None]
+        est, _, _, _ = separate_batch(net, m, torch.from_numpy(q)[None])
+        vals.append(float(si_sdr_t(t, est) - si_sdr_t(t, m)))
+    return {"si_sdri": float(np.mean(vals)) if vals else 0.0, "n": len(vals)}
+
+
+def run_finetune(args) -> int:
+    """``--triples``: fine-tune the mask net of an existing model (``--init``) on query triples."""
+    from engines.checkpoint import load_model
+    from engines.registry import resolve
+    from engines.separation.model import QueryNet
+    from trainers.solver import Solver, config_from_args, seed_everything
+
+    if not getattr(args, "threads", None):
+        torch.set_num_threads(1)
+    seed_everything(args.seed)
+    net = load_model(resolve(args.init, "query"), expected=QueryNet)
+    net.train()
+    for name, p in net.named_parameters():  # the embedder stays as it is (detection and the condition use it)
+        p.requires_grad = not name.startswith(("stem.", "proj.", "frame_proj.", "classifier."))
+    held = sorted(r["dir"] for r in _triple_rows(args.triples[0]))[: args.holdout]
+    train = TripleSet(args.triples, args.examples_per_epoch, exclude=set(held), seg=int(args.seg_s * SR),
+                      remix_p=args.remix_p)
+    print(f"fine-tuning on {len(train.rows)} triples ({', '.join(args.triples)}), {len(held)} held out", flush=True)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    cfg = config_from_args(args, progress_bar=False)
+    cfg.grad_clip = 5.0
+    total = cfg.max_steps or (args.epochs * (args.examples_per_epoch // cfg.batch_size))
+    warm = max(1, total // 40)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        p = min(1.0, (step - warm) / max(1, total - warm))
+        return float(0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * p)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    hp = {"init": str(args.init), "triples": args.triples, "holdout": held[:1] + held[-1:], "lr": args.lr,
+          "seg_s": args.seg_s, "remix_p": args.remix_p}
+    solver = Solver(net, opt, cfg, scheduler=sched, hparams=hp)
+    t0 = time.time()
+
+    def on_epoch(e, tr, va):
+        n = train.refresh()
+        print(f"Epoch {e} step {solver.step}: train loss {tr['loss']:.3f} si_sdri {tr['si_sdri']:.2f} | "
+              f"held-out mask-net si_sdri {va.get('si_sdri', 0):.2f} ({n} train triples, "
+              f"{time.time() - t0:.0f} s)", flush=True)
+
+    res = solver.fit(train, sep_step_fn, validate=lambda m: evaluate_triples(m, held), on_epoch_end=on_epoch)
+    if args.export and solver.step and not res.get("stopped"):
+        val_m = evaluate_triples(net, held)
+        path = solver.export(args.export, {"trained_on": ", ".join(args.triples), "classes": net.class_names,
+                                           "validation": val_m, "train_seconds": round(time.time() - t0, 1)})
+        print(f"exported {path} (held-out {json.dumps(val_m)})", flush=True)
+    return 0
+
+
 # ---------------------------------------------------------------------- command
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from trainers.solver import add_solver_arguments
@@ -312,6 +499,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--hidden", type=int, default=160)
     p.add_argument("--export", default=None, help="write the inference checkpoint here (.safetensors)")
+    p.add_argument("--triples", nargs="*", default=[], help="fine-tune the mask net on corpus query folders "
+                   "(q_*/{mix,query,target,background}.wav) instead of training from clips")
+    p.add_argument("--init", default=None, help="with --triples: the model to start from (registry name or path)")
+    p.add_argument("--holdout", type=int, default=40, help="with --triples: first N triples of the first folder held out")
+    p.add_argument("--seg_s", type=float, default=4.0, help="with --triples: training crop length (s)")
+    p.add_argument("--remix_p", type=float, default=0.5, help="with --triples: share of dynamically remixed items")
     add_solver_arguments(p, epochs=10, batch_size=16, ckpt_every=100)
 
 
@@ -319,6 +512,8 @@ def run(args) -> int:
     from engines.separation.model import QueryNet
     from trainers.solver import Solver, config_from_args, seed_everything
 
+    if getattr(args, "triples", None):
+        return run_finetune(args)
     if not getattr(args, "threads", None):
         torch.set_num_threads(1)
     seed_everything(args.seed)

@@ -68,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fitted: query-conditioned mask net (default); stitch: the original's query stitching")
     g.add_argument("--not_found_db", type=float, default=-30.0,
                    help="'not found' when no window passes the gates and the estimated target is below this (dB re mixture)")
+    g.add_argument("--refine_net_mask", default=False, **B,
+                   help="fitted: also run the DGMO optimisation (--opt_steps ...) and --mask_floor on the mask net's "
+                        "mask (off by default: on held-out corpus triples they did not help)")
     g.add_argument("--max_query_sec", type=float, default=3.0, help="longer queries are trimmed to their most typical part")
     g = p.add_argument_group("output")
     g.add_argument("--threads", type=int, default=2)
@@ -80,7 +83,8 @@ CONFIG_KEYS = ("window_sec", "hop_sec", "cls_threshold", "cls_percentile", "use_
                "min_dur_ms", "merge_gap_ms", "segment_padding_ms", "time_mask_sharpening", "nfft", "hop", "n_mels",
                "opt_steps", "lr", "lambda_tv", "lambda_sat", "gamma_profile", "mask_floor", "soft_masking",
                "use_embedding_masking", "use_spectrogram_features", "semantic_blending", "similarity_smoothing",
-               "threads", "embedder", "ast_model", "checkpoint", "reference", "max_query_sec", "not_found_db")
+               "threads", "embedder", "ast_model", "checkpoint", "reference", "max_query_sec", "not_found_db",
+               "refine_net_mask")
 
 
 def run(args) -> int:

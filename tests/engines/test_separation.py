@@ -184,7 +184,17 @@ def test_separate_mixture_consistency_and_event(audio, models, reference):
     for key in ("si_sdr", "sdr", "spectral_convergence", "cross_correlation", "energy_ratio", "quality"):
         assert key in r.metrics
     assert r.query_class in CLASSES
-    assert len(r.losses) == 18
+    # the fitted reference uses the mask net's mask as is unless --refine_net_mask; stitch optimises
+    assert len(r.losses) == (0 if reference == "fitted" else 18)
+
+
+def test_refine_net_mask_runs_the_optimisation(audio, models):
+    kw = dict(models=models, cosine_threshold=-1.0, cls_percentile=0, not_found_db=-200, mask_floor=0.0)
+    plain = separate(str(audio / "mix.wav"), str(audio / "q.wav"), **kw)
+    refined = separate(str(audio / "mix.wav"), str(audio / "q.wav"), refine_net_mask=True, opt_steps=5, **kw)
+    assert plain.losses == [] and len(refined.losses) == 5
+    assert not np.allclose(plain.mask, refined.mask)
+    assert refined.event()["params"]["refine_net_mask"] is True
 
 
 def test_separate_keeps_rate_and_channels(audio, models):

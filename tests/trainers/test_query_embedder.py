@@ -71,3 +71,56 @@ def test_train_query_subprocess_runs_resumes_and_exports(tmp_path):
     net = load_model(exp, expected=QueryNet)
     assert net.class_names[0] == "speech" and len(net.class_names) == 14
     assert net.checkpoint_metadata["trained_on"] == "28 synthetic clips"
+
+
+def _fake_triples(folder, n=4, seconds=5.0):
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * 16000)) / 16000
+    rows = []
+    for i in range(n):
+        d = folder / f"q_{i:05d}"
+        d.mkdir(parents=True)
+        tgt = 0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t) * (t > 1) * (t < 3)
+        bg = 0.05 * rng.standard_normal(t.size)
+        sf.write(d / "target.wav", tgt.astype(np.float32), 16000)
+        sf.write(d / "background.wav", bg.astype(np.float32), 16000)
+        sf.write(d / "mix.wav", (tgt + bg).astype(np.float32), 16000)
+        sf.write(d / "query.wav", (0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t[:24000])).astype(np.float32), 16000)
+        rows.append({"id": d.name, "path": d.name, "events": [[1.0, 3.0]], "label": "piano"})
+    (folder / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+
+
+def test_triple_set_items_and_remix(tmp_path):
+    from trainers.query_embedder import TripleSet
+
+    _fake_triples(tmp_path / "query")
+    ds = TripleSet([tmp_path / "query"], 6, seg=2 * 16000, remix_p=0.5, fixed_seed=1)
+    assert len(ds.rows) == 4
+    for i in range(6):
+        mix, tgt, q, present = ds[i]
+        assert mix.shape == tgt.shape == (32000,) and q.shape == (QLEN,)
+        assert float(mix.abs().max()) <= 1.0 + 1e-5
+    held = TripleSet([tmp_path / "query"], 2, exclude={str(tmp_path / "query" / "q_00000")})
+    assert len(held.rows) == 3
+
+
+def test_finetune_on_triples_exports(tmp_path):
+    from engines.checkpoint import save_model
+
+    _fake_triples(tmp_path / "query")
+    init = tmp_path / "init.safetensors"
+    save_model(QueryNet(hidden=32, channels=(8, 8, 16, 16), dilations=(1, 2), emb_dim=16, profile_dim=8), init)
+    exp = tmp_path / "ft.safetensors"
+    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), "train", "query", "--triples", str(tmp_path / "query"),
+           "--init", str(init), "--holdout", "1", "--seg_s", "2", "--out_dir", str(tmp_path / "run"),
+           "--batch_size", "2", "--examples_per_epoch", "4", "--epochs", "1", "--no_mlflow", "--export", str(exp)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    net = load_model(exp, expected=QueryNet)
+    ref = load_model(init, expected=QueryNet)
+    assert torch.equal(net.stem[0][0].weight, ref.stem[0][0].weight)  # embedder frozen
+    assert not torch.equal(net.head.weight, ref.head.weight)          # mask net trained
+    assert "validation" in net.checkpoint_metadata
