@@ -57,7 +57,9 @@ def add_arguments(parser) -> None:
     w.add_argument("--remix_prob", type=float, default=0.0, help="probability of another song's accompaniment")
     w.add_argument("--stem_gain_db", type=float, default=0.0, help="random gain of each stem, +- dB")
     w.add_argument("--eval_songs", type=int, default=6, help="held-out songs of the last root (waveform set)")
-    parser.add_argument("--init", default=None, help="initialise the weights from this exported model (same architecture)")
+    parser.add_argument("--init", default=None,
+                        help="initialise the weights from this exported model (same architecture, or narrower: "
+                             "widened function-preservingly, see widen_state_dict)")
     parser.add_argument("--export", default=None, help="final model path (default RUN/vocals.safetensors)")
     parser.add_argument("--trained_on", default=None, help="description of the training data for the metadata")
 
@@ -89,6 +91,35 @@ def _prepare_data(args) -> Path:
         build(data, built, hparams_from_args(args))
     distrib.barrier()
     return built
+
+
+def widen_state_dict(old: dict, new: dict) -> dict:
+    """Weights of a narrower model (same depth and dilations) copied into a wider one, function-preservingly.
+
+    Every tensor of ``new`` (the wider model's fresh initialisation) receives ``old`` in its leading
+    slice. Weights that make the old outputs *read* the new input channels (conv dim 1 beyond the old
+    width) are zeroed, so the wider network computes exactly the old function at the start, while the
+    new channels keep their random input weights (and therefore get gradients). BatchNorm entries of
+    new channels keep their defaults. Tensors of equal shape are copied as they are.
+    """
+    import torch
+
+    out = {}
+    for k, t in new.items():
+        if k not in old:
+            raise ValueError(f"--init model has no '{k}'")
+        o = old[k]
+        if o.shape == t.shape:
+            out[k] = o.clone()
+            continue
+        if o.dim() != t.dim() or any(a > b for a, b in zip(o.shape, t.shape)):
+            raise ValueError(f"--init model's '{k}' {tuple(o.shape)} does not fit into {tuple(t.shape)}")
+        w = t.detach().clone()
+        if w.dim() >= 2:
+            w[: o.shape[0], o.shape[1]:] = 0
+        w[tuple(slice(0, n) for n in o.shape)] = o
+        out[k] = w
+    return out
 
 
 def _use_waves(args) -> bool:
@@ -130,7 +161,8 @@ def run(args) -> int:
                          dilations=hp.dilations, hparams=hp.to_dict(), stem=hp.stem)
     if args.init:
         from engines.checkpoint import load_model
-        model.load_state_dict(load_model(args.init, expected=VocalMaskCNN).state_dict())
+        model.load_state_dict(widen_state_dict(load_model(args.init, expected=VocalMaskCNN).state_dict(),
+                                               model.state_dict()))
         print(f"Initialised the weights from {args.init}", flush=True)
     lr = hp.fix_learning_rate or hp.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=hp.weight_decay)
