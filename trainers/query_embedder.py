@@ -10,6 +10,9 @@ source when the manifest has one).
 Loss: -SI-SDR of the masked mixture (energy of the estimate when the target is absent) +
 cross-entropy on the query's and a clean target window's class + a supervised InfoNCE term making
 the query embedding close to clean and mixed windows of its own source (so the cosine gate works).
+
+``--triples DIR ... --init MODEL``: stage 2, fine-tunes only the mask net of an existing model on corpus
+query triples (:class:`TripleSet`, with dynamic remixing) with -SI-SDR; the embedder stays frozen.
 """
 from __future__ import annotations
 
