@@ -22,12 +22,13 @@ import importlib
 import inspect
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from .atomic import atomic_path
 
 FORMAT_VERSION = 1
 _HEADER_KEY = "audio_studio"
@@ -114,16 +115,8 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, metadata: dict | No
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     digest = _digest(header, tensors)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={_HEADER_KEY: json.dumps(header), "sha256": digest})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from .atomic import atomic_path
 from .checkpoint import CheckpointError, file_sha256
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -85,11 +85,9 @@ def register(entry: dict, models_dir: str | os.PathLike | None = None) -> Path:
     entry = dict(entry)
     entry["sha256"] = file_sha256(d / entry["file"])
     target = d / f"{entry['name']}.json"
-    fd, tmp = tempfile.mkstemp(prefix=".reg.", dir=d)
-    with os.fdopen(fd, "w") as f:
+    with atomic_path(target) as tmp, open(tmp, "w") as f:
         json.dump(entry, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, target)
     return target
 
 

@@ -23,7 +23,6 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from engines.atomic import atomic_path
 
 from . import distrib
 
@@ -114,16 +115,8 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict:

@@ -14,13 +14,13 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterable, Union
 
 import numpy as np
 import soundfile as sf
 
+from ..atomic import atomic_path
 from .errors import (
     ChannelError,
     CorruptAudioError,
@@ -243,14 +243,6 @@ def save(path: Union[str, os.PathLike], audio: np.ndarray, sr: int, subtype: str
         raise NonFiniteError("Refusing to save audio that contains NaN or infinite samples.")
     if clip_protect and sub != "FLOAT":
         audio = protect_against_clipping(audio)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, audio.T, int(sr), subtype=sub, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
