@@ -111,10 +111,33 @@ def _eval_excerpt(mix, voc, acc, sr: int, seconds: float):
     return mix[s:s + n], voc[s:s + n], acc[s:s + n]
 
 
+def _training_songs(songs: list[dict], sr: int, eval_names: set, eval_dir: Path, eval_seconds: float,
+                    meta_songs: list[dict]):
+    """Yield ``(i, song, mix, voc, acc)`` for each training song at ``sr``.
+
+    Unreadable songs are skipped with a warning; held-out songs (``eval_names``) are written as
+    evaluation excerpts under ``eval_dir/<name>/`` and recorded in ``meta_songs`` instead.
+    """
+    from engines.audio import io as audio_io
+
+    for i, song in enumerate(songs):
+        try:
+            mix, voc, acc = _load_song(song, sr)
+        except Exception as err:  # noqa: BLE001 - a broken song is skipped, not fatal
+            logger.warning("Skipping %s: %s", song["name"], err)
+            continue
+        if song["name"] in eval_names:
+            m, v, a = _eval_excerpt(mix, voc, acc, sr, eval_seconds)
+            for name, x in (("mixture", m), ("vocals", v), ("accompaniment", a)):
+                audio_io.save(eval_dir / song["name"] / f"{name}.wav", x[None], sr, "FLOAT")
+            meta_songs.append({"name": song["name"], "split": "eval", "seconds": len(mix) / sr})
+            continue
+        yield i, song, mix, voc, acc
+
+
 def build(root: str | os.PathLike, out: str | os.PathLike, hp=None, *, eval_songs: int | None = None,
           eval_seconds: float = 20.0, max_songs: int | None = None, overwrite: bool = False) -> dict:
     """Build the dataset; returns the ``dataset.json`` content. Written to a temp folder, then renamed."""
-    from engines.audio import io as audio_io
     from engines.vocals.features import HParams
 
     hp = hp or HParams()
@@ -136,23 +159,12 @@ def build(root: str | os.PathLike, out: str | os.PathLike, hp=None, *, eval_song
     (tmp / "eval").mkdir(parents=True)
     sr, F = hp.sample_rate, hp.n_fft // 2 + 1
     window = hp.context + hp.predict_frames - 1
-    feats_parts, mask_parts, index, meta_songs = [], [], [], []
+    index, meta_songs = [], []
     offset, t0 = 0, time.time()
     fpath, mpath = tmp / "features.u8", tmp / "masks.u8"
     with open(fpath, "wb") as ff, open(mpath, "wb") as fm:
-        for i, song in enumerate(songs):
-            try:
-                mix, voc, acc = _load_song(song, sr)
-            except Exception as err:  # noqa: BLE001 - a broken song is skipped, not fatal
-                logger.warning("Skipping %s: %s", song["name"], err)
-                continue
-            if song["name"] in eval_names:
-                m, v, a = _eval_excerpt(mix, voc, acc, sr, eval_seconds)
-                d = tmp / "eval" / song["name"]
-                for name, x in (("mixture", m), ("vocals", v), ("accompaniment", a)):
-                    audio_io.save(d / f"{name}.wav", x[None], sr, "FLOAT")
-                meta_songs.append({"name": song["name"], "split": "eval", "seconds": len(mix) / sr})
-                continue
+        for i, song, mix, voc, acc in _training_songs(songs, sr, eval_names, tmp / "eval", eval_seconds,
+                                                       meta_songs):
             f8, m8 = song_arrays(mix, voc, acc, hp)
             n = f8.shape[0]
             ff.write(f8.tobytes())
@@ -281,7 +293,6 @@ def build_waves(roots, out: str | os.PathLike, hp=None, *, eval_songs: int = 6, 
     the *last* root (chosen by name hash) are held out as ``eval/<song>/*.wav`` excerpts.
     Returns the ``waves.json`` content.
     """
-    from engines.audio import io as audio_io
     from engines.vocals.features import HParams, rms_gain
 
     hp = hp or HParams()
@@ -303,19 +314,8 @@ def build_waves(roots, out: str | os.PathLike, hp=None, *, eval_songs: int = 6, 
     sr = hp.sample_rate
     offset, meta_songs, t0 = 0, [], time.time()
     with open(tmp / "vocals.f32", "wb") as fv, open(tmp / "accomp.f32", "wb") as fa:
-        for i, song in enumerate(songs):
-            try:
-                mix, voc, acc = _load_song(song, sr)
-            except Exception as err:  # noqa: BLE001 - a broken song is skipped, not fatal
-                logger.warning("Skipping %s: %s", song["name"], err)
-                continue
-            if song["name"] in eval_names:
-                m, v, a = _eval_excerpt(mix, voc, acc, sr, eval_seconds)
-                d = tmp / "eval" / song["name"]
-                for name, x in (("mixture", m), ("vocals", v), ("accompaniment", a)):
-                    audio_io.save(d / f"{name}.wav", x[None], sr, "FLOAT")
-                meta_songs.append({"name": song["name"], "split": "eval", "seconds": len(mix) / sr})
-                continue
+        for i, song, mix, voc, acc in _training_songs(songs, sr, eval_names, tmp / "eval", eval_seconds,
+                                                       meta_songs):
             g = rms_gain(mix, hp.input_rms_db)
             fv.write((voc * g).astype(np.float32).tobytes())
             fa.write((acc * g).astype(np.float32).tobytes())
