@@ -50,6 +50,9 @@ def add_arguments(parser) -> None:
     h.add_argument("--predict_frames", type=int, default=None, help="(when building) target frames per window")
     h.add_argument("--soft_mask", action="store_true",
                    help="soft ratio-mask target |V|/(|V|+|A|) (BCE on soft labels) instead of the binary mask")
+    h.add_argument("--loss", choices=("bce", "psa"), default=d.loss,
+                   help="bce: the original's level-weighted binary cross-entropy on the mask; psa: the masked "
+                        "mixture's error |m X - V|^2 / |X|^2 per window (what SDR measures; needs --waves)")
     w = parser.add_argument_group("waveform training set (on-the-fly features, several roots, remix augmentation)")
     w.add_argument("--waves", action="store_true",
                    help="train from a waveform set (RUN/waves, built from the roots; implied by several roots, "
@@ -122,6 +125,21 @@ def widen_state_dict(old: dict, new: dict) -> dict:
     return out
 
 
+def psa_loss(logits, sv, sx):
+    """Waveform-domain loss of the masked mixture: ``sum |sigmoid(logits) X - V|^2 / sum |X|^2`` per window,
+    averaged over the batch. By Parseval this is the error energy of the separated vocals relative to the
+    mixture (what SDR measures); its minimiser is the phase-sensitive mask ``Re(V X*) / |X|^2`` clipped to 0..1.
+
+    Args:
+        logits: mask logits ``(B, F, K)``.
+        sv, sx: complex STFTs of the vocals and of the mixture at the same frames, ``(B, F, K)``.
+    """
+    import torch
+
+    err = (torch.sigmoid(logits) * sx - sv).abs().pow(2).sum((1, 2))
+    return (err / (sx.abs().pow(2).sum((1, 2)) + 1e-8)).mean()
+
+
 def _use_waves(args) -> bool:
     return bool(args.waves or len(args.data) > 1 or args.remix_prob > 0 or args.stem_gain_db > 0)
 
@@ -149,14 +167,14 @@ def run(args) -> int:
         ds = VocalsRemix(folder, remix_prob=hp.remix_prob, stem_gain_db=hp.stem_gain_db,
                          seed=args.seed + 1000 * distrib.rank())
     else:
-        if hp.soft_mask:
-            raise ValueError("--soft_mask needs the waveform set (--waves).")
+        if hp.soft_mask or args.loss != "bce":
+            raise ValueError("--soft_mask and --loss psa need the waveform set (--waves).")
         ds = VocalsWindows(folder)
     hp.batch_size, hp.nepochs = args.batch_size, args.epochs
     hp.fix_learning_rate, hp.lr, hp.weight_decay = args.fix_learning_rate, args.lr, args.weight_decay
     hp.res_dims, hp.dilations, hp.stem = list(args.res_dims), list(args.dilations), list(args.stem or [])
     hp.save_every_epoch, hp.eval_every_epoch, hp.num_evals = args.save_every_epoch, args.eval_every_epoch, args.num_evals
-    hp.mask_at_eval = bool(args.mask_at_eval)
+    hp.mask_at_eval, hp.loss = bool(args.mask_at_eval), args.loss
     model = VocalMaskCNN(n_bins=hp.n_fft // 2 + 1, context=hp.context, res_dims=hp.res_dims,
                          dilations=hp.dilations, hparams=hp.to_dict(), stem=hp.stem)
     if args.init:
@@ -183,10 +201,15 @@ def run(args) -> int:
     trained_on = args.trained_on or f"{src} ({ds.meta['train_songs']} songs, {ds.meta['train_seconds']} s)"
 
     def train_step(m, batch):
-        x, y = remix_batch(batch, hp, soft=hp.soft_mask) if waves else batch
-        logits = m(x)
-        w = 0.1 + x[..., half:half + K]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=w, reduction="sum") / w.sum()
+        if hp.loss == "psa":
+            x, y, sv, sx = remix_batch(batch, hp, soft=hp.soft_mask, spectra=True)
+            logits = m(x)
+            loss = psa_loss(logits, sv, sx)
+        else:
+            x, y = remix_batch(batch, hp, soft=hp.soft_mask) if waves else batch
+            logits = m(x)
+            w = 0.1 + x[..., half:half + K]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=w, reduction="sum") / w.sum()
         with torch.no_grad():
             acc = ((logits > 0) == (y > 0.5)).float().mean()
         return {"loss": loss, "acc": acc}

@@ -403,8 +403,11 @@ class VocalsRemix:
         return torch.from_numpy(np.stack([v, a]))
 
 
-def remix_batch(batch, hp, *, soft: bool):
-    """``(B, 2, L)`` stems -> ``(features (B, F, W), target (B, F, K))`` for the mixture ``v + a``."""
+def remix_batch(batch, hp, *, soft: bool, spectra: bool = False):
+    """``(B, 2, L)`` stems -> ``(features (B, F, W), target (B, F, K))`` for the mixture ``v + a``.
+
+    With ``spectra``, also the complex STFTs of the vocals and of the mixture at the ``K`` target
+    frames, ``(B, F, K)`` each (for the waveform-domain ``psa`` loss)."""
     import torch
 
     from engines.audio import spectral
@@ -423,4 +426,6 @@ def remix_batch(batch, hp, *, soft: bool):
     else:
         from engines.vocals.features import target_mask
         y = target_mask(vm, am, hp).float()
+    if spectra:
+        return x.contiguous(), y.contiguous(), sv[..., sl], (sv + sa)[..., sl]
     return x.contiguous(), y.contiguous()

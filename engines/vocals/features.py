@@ -76,12 +76,15 @@ class HParams:
     #: training target: the soft ratio mask |V| / (|V| + |A|) (BCE on soft labels) instead of the
     #: binary mask cut at ``mask_threshold``.
     soft_mask: bool = False
-    #: augmentation of the waveform training set: probability that a window's accompaniment comes from
-    #: another song, and the random gain range (+- dB) of each stem.
     #: default logit scale of the soft mask at inference (``sharpen`` of the API / CLI).
     mask_sharpen: float = 1.0
+    #: augmentation of the waveform training set: probability that a window's accompaniment comes from
+    #: another song, and the random gain range (+- dB) of each stem.
     remix_prob: float = 0.0
     stem_gain_db: float = 0.0
+    #: training loss: ``bce`` (the original's binary cross-entropy on the mask, weighted by level) or
+    #: ``psa`` (waveform-domain error of the masked mixture STFT, ``|m X - V|^2`` over ``|X|^2``).
+    loss: str = "bce"
 
     def to_dict(self) -> dict:
         return asdict(self)
