@@ -1,6 +1,6 @@
 """Fallback paired piano/violin data (used only if /work/corpus/timbre is not there in time).
 Random scale-walk melodies (not from the benchmark scores), rendered with FluidR3_GM programs 0 and 40."""
-import json, os, os, sys
+import json, os, sys
 import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from trainers.corpus.synth import Note, Track, render
