@@ -144,9 +144,11 @@ def main(argv=None) -> int:
     cli = []
     for c in cases[:args.cli_cases]:
         t = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "launch.py"), "separate", "--mix_wav", str(c / "mix.wav"),
-                        "--query_wav", str(c / "query.wav"), "--out_dir", str(out / "cli" / c.name),
-                        "--embedder", "builtin"], check=True, capture_output=True)
+        p = subprocess.run([sys.executable, str(ROOT / "launch.py"), "separate", "--mix_wav", str(c / "mix.wav"),
+                            "--query_wav", str(c / "query.wav"), "--out_dir", str(out / "cli" / c.name),
+                            "--embedder", "builtin"], capture_output=True, text=True)
+        if p.returncode not in (0, 3):  # 3: the query was judged absent (outputs still written)
+            raise RuntimeError(f"separate failed on {c.name}: {p.stderr[-500:]}")
         cli.append(time.perf_counter() - t)
     res["cli_sec"] = [round(v, 2) for v in cli]
 

@@ -77,7 +77,7 @@ class SeparationConfig:
     checkpoint: str | None = None        # built-in model: registry name or path (None = default)
     reference: str = "fitted"            # fitted (mask net, beyond the original) | stitch (original)
     max_query_sec: float = 3.0
-    not_found_db: float = -30.0          # fitted: no segment and estimated target below this (dB re mixture) = not found
+    not_found_db: float = -18.0          # fitted: estimated target below this (dB re mixture) = not found
     refine_net_mask: bool = False        # fitted: also run the DGMO optimisation on the mask net's mask
 
     def validate(self) -> None:
@@ -413,8 +413,12 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
         m, losses = opt.mask, opt.losses
     if cfg.reference == "stitch":
         m = m * torch.from_numpy(np.maximum(tmask, 0)).float()[None]
-    # not found: no window passes the gates and (fitted) the mask net hears (almost) nothing either
-    found = bool(d.segments) or (cfg.reference == "fitted" and est_db is not None and est_db > cfg.not_found_db)
+    # not found: (fitted) the mask net's target is far below the mixture, whatever the window gates say
+    # (on held-out corpus triples every present target estimated above -12.7 dB); (stitch) no segment
+    if cfg.reference == "fitted" and est_db is not None:
+        found = est_db > cfg.not_found_db
+    else:
+        found = bool(d.segments)
     if not found:
         m = torch.zeros_like(m)
         msg = "not found: the query does not occur in the mixture (target is silent, residual = mixture)"

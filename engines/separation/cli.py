@@ -66,8 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None, help="built-in model: registry name or .safetensors path")
     g.add_argument("--reference", choices=["fitted", "stitch"], default="fitted",
                    help="fitted: query-conditioned mask net (default); stitch: the original's query stitching")
-    g.add_argument("--not_found_db", type=float, default=-30.0,
-                   help="'not found' when no window passes the gates and the estimated target is below this (dB re mixture)")
+    g.add_argument("--not_found_db", type=float, default=-18.0,
+                   help="fitted: 'not found' when the estimated target is below this (dB re mixture)")
     g.add_argument("--refine_net_mask", default=False, **B,
                    help="fitted: also run the DGMO optimisation (--opt_steps ...) and --mask_floor on the mask net's "
                         "mask (off by default: on held-out corpus triples they did not help)")
@@ -85,6 +85,10 @@ CONFIG_KEYS = ("window_sec", "hop_sec", "cls_threshold", "cls_percentile", "use_
                "use_embedding_masking", "use_spectrogram_features", "semantic_blending", "similarity_smoothing",
                "threads", "embedder", "ast_model", "checkpoint", "reference", "max_query_sec", "not_found_db",
                "refine_net_mask")
+
+
+#: exit code when the query does not occur: the outputs are complete (silent target, residual = mixture)
+NOT_FOUND_EXIT = 3
 
 
 def run(args) -> int:
@@ -118,4 +122,4 @@ def run(args) -> int:
               f"energy ratio {m['energy_ratio']:.3f}  quality: {m['quality']}")
     print("timings: " + json.dumps({k: round(v, 3) for k, v in res.timings.items()}))
     print(f"wrote {len(files)} files to {args.out_dir}: " + ", ".join(files))
-    return 0
+    return 0 if res.found else NOT_FOUND_EXIT

@@ -285,6 +285,16 @@ def test_cli_separate_writes_everything_and_rejects_bad_input(audio, ckpt, tmp_p
                       "--out_dir", str(bad), "--checkpoint", ckpt, "--embedder", "builtin"])
     assert rc == 2 and not bad.exists()
     assert "silent" in capsys.readouterr().err
+    # a query that does not occur: its own exit code, a silent target and residual = mixture
+    nf = tmp_path / "nf"
+    rc = launch.main(["separate", "--mix_wav", str(audio / "mix.wav"), "--query_wav", str(audio / "q.wav"),
+                      "--out_dir", str(nf), "--checkpoint", ckpt, "--embedder", "builtin", "--not_found_db", "1000",
+                      "--cosine_threshold", "2.0", "--save_visualizations", "False"])
+    assert rc == 3 and "not found" in capsys.readouterr().out
+    t, _ = sf.read(str(nf / "target.wav"))
+    r, _ = sf.read(str(nf / "residual.wav"))
+    m, _ = sf.read(str(audio / "mix.wav"))
+    assert not np.any(t) and np.allclose(r, m, atol=1e-4)
 
 
 # ------------------------------------------------------------------ AST path (tiny random model, offline)
