@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None, help="built-in model: registry name or .safetensors path")
     g.add_argument("--reference", choices=["fitted", "stitch"], default="fitted",
                    help="fitted: query-conditioned mask net (default); stitch: the original's query stitching")
-    g.add_argument("--not_found_db", type=float, default=-18.0,
+    g.add_argument("--not_found_db", type=float, default=-25.0,
                    help="fitted: 'not found' when the estimated target is below this (dB re mixture)")
     g.add_argument("--refine_net_mask", default=False, **B,
                    help="fitted: also run the DGMO optimisation (--opt_steps ...) and --mask_floor on the mask net's "
