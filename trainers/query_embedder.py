@@ -336,6 +336,8 @@ def _read16(path: str) -> np.ndarray:
 class TripleSet(Dataset):
     """Separation examples from corpus (mixture, query, target) triples, with dynamic remixing.
 
+    With probability ``absent_p`` the query is replaced by one of a triple of another class and the
+    target by silence (teaches the mask net to stay silent when the query does not occur).
     With probability ``1 - remix_p`` an item is a crop of a triple as rendered (``mix = target +
     background``); otherwise the triple's target is laid over *another* triple's background at a
     target-to-background ratio (over the target's events) drawn from ``tbr_db``. The query is always
@@ -345,9 +347,11 @@ class TripleSet(Dataset):
     """
 
     def __init__(self, folders, length: int, *, exclude: set | None = None, seg: int = 4 * SR,
-                 remix_p: float = 0.5, tbr_db=(-5.0, 5.0), fixed_seed: int | None = None, only: set | None = None):
+                 remix_p: float = 0.5, tbr_db=(-5.0, 5.0), fixed_seed: int | None = None, only: set | None = None,
+                 absent_p: float = 0.0):
         self.folders, self.length, self.exclude, self.only = list(folders), length, exclude or set(), only
         self.seg, self.remix_p, self.tbr_db, self.fixed_seed = seg, remix_p, tbr_db, fixed_seed
+        self.absent_p = absent_p
         self.refresh()
 
     def refresh(self) -> int:
@@ -404,6 +408,12 @@ class TripleSet(Dataset):
         g = 10 ** (rng.uniform(-20, 0) / 20) / (np.abs(mix).max() + 1e-8)
         mix, tgt = mix * g, tgt * g
         present = float(np.sqrt(np.mean(tgt ** 2)) > 0.03 * np.sqrt(np.mean(mix ** 2)) + 1e-9)
+        if self.absent_p > 0 and rng.random() < self.absent_p:
+            # a query of another class: the wanted source is absent, the ideal estimate is silence
+            others = [o for o in self.rows if o["label"] != r["label"]]
+            if others:
+                q = _read16(f"{others[int(rng.integers(len(others)))]['dir']}/query.wav")
+                tgt, present = np.zeros_like(tgt), 0.0
         query = _crop(q, QLEN, rng) if q.size >= QLEN else np.pad(q, (0, QLEN - q.size))
         return (torch.from_numpy(mix.astype(np.float32)), torch.from_numpy(tgt.astype(np.float32)),
                 torch.from_numpy(query.astype(np.float32)), torch.tensor(present))
@@ -453,7 +463,7 @@ def run_finetune(args) -> int:
         p.requires_grad = not name.startswith(("stem.", "proj.", "frame_proj.", "classifier."))
     held = sorted(r["dir"] for r in _triple_rows(args.triples[0]))[: args.holdout]
     train = TripleSet(args.triples, args.examples_per_epoch, exclude=set(held), seg=int(args.seg_s * SR),
-                      remix_p=args.remix_p)
+                      remix_p=args.remix_p, absent_p=args.absent_p)
     print(f"fine-tuning on {len(train.rows)} triples ({', '.join(args.triples)}), {len(held)} held out", flush=True)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
@@ -470,7 +480,7 @@ def run_finetune(args) -> int:
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     hp = {"init": str(args.init), "triples": args.triples, "holdout": held[:1] + held[-1:], "lr": args.lr,
-          "seg_s": args.seg_s, "remix_p": args.remix_p}
+          "seg_s": args.seg_s, "remix_p": args.remix_p, "absent_p": args.absent_p}
     solver = Solver(net, opt, cfg, scheduler=sched, hparams=hp)
     t0 = time.time()
 
@@ -508,6 +518,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", type=int, default=40, help="with --triples: first N triples of the first folder held out")
     p.add_argument("--seg_s", type=float, default=4.0, help="with --triples: training crop length (s)")
     p.add_argument("--remix_p", type=float, default=0.5, help="with --triples: share of dynamically remixed items")
+    p.add_argument("--absent_p", type=float, default=0.0,
+                   help="with --triples: share of items whose query comes from another class (target: silence)")
     add_solver_arguments(p, epochs=10, batch_size=16, ckpt_every=100)
 
 

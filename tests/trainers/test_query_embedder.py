@@ -106,6 +106,25 @@ def test_triple_set_items_and_remix(tmp_path):
     assert len(held.rows) == 3
 
 
+def test_triple_set_absent_queries(tmp_path):
+    from trainers.query_embedder import TripleSet
+
+    _fake_triples(tmp_path / "query")
+    man = tmp_path / "query" / "manifest.jsonl"
+    rows = [json.loads(x) for x in man.read_text().splitlines()]
+    for i, r in enumerate(rows):
+        r["label"] = "piano" if i % 2 else "bells"
+    man.write_text("\n".join(json.dumps(r) for r in rows))
+    ds = TripleSet([tmp_path / "query"], 8, seg=2 * 16000, remix_p=0.0, fixed_seed=2, absent_p=1.0)
+    own = TripleSet([tmp_path / "query"], 8, seg=2 * 16000, remix_p=0.0, fixed_seed=2)
+    for i in range(8):
+        mix, tgt, q, present = ds[i]
+        mix0, tgt0, q0, present0 = own[i]
+        assert torch.equal(mix, mix0)                      # the same mixture ...
+        assert float(present) == 0.0 and not torch.any(tgt)  # ... but nothing to extract
+        assert not torch.equal(q, q0)                      # with another class's query
+
+
 def test_finetune_on_triples_exports(tmp_path):
     from engines.checkpoint import save_model
 
