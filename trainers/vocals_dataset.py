@@ -111,6 +111,24 @@ def _eval_excerpt(mix, voc, acc, sr: int, seconds: float):
     return mix[s:s + n], voc[s:s + n], acc[s:s + n]
 
 
+def _staging(out: Path) -> Path:
+    """A fresh ``<out>.building`` folder (with ``eval/``) where a set is written before :func:`_publish`."""
+    tmp = out.with_name(out.name + ".building")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "eval").mkdir(parents=True)
+    return tmp
+
+
+def _publish(tmp: Path, out: Path, meta_file: str, meta: dict) -> dict:
+    """Write ``meta`` into the staging folder ``tmp``, then put ``tmp`` in the place of ``out``."""
+    (tmp / meta_file).write_text(json.dumps(meta, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return meta
+
+
 def _training_songs(songs: list[dict], sr: int, eval_names: set, eval_dir: Path, eval_seconds: float,
                     meta_songs: list[dict]):
     """Yield ``(i, song, mix, voc, acc)`` for each training song at ``sr``.
@@ -153,10 +171,7 @@ def build(root: str | os.PathLike, out: str | os.PathLike, hp=None, *, eval_song
     # held-out songs: a deterministic choice by name hash
     order = sorted(songs, key=lambda s: zlib.crc32(s["name"].encode()))
     eval_names = {s["name"] for s in order[:n_eval]}
-    tmp = out.with_name(out.name + ".building")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "eval").mkdir(parents=True)
+    tmp = _staging(out)
     sr, F = hp.sample_rate, hp.n_fft // 2 + 1
     window = hp.context + hp.predict_frames - 1
     index, meta_songs = [], []
@@ -185,11 +200,7 @@ def build(root: str | os.PathLike, out: str | os.PathLike, hp=None, *, eval_song
             "hparams": hp.to_dict(), "root": str(Path(root).resolve()), "songs": meta_songs,
             "train_songs": sum(s["split"] == "train" for s in meta_songs),
             "eval_songs": sorted(eval_names), "train_seconds": round(offset * hp.hop_size / sr, 1)}
-    (tmp / DATASET_FILE).write_text(json.dumps(meta, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return meta
+    return _publish(tmp, out, DATASET_FILE, meta)
 
 
 class VocalsWindows:
@@ -307,10 +318,7 @@ def build_waves(roots, out: str | os.PathLike, hp=None, *, eval_songs: int = 6, 
     eval_names = {s["name"] for s in pool[:eval_songs]}
     if len(songs) - len(eval_names) < 1:
         raise ValueError("Not enough songs for training plus the held-out ones.")
-    tmp = out.with_name(out.name + ".building")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "eval").mkdir(parents=True)
+    tmp = _staging(out)
     sr = hp.sample_rate
     offset, meta_songs, t0 = 0, [], time.time()
     with open(tmp / "vocals.f32", "wb") as fv, open(tmp / "accomp.f32", "wb") as fa:
@@ -328,11 +336,7 @@ def build_waves(roots, out: str | os.PathLike, hp=None, *, eval_songs: int = 6, 
             ([roots] if isinstance(roots, (str, os.PathLike)) else roots)], "songs": meta_songs,
             "train_songs": sum(s["split"] == "train" for s in meta_songs), "eval_songs": sorted(eval_names),
             "train_seconds": round(offset / sr, 1)}
-    (tmp / WAVES_FILE).write_text(json.dumps(meta, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return meta
+    return _publish(tmp, out, WAVES_FILE, meta)
 
 
 class VocalsRemix:
