@@ -360,6 +360,8 @@ class TripleSet(Dataset):
             rows += [r for r in _triple_rows(f) if r["dir"] not in self.exclude
                      and (self.only is None or r["dir"] in self.only)]
         self.rows = rows
+        # per label, the rows of every other class in row order (queries for absent-target items)
+        self._others = {lab: [o for o in rows if o["label"] != lab] for lab in {r["label"] for r in rows}}
         return len(rows)
 
     def __len__(self) -> int:
@@ -410,7 +412,7 @@ class TripleSet(Dataset):
         present = float(np.sqrt(np.mean(tgt ** 2)) > 0.03 * np.sqrt(np.mean(mix ** 2)) + 1e-9)
         if self.absent_p > 0 and rng.random() < self.absent_p:
             # a query of another class: the wanted source is absent, the ideal estimate is silence
-            others = [o for o in self.rows if o["label"] != r["label"]]
+            others = self._others[r["label"]]
             if others:
                 q = _read16(f"{others[int(rng.integers(len(others)))]['dir']}/query.wav")
                 tgt, present = np.zeros_like(tgt), 0.0
