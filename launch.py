@@ -96,17 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     name = args.command if args.command != "train" else f"train {args.model}"
     cmd = _command_parser(args._module, f"launch.py {name}", name)
     cargs = cmd.parse_args(rest)
-    from engines.audio.errors import AudioError
-    from engines.checkpoint import CheckpointError
+    from engines.messages import EXIT_USER_ERROR, user_message
 
     try:
         return int(cargs._run(cargs) or 0)
-    except (AudioError, CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SystemExit:
+        raise
+    except Exception as err:  # noqa: BLE001 - every error ends as one readable line (trace with -v)
+        logging.getLogger("launch").debug("%s failed", name, exc_info=True)
+        print(f"error: {user_message(err)}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -16,25 +16,11 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-#: errors whose message is written for people (shown as is)
-_READABLE = ("AudioError", "CheckpointError", "FileNotFoundError", "ValueError", "NotFoundError")
-
-
-def _gr():
-    import gradio as gr
-
-    return gr
-
-
 def readable(err: BaseException) -> str:
-    """A one-paragraph message for ``err`` (never a traceback)."""
-    msg = str(err).strip() or type(err).__name__
-    names = {c.__name__ for c in type(err).__mro__}
-    if names & set(_READABLE):
-        return msg
-    if isinstance(err, MemoryError):
-        return "Out of memory: try a shorter file."
-    return f"Something went wrong ({type(err).__name__}): {msg}"
+    """A one-line message for ``err`` (never a traceback): :func:`engines.messages.user_message`."""
+    from engines.messages import user_message
+
+    return user_message(err)
 
 
 def guard(fn: Callable) -> Callable:

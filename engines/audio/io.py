@@ -55,6 +55,11 @@ _AUDIO_EXT = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
 _INPUT_PATHS: set[str] = set()
 
 
+def loaded_inputs() -> list[str]:
+    """Resolved paths of every file this process has loaded (outputs must never replace them)."""
+    return sorted(_INPUT_PATHS)
+
+
 def _describe(src: Source) -> str:
     if isinstance(src, (str, os.PathLike)):
         return f"'{os.fspath(src)}'"
