@@ -16,6 +16,12 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+def _gr():
+    import gradio as gr
+
+    return gr
+
+
 def readable(err: BaseException) -> str:
     """A one-line message for ``err`` (never a traceback): :func:`engines.messages.user_message`."""
     from engines.messages import user_message

@@ -109,6 +109,20 @@ def studio(studio_tmp, models_dir):
 
 
 @pytest.fixture(scope="session")
+def public_studio(tmp_path_factory, models_dir):
+    """``(base_url, tmp_folder)`` of a studio deployed as a public Space would be (``SPACE_ID`` set):
+    training and server paths are off; the security tests attack it through the queue."""
+    tmp = tmp_path_factory.mktemp("public")
+    (tmp / "data").mkdir()
+    proc, url, log = start_studio(tmp, {"AUDIO_STUDIO_MODELS": str(models_dir), "SPACE_ID": "audio-studio/test",
+                                        "AUDIO_STUDIO_DATA": str(tmp / "data")})
+    yield url, tmp
+    stop_process(proc)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(log, ARTIFACTS / "public_studio.log")
+
+
+@pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
