@@ -35,6 +35,13 @@ class OutputError(ValueError):
     """The output folder cannot be used, or an output would replace an input."""
 
 
+def _collision(dest: Path) -> Exception:
+    from .audio.errors import OverwriteInputError  # (an AudioError; imported late: audio.io imports this module)
+
+    return OverwriteInputError(f"Refusing to write '{dest}': it is one of the inputs. Choose another output "
+                               f"folder (nothing was written).")
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -151,6 +158,32 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
+def check_names(out_dir: str | os.PathLike, names: Iterable[str],
+                inputs: "InputSet | Iterable[str | os.PathLike | None]" = ()) -> None:
+    """Refuse, before any work and without creating anything, outputs ``out_dir/<name>`` that would be
+    an input, or an ``out_dir`` that is a file. Every file this process loaded counts as an input."""
+    out = Path(out_dir)
+    if str(out_dir) == "":
+        raise OutputError("No output folder given.")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"The output folder '{out}' is a file, not a folder.")
+    probe = out.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"The output folder '{out}' cannot be created: '{probe}' is a file.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"The output folder '{out}' cannot be written ('{probe}' is not writable).")
+    ins = inputs if isinstance(inputs, InputSet) else InputSet(inputs)
+    from .audio import io as _io
+
+    ins.add(*_io.loaded_inputs())
+    for n in names:
+        dest = out / n
+        if dest in ins:
+            raise _collision(dest)
+
+
 class OutputStage:
     """Stage the outputs of one run in a hidden folder inside ``out_dir``, then publish them together.
 
@@ -169,7 +202,12 @@ class OutputStage:
 
     def __init__(self, out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
                  names: Iterable[str] = ()) -> None:
+        missing, probe = [], Path(out_dir).absolute()
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
         self.out_dir = check_out_dir(out_dir)
+        self._created = missing  # removed again (when empty) if nothing is published
         clean_stale(self.out_dir)
         self.inputs = InputSet(inputs)
         from .audio import io as _io  # every file this process loaded is an input too
@@ -193,8 +231,7 @@ class OutputStage:
         """Refuse ``name`` when its final path is an input; returns the final path."""
         dest = self.final(name)
         if dest in self.inputs:
-            raise OutputError(f"Refusing to write '{dest}': it is one of the inputs. Choose another output "
-                              f"folder (nothing was written).")
+            raise _collision(dest)
         if dest.exists() and dest.is_dir():
             raise OutputError(f"Cannot write '{dest}': a folder of that name is in the way.")
         return dest
@@ -240,6 +277,15 @@ class OutputStage:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
+    def abort(self) -> None:
+        """Discard the staged files and remove the folders this stage created (when still empty)."""
+        self.discard()
+        for d in self._created:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+
     def __enter__(self) -> "OutputStage":
         return self
 
@@ -247,4 +293,4 @@ class OutputStage:
         if exc_type is None:
             self.publish()
         else:
-            self.discard()
+            self.abort()

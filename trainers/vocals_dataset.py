@@ -111,19 +111,46 @@ def _eval_excerpt(mix, voc, acc, sr: int, seconds: float):
     return mix[s:s + n], voc[s:s + n], acc[s:s + n]
 
 
+_STAGING_MARK = ".audio-studio-staging"
+#: files that mark a folder as a set this builder made (only such a folder is ever replaced)
+_SET_FILES = ("dataset.json", "waves.json")
+
+
+def _check_out(roots, out: Path) -> None:
+    """Refuse, before any work, an output folder that would destroy data: a song folder (or a folder
+    holding one), or an existing folder that is not a set built here."""
+    o = Path(os.path.realpath(out))
+    for r in ([roots] if isinstance(roots, (str, os.PathLike)) else roots):
+        r = Path(os.path.realpath(r))
+        if o == r or o in r.parents:
+            raise ValueError(f"The output folder '{out}' is (or contains) the song folder '{r}': choose another one.")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"The output folder '{out}' is a file.")
+    if out.is_dir() and any(out.iterdir()) and not any((out / f).exists() for f in _SET_FILES):
+        raise ValueError(f"'{out}' is a folder that holds other files, not a set built by vocals-dataset: "
+                         f"it is never replaced; choose a new or empty folder.")
+
+
 def _staging(out: Path) -> Path:
     """A fresh ``<out>.building`` folder (with ``eval/``) where a set is written before :func:`_publish`."""
     tmp = out.with_name(out.name + ".building")
     if tmp.exists():
+        if not (tmp / _STAGING_MARK).exists():
+            raise ValueError(f"'{tmp}' exists and was not made by vocals-dataset: move it away first.")
         shutil.rmtree(tmp)
     (tmp / "eval").mkdir(parents=True)
+    (tmp / _STAGING_MARK).touch()
     return tmp
 
 
 def _publish(tmp: Path, out: Path, meta_file: str, meta: dict) -> dict:
-    """Write ``meta`` into the staging folder ``tmp``, then put ``tmp`` in the place of ``out``."""
+    """Write ``meta`` into the staging folder ``tmp``, then put ``tmp`` in the place of ``out``
+    (which is replaced only when it is empty or a set built here)."""
     (tmp / meta_file).write_text(json.dumps(meta, indent=1))
+    (tmp / _STAGING_MARK).unlink(missing_ok=True)
     if out.exists():
+        if any(out.iterdir()) and not any((out / f).exists() for f in _SET_FILES):
+            raise ValueError(f"'{out}' holds other files: not replaced (the new set is in '{tmp}').")
         shutil.rmtree(out)
     os.replace(tmp, out)
     return meta
@@ -162,6 +189,7 @@ def build(root: str | os.PathLike, out: str | os.PathLike, hp=None, *, eval_song
     out = Path(out)
     if (out / DATASET_FILE).exists() and not overwrite:
         raise FileExistsError(f"'{out}' already holds a dataset; pass --overwrite to rebuild it.")
+    _check_out(root, out)
     songs = find_songs(root)
     if max_songs:
         songs = songs[:max_songs]
@@ -310,6 +338,7 @@ def build_waves(roots, out: str | os.PathLike, hp=None, *, eval_songs: int = 6, 
     out = Path(out)
     if (out / WAVES_FILE).exists() and not overwrite:
         raise FileExistsError(f"'{out}' already holds a waveform set; pass --overwrite to rebuild it.")
+    _check_out(roots, out)
     songs = _gather(roots)
     if max_songs:
         songs = songs[:max_songs]

@@ -50,9 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
+    from engines.atomic import OutputStage, check_names
     from engines.audio import io
     from .api import fuse
 
+    outputs = ["fusion.wav", "fusion.json"]
+    check_names(args.out_dir, outputs, [args.a, args.b])  # before the work
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     res = fuse(args.a, args.b, mask_type=args.mask_type, mode=args.mode, model=args.model, checkpoint=args.checkpoint,
                codec=args.codec, segment_unit=args.segment_unit, segment_length=args.segment_length,
@@ -62,10 +65,11 @@ def run(args) -> int:
                crossfade_ms=args.crossfade_ms, energy_smoothing_ms=args.energy_smoothing_ms,
                beats_per_bar=args.beats_per_bar, seed=args.seed)
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    wav = io.save(out / "fusion.wav", res.audio, res.sample_rate, args.subtype, protect=[args.a, args.b])
     info = {"a": str(args.a), "b": str(args.b), **res.to_json()}
-    (out / "fusion.json").write_text(json.dumps(info, indent=2))
+    with OutputStage(out, inputs=[args.a, args.b], names=outputs) as stage:  # all-or-nothing
+        io.save(stage.path("fusion.wav"), res.audio, res.sample_rate, args.subtype)
+        stage.write_text("fusion.json", json.dumps(info, indent=2))
+    wav = stage.published["fusion.wav"]
     t = res.params.get("tempo", {})
     print(f"Fused {res.duration:.1f} s ({res.mode}, {res.mask_type}) -> {wav}")
     if t:

@@ -10,8 +10,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any, Callable, Sequence, Union
 import numpy as np
 import torch
 
+from engines.atomic import OutputStage
 from engines.audio import io as aio
 from engines.audio.errors import AudioError, SilentAudioError, TooLongError, TooShortError
 from engines.audio.spectral import stft
@@ -485,28 +484,26 @@ def safe_name(name: str) -> str:
 def write_outputs(result: SeparationResult, out_dir: str | os.PathLike, *, save_renamed_query: bool = True,
                   save_trimmed_query: bool = False, save_visualizations: bool = True,
                   protect: Sequence[str | os.PathLike] = ()) -> dict[str, Path]:
-    """Write every output into ``out_dir`` all-or-nothing (a temp folder beside it, then renames).
+    """Write every output into ``out_dir`` all-or-nothing (:class:`engines.atomic.OutputStage`).
 
     Files: ``target.wav``, ``residual.wav``, ``event.json``, ``{class}.wav`` (the query at 16 kHz),
     ``{class}_comparison.png``, ``{class}_timeline.png``, ``query_trimmed.wav`` (when trimmed and
-    asked). Returns ``{name: path}``.
+    asked). No output replaces an input (``protect`` and every file this process loaded), whatever
+    the names: a collision publishes nothing. Returns ``{name: path}``.
     """
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
     cls = safe_name(result.query_class)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    written: dict[str, Path] = {}
-    try:
+    stage = OutputStage(out_dir, inputs=protect)
+    with stage:
         t = time.perf_counter()
         # float output keeps residual == mixture - target exactly (no clipping rescale, no rounding)
-        aio.save(tmp / "target.wav", result.target, result.sr, "FLOAT", protect=protect)
-        aio.save(tmp / "residual.wav", result.residual, result.sr, "FLOAT", protect=protect)
+        aio.save(stage.path("target.wav"), result.target, result.sr, "FLOAT")
+        aio.save(stage.path("residual.wav"), result.residual, result.sr, "FLOAT")
         names = ["target.wav", "residual.wav"]
         if save_renamed_query:
-            aio.save(tmp / f"{cls}.wav", result.query, SR, "PCM_16", protect=protect)
+            aio.save(stage.path(f"{cls}.wav"), result.query, SR, "PCM_16")
             names.append(f"{cls}.wav")
         if save_trimmed_query and result.query_trimmed:
-            aio.save(tmp / "query_trimmed.wav", result.query, SR, "PCM_16", protect=protect)
+            aio.save(stage.path("query_trimmed.wav"), result.query, SR, "PCM_16")
             names.append("query_trimmed.wav")
         if save_visualizations and importlib.util.find_spec("matplotlib") is None:
             result.warnings.append("matplotlib is not installed: the PNGs were not written.")
@@ -515,21 +512,14 @@ def write_outputs(result: SeparationResult, out_dir: str | os.PathLike, *, save_
         if save_visualizations:
             from .plots import comparison_png, timeline_png
 
-            comparison_png(result, tmp / f"{cls}_comparison.png")
-            timeline_png(result, tmp / f"{cls}_timeline.png")
+            comparison_png(result, stage.path(f"{cls}_comparison.png"))
+            timeline_png(result, stage.path(f"{cls}_timeline.png"))
             names += [f"{cls}_comparison.png", f"{cls}_timeline.png"]
         result.timings["write"] = time.perf_counter() - t
         ev = result.event()
         ev["outputs"] = names + ["event.json"]
-        (tmp / "event.json").write_text(json.dumps(ev, indent=2, default=_json_default))
-        names.append("event.json")
-        out.mkdir(parents=True, exist_ok=True)
-        for n in names:
-            os.replace(tmp / n, out / n)
-            written[n] = out / n
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return written
+        stage.write_text("event.json", json.dumps(ev, indent=2, default=_json_default))
+    return stage.published
 
 
 def _json_default(o):

@@ -98,10 +98,15 @@ def run(args) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from .api import SeparationConfig, separate, write_outputs
 
+    from engines.atomic import check_names
+
+    inputs = [args.mix_wav, *args.query_wav] + [p for p in (args.gt_wav, args.negative_wav) if p]
+    # before the work: the folder must be usable and the fixed names must not be inputs (the
+    # class-named files are checked again, with every name, before anything is published)
+    check_names(args.out_dir, ["target.wav", "residual.wav", "event.json"], inputs)
     cfg = SeparationConfig(**{k: getattr(args, k) for k in CONFIG_KEYS})
     queries = args.query_wav if len(args.query_wav) > 1 else args.query_wav[0]
     res = separate(args.mix_wav, queries, config=cfg, gt=args.gt_wav, negative=args.negative_wav)
-    inputs = [args.mix_wav, *args.query_wav] + [p for p in (args.gt_wav, args.negative_wav) if p]
     files = write_outputs(res, args.out_dir, save_renamed_query=args.save_renamed_query,
                           save_trimmed_query=args.save_trimmed_query, save_visualizations=args.save_visualizations,
                           protect=inputs)

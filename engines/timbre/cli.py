@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 HELP = "timbre transfer: piano <-> violin (writes OUT_DIR/<target>.wav at the input's length)"
 
@@ -33,14 +32,18 @@ def run(args) -> int:
 
     from .api import load_engine
 
+    from engines.atomic import OutputStage, check_names
+
+    protect = [args.input] + ([args.style_ref] if args.style_ref else [])
+    check_names(args.out_dir, [f"{args.target}.wav"], protect)  # before the work
     engine = load_engine(args.model, args.checkpoint, args.threads)
     res = engine.transfer(args.input, args.target, style_ref=args.style_ref, phase=args.phase,
                           gl_iters=args.gl_iters,
                           progress=lambda f, m: print(f"\r[{f:4.0%}] {m:<40}", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
-    out = Path(args.out_dir) / f"{res.target}.wav"
-    protect = [args.input] + ([args.style_ref] if args.style_ref else [])
-    audio_io.save(out, res.audio, res.sample_rate, protect=protect)
+    with OutputStage(args.out_dir, inputs=protect, names=[f"{res.target}.wav"]) as stage:
+        audio_io.save(stage.path(f"{res.target}.wav"), res.audio, res.sample_rate)
+    out = stage.published[f"{res.target}.wav"]
     print(json.dumps({"output": str(out), "target": res.target, "sample_rate": res.sample_rate,
                       "seconds": round(res.seconds, 3), "rtf": round(res.rtf, 3), "model": res.model,
                       "style": res.style, "input_instrument": res.source_probs}))

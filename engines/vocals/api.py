@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from engines.atomic import OutputError, OutputStage, check_names
 from engines.audio import io as audio_io
 from engines.audio import spectral
 from engines.audio.errors import AudioError, TooShortError
@@ -34,6 +35,9 @@ from engines.registry import resolve
 
 from .features import HParams, features, rms_gain
 from .model import VocalMaskCNN
+
+#: the two output stems, in the order they are written
+STEMS = ("vocals", "accompaniment")
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +90,8 @@ class VocalsResult:
 
     def save(self, out_dir: str | os.PathLike, *, subtype: str = "PCM_16", fmt: str = "wav",
              protect: Iterable[str | os.PathLike] = ()) -> dict[str, Path]:
-        """Write ``out_dir/vocals.<fmt>`` and ``out_dir/accompaniment.<fmt>`` (atomically, never over inputs).
+        """Write ``out_dir/vocals.<fmt>`` and ``out_dir/accompaniment.<fmt>`` all-or-nothing, never over an
+        input (``protect``, the source and every file this process loaded; see :class:`engines.atomic.OutputStage`).
 
         With a 16/24-bit subtype both stems are scaled by one common factor if either would clip,
         so that ``vocals + accompaniment`` still equals the (scaled) mixture.
@@ -100,9 +105,10 @@ class VocalsResult:
                 logger.info("Stems would clip: both scaled by %.3f", 0.999 / peak)
                 v, a = v * (0.999 / peak), a * (0.999 / peak)
         paths = {}
-        for name, audio in (("vocals", v), ("accompaniment", a)):
-            paths[name] = audio_io.save(out / f"{name}.{fmt}", audio, self.sample_rate, subtype,
-                                        protect=protect, clip_protect=False)
+        with OutputStage(out, inputs=protect, names=[f"{n}.{fmt}" for n in STEMS]) as stage:
+            for name, audio in (("vocals", v), ("accompaniment", a)):
+                audio_io.save(stage.path(f"{name}.{fmt}"), audio, self.sample_rate, subtype, clip_protect=False)
+                paths[name] = stage.final(f"{name}.{fmt}")
         return paths
 
 
@@ -314,19 +320,26 @@ def isolate_to_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.Path
     :class:`FileOutcome` and the others still run; otherwise its error is raised.
     """
     files = expand_inputs(inputs)
-    iso = isolator or get_isolator(model)
     out = Path(out_dir)
     used: dict[str, int] = {}
     stems = [f.stem for f in files]
-    outcomes = []
-    for i, f in enumerate(files):
+    targets = []
+    for f in files:
         if len(files) == 1:
-            target = out
+            targets.append(out)
         else:
             # songs stored as <song>/mixture.wav are named after their folder
             name = f.parent.name if stems.count(f.stem) > 1 and f.parent.name else f.stem
             used[name] = used.get(name, 0) + 1
-            target = out / (name if used[name] == 1 else f"{name}_{used[name]}")
+            targets.append(out / (name if used[name] == 1 else f"{name}_{used[name]}"))
+    # before any work: a usable output folder, and no output that would be an input
+    names = [f"{n}.wav" for n in STEMS]
+    check_names(out, [], files)
+    for target in targets:
+        check_names(target, names, files)
+    iso = isolator or get_isolator(model)
+    outcomes = []
+    for i, (f, target) in enumerate(zip(files, targets)):
 
         def sub(frac: float, msg: str, i=i, f=f) -> None:
             if progress is not None:
@@ -336,7 +349,7 @@ def isolate_to_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.Path
             res = iso.isolate(f, binary_mask=binary_mask, sharpen=sharpen, progress=sub)
             paths = res.save(target, subtype=subtype, protect=files)
             outcomes.append(FileOutcome(f, target, paths, None, res.duration_s, res.elapsed_s))
-        except AudioError as err:
+        except (AudioError, OutputError) as err:
             if not keep_going:
                 raise
             logger.warning("%s: %s", f, err)
