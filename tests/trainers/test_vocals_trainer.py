@@ -207,3 +207,25 @@ def test_psa_loss_spectra_oracle_and_descent(tmp_path):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_dataset_builder_never_replaces_a_user_folder(tmp_path):
+    """OUT = the song folder, a folder holding it, or a folder of other files: refused before any work,
+    and nothing in it changes."""
+    from tests.engines.test_data_safety import _snapshot
+
+    songs = tmp_path / "songs"
+    write_song_folder(songs, 3, 1.0)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for out in (songs, tmp_path, mine):
+        before = _snapshot(tmp_path)
+        with pytest.raises(ValueError):
+            build(songs, out, eval_songs=1, overwrite=True)
+        assert _snapshot(tmp_path) == before
+    (tmp_path / "set.building").mkdir()  # a staging-looking folder the builder did not make
+    (tmp_path / "set.building" / "x.wav").write_bytes(b"x")
+    with pytest.raises(ValueError):
+        build(songs, tmp_path / "set", eval_songs=1)
+    assert (tmp_path / "set.building" / "x.wav").read_bytes() == b"x"
