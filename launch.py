@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except Exception as err:  # noqa: BLE001 - every error ends as one readable line (trace with -v)
         logging.getLogger("launch").debug("%s failed", name, exc_info=True)
+        if os.environ.get("AUDIO_STUDIO_TRACEBACK") == "1" and not args.verbose:  # the Train tab's train.log
+            import traceback
+
+            traceback.print_exc()
         print(f"error: {user_message(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
 
