@@ -52,3 +52,18 @@ class SilentAudioError(AudioError):
 
 class OverwriteInputError(AudioError):
     """An output path would overwrite an input file."""
+
+
+class TruncatedAudioWarning(UserWarning):
+    """The file holds less audio than its header promises (cut short by a failed copy or download).
+
+    :func:`engines.audio.io.load` loads what is there, logs the message and issues this warning, so a
+    caller can record it (``warnings.catch_warnings(record=True)``) and show it with the result.
+    """
+
+
+import warnings as _warnings
+
+# The message is also logged (the CLI prints it once); record it with
+# ``warnings.catch_warnings(record=True)`` + ``warnings.simplefilter("always", TruncatedAudioWarning)``.
+_warnings.filterwarnings("ignore", category=TruncatedAudioWarning)

@@ -12,8 +12,13 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import shutil
+import struct
 import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Union
 
@@ -32,6 +37,7 @@ from .errors import (
     SilentAudioError,
     TooLongError,
     TooShortError,
+    TruncatedAudioWarning,
     ZeroLengthError,
 )
 
@@ -63,59 +69,138 @@ def loaded_inputs() -> list[str]:
 def _describe(src: Source) -> str:
     if isinstance(src, (str, os.PathLike)):
         return f"'{os.fspath(src)}'"
+    name = getattr(src, "name", None)
+    if isinstance(name, str) and name and not name.startswith("<"):
+        return f"'{name}'"
     return "the uploaded audio"
 
 
-def _read_bytes(src: Source) -> tuple[bytes, str]:
-    """Return the raw bytes of ``src`` and its file suffix (lower case, may be empty)."""
-    if isinstance(src, (bytes, bytearray)):
-        data, suffix = bytes(src), ""
-    elif isinstance(src, (str, os.PathLike)):
+@dataclass
+class _Input:
+    """One source to decode: a file on disk (``path``) or bytes in memory (``data``)."""
+
+    what: str
+    suffix: str
+    path: Path | None = None
+    data: bytes | None = None
+
+    def sf_source(self):
+        """What soundfile reads: the path itself (seekable, no copy) or the bytes."""
+        return os.fspath(self.path) if self.path is not None else io.BytesIO(self.data)
+
+    def head(self, n: int) -> bytes:
+        if self.path is None:
+            return self.data[:n]
+        with open(self.path, "rb") as f:
+            return f.read(n)
+
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path is not None else len(self.data)
+
+
+def _open(src: Source) -> _Input:
+    """Check ``src`` exists and is not empty; a path stays a path (decoded from disk, never piped)."""
+    what = _describe(src)
+    if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.exists():
             raise MissingFileError(f"Audio file not found: '{path}'.")
         if path.is_dir():
             raise NotAudioError(f"'{path}' is a folder, not an audio file.")
-        data, suffix = path.read_bytes(), path.suffix.lower()
+        if not path.is_file():
+            raise NotAudioError(f"'{path}' is not a regular file.")
+        inp = _Input(what, path.suffix.lower(), path=path)
         _INPUT_PATHS.add(str(path.resolve()))
+    elif isinstance(src, (bytes, bytearray, memoryview)):
+        inp = _Input(what, "", data=bytes(src))
     else:
         data = src.read()
-        suffix = Path(getattr(src, "name", "") or "").suffix.lower()
-    if len(data) == 0:
-        raise EmptyFileError(f"{_describe(src).capitalize()} is empty (0 bytes).")
-    return data, suffix
+        inp = _Input(what, Path(getattr(src, "name", "") or "").suffix.lower() if isinstance(
+            getattr(src, "name", None), str) else "", data=bytes(data or b""))
+    if inp.size() == 0:
+        raise EmptyFileError(f"{what.capitalize()} is empty (0 bytes).")
+    return inp
 
 
-def _decode_ffmpeg(data: bytes) -> tuple[np.ndarray, int]:
-    """Decode any container ffmpeg understands to float32 WAV in memory."""
-    proc = subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-i", "pipe:0", "-f", "wav", "-acodec", "pcm_f32le", "pipe:1"],
-        input=data, capture_output=True, timeout=600,
-    )
-    if proc.returncode != 0 or not proc.stdout:
-        raise RuntimeError(proc.stderr.decode(errors="replace").strip()[-300:])
-    audio, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+_SF_PREFIX = re.compile(r"^Error opening .*?: ", re.S)
+_OBJ_REPR = re.compile(r"<_?[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _clean(msg: str, what: str) -> str:
+    """soundfile's message without its "Error opening <path or object repr>:" prefix."""
+    msg = _SF_PREFIX.sub("", str(msg).strip())
+    msg = _OBJ_REPR.sub(what, msg).strip()
+    return msg.rstrip(".") or "unknown format"
+
+
+def _wav_truncation(inp: _Input) -> str | None:
+    """For a RIFF/WAVE file: ``"the header promises X s, the file holds Y s"`` when the data chunk is cut short."""
+    head = inp.head(1 << 20)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, rate, align = 12, 0, 0
+    while pos + 8 <= len(head):
+        cid, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        body = pos + 8
+        if cid == b"fmt " and body + 14 <= len(head):
+            rate = struct.unpack("<I", head[body + 4:body + 8])[0]
+            align = struct.unpack("<H", head[body + 12:body + 14])[0]
+        elif cid == b"data":
+            if size in (0, 0xFFFFFFFF) or not rate or not align:  # unknown length (streamed / RF64)
+                return None
+            held = max(inp.size() - body, 0)
+            if held >= size:
+                return None
+            return (f"the header promises {size / align / rate:.1f} s, the file holds "
+                    f"{held // align / rate:.1f} s")
+        pos = body + size + (size & 1)
+    return None
+
+
+def _decode_ffmpeg(inp: _Input, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Decode any container ffmpeg understands, from a file (so it can seek: mp4/m4a with the index at the
+    end). Bytes are written to a private temporary folder first; the folder is removed afterwards. At most
+    ``max_seconds + 1`` s are decoded (memory stays bounded for very long files)."""
+    with tempfile.TemporaryDirectory(prefix="audio-studio-decode-") as tmp:  # mode 0700
+        if inp.path is not None:
+            src = Path(inp.path).resolve()
+        else:
+            suffix = inp.suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", inp.suffix) else ""
+            src = Path(tmp) / f"input{suffix}"
+            src.write_bytes(inp.data)
+        out = Path(tmp) / "decoded.wav"
+        # "file:" keeps names with ':' or a leading '-' from being read as protocols or options
+        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", f"file:{src}", "-vn", "-map", "0:a:0"]
+        if max_seconds is not None:
+            cmd += ["-t", f"{max_seconds + 1:.3f}"]
+        cmd += ["-f", "wav", "-acodec", "pcm_f32le", f"file:{out}"]
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
+        if proc.returncode != 0 or not out.is_file():
+            raise RuntimeError(proc.stderr.decode(errors="replace").strip()[-300:] or "ffmpeg failed")
+        audio, sr = sf.read(out, dtype="float32", always_2d=True)
     return audio, sr
 
 
-def _decode(data: bytes, suffix: str, what: str) -> tuple[np.ndarray, int]:
+def _decode(inp: _Input, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    what = inp.what
     try:
-        audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        audio, sr = sf.read(inp.sf_source(), dtype="float32", always_2d=True)
         return audio, sr
-    except Exception as sf_err:  # soundfile raises LibsndfileError/RuntimeError
-        sf_msg = str(sf_err)
+    except Exception as sf_err:  # noqa: BLE001 - soundfile raises LibsndfileError/RuntimeError
+        sf_msg = _clean(str(sf_err), what)
     if shutil.which("ffmpeg"):
         try:
-            return _decode_ffmpeg(data)
+            return _decode_ffmpeg(inp, max_seconds)
         except Exception as ff_err:  # noqa: BLE001 - reported below
             logger.debug("ffmpeg could not decode %s: %s", what, ff_err)
-    looks_audio = data[:4].startswith(_AUDIO_MAGIC) or data[:3] == b"ID3" or suffix in _AUDIO_EXT \
-        or data[4:8] == b"ftyp"
+    head = inp.head(12)
+    looks_audio = head[:4].startswith(_AUDIO_MAGIC) or head[:3] == b"ID3" or inp.suffix in _AUDIO_EXT \
+        or head[4:8] == b"ftyp"
     if looks_audio:
         raise CorruptAudioError(f"{what.capitalize()} looks like audio but cannot be decoded "
-                                f"(damaged or truncated file?): {sf_msg}")
+                                f"(damaged or truncated file?): {sf_msg}.")
     raise NotAudioError(f"{what.capitalize()} is not an audio file we can read "
-                        f"(supported: wav, flac, ogg, mp3; other formats need ffmpeg).")
+                        f"(supported: wav, flac, ogg, mp3{', m4a/aac and more with ffmpeg' if shutil.which('ffmpeg') else '; other formats need ffmpeg'}).")
 
 
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
@@ -153,31 +238,54 @@ def load(src: Source, sr: int | None = None, *, mono: bool = False, channels: in
         sr: resample to this rate (``None`` keeps the file's rate).
         mono: downmix to one channel (same as ``channels=1``).
         channels: convert to this many channels.
-        max_seconds / min_seconds: duration limits, checked before resampling.
+        max_seconds / min_seconds: duration limits, checked before resampling (and, when the header
+            tells the length, before decoding: a too-long file is refused without reading it).
 
     Returns:
         ``(audio, rate)`` with ``audio.shape == (C, T)``.
 
     Raises:
         MissingFileError, EmptyFileError, NotAudioError, CorruptAudioError, ZeroLengthError,
-        NonFiniteError, ChannelError, TooLongError, TooShortError.
+        NonFiniteError, ChannelError, TooLongError, TooShortError. Every message names the file
+        (or "the uploaded audio").
+
+    Warns:
+        TruncatedAudioWarning (and a logged warning) when a WAV file holds less audio than its header
+        promises; what is there is loaded.
     """
-    what = _describe(src)
-    data, suffix = _read_bytes(src)
-    audio, rate = _decode(data, suffix, what)
+    inp = _open(src)
+    what = inp.what
+    try:
+        head = sf.info(inp.sf_source())
+        head_seconds = head.frames / head.samplerate if head.samplerate else 0.0
+    except Exception:  # noqa: BLE001 - no header soundfile knows: decode decides
+        head, head_seconds = None, 0.0
+    if max_seconds is not None and head_seconds > max_seconds:
+        raise TooLongError(f"{what.capitalize()} is {head_seconds:.1f} s long; the limit is {max_seconds:g} s.")
+    truncated = _wav_truncation(inp)
+    audio, rate = _decode(inp, max_seconds)
+    if not truncated and head is not None and head.format == "FLAC" and head.samplerate == rate \
+            and len(audio) < head.frames - max(0.01 * head.frames, 0.1 * rate):
+        # a cut FLAC: soundfile stops ("lost sync"), ffmpeg decodes the frames that are there
+        truncated = f"the header promises {head_seconds:.1f} s, the file holds {len(audio) / rate:.1f} s"
     audio = np.ascontiguousarray(audio.T, dtype=np.float32)  # (C, T)
     n_ch, n = audio.shape
     if n == 0:
         raise ZeroLengthError(f"{what.capitalize()} contains no samples.")
     if n_ch < 1 or n_ch > MAX_CHANNELS:
         raise ChannelError(f"{what.capitalize()} has {n_ch} channels; at most {MAX_CHANNELS} are supported.")
-    if not np.isfinite(audio).all():
-        raise NonFiniteError(f"{what.capitalize()} contains NaN or infinite samples.")
     seconds = n / rate
     if max_seconds is not None and seconds > max_seconds:
-        raise TooLongError(f"{what.capitalize()} is {seconds:.1f} s long; the limit is {max_seconds:g} s.")
+        raise TooLongError(f"{what.capitalize()} is {'more than ' if seconds >= max_seconds + 0.999 else ''}"
+                           f"{seconds:.1f} s long; the limit is {max_seconds:g} s.")
     if min_seconds is not None and seconds < min_seconds:
         raise TooShortError(f"{what.capitalize()} is {seconds:.2f} s long; at least {min_seconds:g} s is needed.")
+    if not np.isfinite(audio).all():
+        raise NonFiniteError(f"{what.capitalize()} contains NaN or infinite samples.")
+    if truncated:
+        msg = f"{what.capitalize()} is truncated: {truncated}; only that part is used."
+        logger.warning(msg)
+        warnings.warn(TruncatedAudioWarning(msg), stacklevel=2)
     if mono:
         channels = 1
     if channels is not None:
@@ -192,7 +300,7 @@ def info(src: Union[str, os.PathLike]) -> dict:
     try:
         i = sf.info(os.fspath(src))
     except Exception as err:  # noqa: BLE001
-        raise NotAudioError(f"Cannot read the header of '{os.fspath(src)}': {err}") from err
+        raise NotAudioError(f"Cannot read the header of '{os.fspath(src)}': {_clean(str(err), 'the file')}.") from err
     return {"sample_rate": i.samplerate, "channels": i.channels, "frames": i.frames,
             "seconds": i.frames / i.samplerate if i.samplerate else 0.0}
 
