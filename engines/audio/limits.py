@@ -22,7 +22,7 @@ DEFAULT_MAX_SECONDS = 900.0
 #: the environment variable that overrides it (also read by the studio)
 ENV_MAX_SECONDS = "AUDIO_STUDIO_MAX_SECONDS"
 #: shortest input per engine, seconds (the main input; queries and references have their own minimum)
-MIN_SECONDS = {"separate": 0.5, "vocals": 1.0, "fuse": 2.0, "timbre": 0.05}
+MIN_SECONDS = {"separate": 0.5, "vocals": 1.0, "fuse": 1.0, "timbre": 0.05}
 
 
 def max_seconds() -> float:
@@ -87,21 +87,23 @@ class Range:
         return text
 
     def problem(self, value) -> str | None:
-        """``None`` when ``value`` is allowed, else what is wrong (a phrase)."""
+        """``None`` when ``value`` is allowed, else ``"expected ..."``."""
+        expected = f"expected {self.describe()}"
         if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-            return f"got {value!r}; expected {self.describe()}"
-        v = float(value)
-        if not math.isfinite(v):
-            return f"got {value}; expected {self.describe()}"
-        if self.integer and v != int(v):
-            return f"got {value}; expected {self.describe()}"
+            return expected
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            return expected
+        if not math.isfinite(v) or (self.integer and v != int(v)):
+            return expected
         if v in self.allow:
             return None
         bad = (self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)) or \
               (self.hi is not None and v > self.hi)
         if self.power_of_two and not bad:
             bad = v < 1 or int(v) & (int(v) - 1) != 0
-        return f"got {value:g}; expected {self.describe()}" if bad else None
+        return expected if bad else None
 
     def arg(self, text: str):
         """argparse ``type``: parse ``text`` and check it (``argparse.ArgumentTypeError`` on a bad value)."""
@@ -115,7 +117,7 @@ class Range:
                                              f"expected {self.describe()}") from None
         msg = self.problem(value)
         if msg:
-            raise argparse.ArgumentTypeError(msg)
+            raise argparse.ArgumentTypeError(f"got {str(text).strip()}; {msg}")
         return value
 
     def optional_arg(self, text: str):
@@ -187,7 +189,7 @@ def check(engine: str, **values) -> None:
             continue
         msg = table[name].problem(value)
         if msg:
-            raise ValueError(f"Invalid setting: {name} {msg}.")
+            raise ValueError(f"Invalid setting: {name} = {value!r}; {msg}.")
 
 
 # --------------------------------------------------------------------------------------------- threads
@@ -203,7 +205,7 @@ def check_threads(n) -> int | None:
     r = Range(1, max_threads(), integer=True)
     msg = r.problem(n)
     if msg:
-        raise ValueError(f"Invalid setting: threads {msg} (this machine has {os.cpu_count() or 1} cores).")
+        raise ValueError(f"Invalid setting: threads = {n!r}; {msg} (this machine has {os.cpu_count() or 1} cores).")
     return int(n)
 
 
@@ -213,10 +215,10 @@ def thread_count(text: str) -> int:
         n = int(str(text).strip(), 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not an integer; expected 1 to {max_threads()}") from None
-    try:
-        return check_threads(n)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err).removeprefix("Invalid setting: threads ")) from None
+    msg = Range(1, max_threads(), integer=True).problem(n)
+    if msg:
+        raise argparse.ArgumentTypeError(f"got {n}; {msg} (this machine has {os.cpu_count() or 1} cores)")
+    return n
 
 
 def set_threads(n: int | None) -> int:

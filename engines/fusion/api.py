@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from engines.audio import io
+from engines.audio import limits
+from engines.audio.errors import TooLongError, TooShortError
 from . import align
 from .codec import Codec, MDCTCodec, get_codec
 from .masking import MASK_TYPES, DESCRIPTIONS, complementary_masks, describe
@@ -116,18 +118,27 @@ class FusionEngine:
         return fuse(a, b, engine=self, **options)
 
 
-def _load(src: Source, sr: int, what: str, max_seconds: float | None) -> np.ndarray:
+#: shortest song B (it is looped to A's length); song A needs ``limits.MIN_SECONDS["fuse"]``
+MIN_B_SECONDS = 0.25
+
+
+def _load(src: Source, sr: int, what: str, max_seconds: float | None, min_seconds: float) -> np.ndarray:
     if isinstance(src, tuple):
         audio, rate = src
         audio = np.asarray(audio, dtype=np.float32)
         audio = audio[None] if audio.ndim == 1 else audio
         if audio.shape[0] > audio.shape[-1]:
             audio = audio.T
+        seconds = audio.shape[-1] / max(int(rate), 1)
+        if max_seconds is not None and seconds > max_seconds:
+            raise TooLongError(f"{what} is {seconds:.1f} s long; the limit is {max_seconds:g} s.")
+        if seconds < min_seconds:
+            raise TooShortError(f"{what} is {seconds:.2f} s long; at least {min_seconds:g} s is needed.")
         audio = io.to_channels(audio, 1)
         if int(rate) != sr:
             audio = io.resample(audio, int(rate), sr)
     else:
-        audio, _ = io.load(src, sr=sr, mono=True, max_seconds=max_seconds)
+        audio, _ = io.load(src, sr=sr, mono=True, max_seconds=max_seconds, min_seconds=min_seconds)
     audio = audio[0].astype(np.float32)
     if not np.isfinite(audio).all():
         raise ValueError(f"{what} contains NaN or infinite samples.")
@@ -176,7 +187,7 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
          segment_unit: str = "bars", segment_length: int = 1, mask_temporal_segment: int = 150,
          mask_freq_split: float = 0.3, mask_channel_keep: float = 0.5, mask_energy_threshold: float = 0.7,
          match_tempo: bool = True, match_key: bool = False, match_loudness: bool = True,
-         crossfade_ms: float = 20.0, energy_smoothing_ms: float = 100.0, beats_per_bar: int = 0, seed: int = 0, max_seconds: float | None = 600.0,
+         crossfade_ms: float = 20.0, energy_smoothing_ms: float = 100.0, beats_per_bar: int = 0, seed: int = 0, max_seconds: float | None = None,
          progress: Callable[[float, str], None] | None = None) -> FusionResult:
     """Fuse song ``a`` (the input: its tempo, length and bar grid lead) with song ``b`` (the target).
 
@@ -194,8 +205,18 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
         crossfade_ms: crossfade length at segment edges (0 = hard switches).
         beats_per_bar: bar length in beats for the downbeat grid (0 = pick 3 or 4 per song).
         energy_smoothing_ms: moving average of the frame energies before the energy threshold.
+        max_seconds: longest song accepted (``None``: ``limits.max_seconds()``; a larger value is capped to it).
         progress: ``progress(fraction, message)`` callback.
+
+    Raises:
+        ValueError: an option outside its range (:data:`engines.audio.limits.OPTIONS`), before any work;
+        AudioError subclasses for unreadable, silent, too short or too long songs.
     """
+    limits.check("fuse", segment_length=segment_length, mask_temporal_segment=mask_temporal_segment,
+                 mask_freq_split=mask_freq_split, mask_channel_keep=mask_channel_keep,
+                 mask_energy_threshold=mask_energy_threshold, crossfade_ms=crossfade_ms,
+                 energy_smoothing_ms=energy_smoothing_ms, beats_per_bar=beats_per_bar, seed=seed)
+    max_seconds = limits.max_seconds() if max_seconds is None else min(float(max_seconds), limits.max_seconds())
     if mask_type not in MASK_TYPES:
         raise ValueError(f"Unknown mask_type '{mask_type}'; choose one of {', '.join(MASK_TYPES)}.")
     if mode not in MODES:
@@ -215,8 +236,8 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
 
     t0 = time.perf_counter()
     prog(0.0, "loading")
-    ya = _load(a, sr, "Song A", max_seconds)
-    yb = _load(b, sr, "Song B", max_seconds)
+    ya = _load(a, sr, "Song A", max_seconds, limits.MIN_SECONDS["fuse"])
+    yb = _load(b, sr, "Song B", max_seconds, MIN_B_SECONDS)
     lap("load", t0)
     params: dict = {"mask_type": mask_type, "mode": mode, "codec": cdc.name, "sample_rate": sr,
                     "frame_rate": round(fr, 4), "segment_unit": segment_unit, "segment_length": segment_length,

@@ -18,6 +18,8 @@ def _bool(v) -> bool:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from engines.audio import limits
+
     from .masking import MASK_TYPES
 
     p.add_argument("--a", required=True, help="song A (the input: its tempo, bars and length lead)")
@@ -31,20 +33,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask_type", choices=MASK_TYPES, default="temporal")
     p.add_argument("--segment_unit", choices=("bars", "beats", "frames"), default="bars",
                    help="temporal segments follow A's bars or beats, or fixed --mask_temporal_segment frames")
-    p.add_argument("--segment_length", type=int, default=1, help="bars (or beats) per segment")
-    p.add_argument("--mask_temporal_segment", type=int, default=150, help="frames per segment (--segment_unit frames)")
-    p.add_argument("--mask_freq_split", type=float, default=0.3, help="share of bands (from the bottom) given to A")
-    p.add_argument("--mask_channel_keep", type=float, default=0.5, help="share of channels given to A (spectral)")
-    p.add_argument("--mask_energy_threshold", type=float, default=0.7, help="energy percentile (energy)")
+    p.add_argument("--segment_length", type=limits.arg("fuse", "segment_length"), default=1, help="bars (or beats) per segment (1-64)")
+    p.add_argument("--mask_temporal_segment", type=limits.arg("fuse", "mask_temporal_segment"), default=150, help="frames per segment (--segment_unit frames)")
+    p.add_argument("--mask_freq_split", type=limits.arg("fuse", "mask_freq_split"), default=0.3,
+                   help="share of bands (from the bottom) given to A (0-1)")
+    p.add_argument("--mask_channel_keep", type=limits.arg("fuse", "mask_channel_keep"), default=0.5,
+                   help="share of channels given to A (spectral; 0-1)")
+    p.add_argument("--mask_energy_threshold", type=limits.arg("fuse", "mask_energy_threshold"), default=0.7,
+                   help="energy percentile (energy; 0-1)")
     p.add_argument("--match_tempo", type=_bool, default=True, help="time-stretch B to A's tempo and bar grid")
     p.add_argument("--match_key", type=_bool, default=False, help="pitch-shift B to A's key")
     p.add_argument("--match_loudness", type=_bool, default=True, help="match B's loudness (LUFS) to A's")
-    p.add_argument("--crossfade_ms", type=float, default=20.0, help="crossfade at segment edges")
-    p.add_argument("--energy_smoothing_ms", type=float, default=100.0,
+    p.add_argument("--crossfade_ms", type=limits.arg("fuse", "crossfade_ms"), default=20.0, help="crossfade at segment edges (0-2000 ms)")
+    p.add_argument("--energy_smoothing_ms", type=limits.arg("fuse", "energy_smoothing_ms"), default=100.0,
                    help="moving average of frame energies before the energy threshold")
-    p.add_argument("--beats_per_bar", type=int, default=0, help="beats per bar (0 = detect 3 or 4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random (spectral) mask")
-    p.add_argument("--subtype", default="PCM_16", help="PCM_16, PCM_24 or FLOAT")
+    p.add_argument("--beats_per_bar", type=limits.arg("fuse", "beats_per_bar"), default=0, help="beats per bar: 2-12, or 0 = detect 3 or 4")
+    p.add_argument("--seed", type=limits.arg("fuse", "seed"), default=0, help="seed of the random (spectral) mask")
+    p.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT", "16", "24", "float"),
+                   help="output sample format")
+    p.add_argument("--threads", type=limits.thread_count, default=None,
+                   help="torch CPU threads (default: at most 2)")
 
 
 def run(args) -> int:
@@ -56,7 +64,9 @@ def run(args) -> int:
 
     outputs = ["fusion.wav", "fusion.json"]
     check_names(args.out_dir, outputs, [args.a, args.b])  # before the work
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    from engines.audio.limits import set_threads
+
+    set_threads(args.threads or max(1, min(2, torch.get_num_threads())))
     res = fuse(args.a, args.b, mask_type=args.mask_type, mode=args.mode, model=args.model, checkpoint=args.checkpoint,
                codec=args.codec, segment_unit=args.segment_unit, segment_length=args.segment_length,
                mask_temporal_segment=args.mask_temporal_segment, mask_freq_split=args.mask_freq_split,

@@ -20,6 +20,7 @@ import torch
 
 from engines.atomic import OutputStage
 from engines.audio import io as aio
+from engines.audio import limits
 from engines.audio.errors import AudioError, SilentAudioError, TooLongError, TooShortError
 from engines.audio.spectral import stft
 
@@ -32,8 +33,9 @@ from .mask import apply_mask, optimise_mask
 logger = logging.getLogger(__name__)
 
 AudioIn = Union[str, os.PathLike, bytes, np.ndarray, tuple]
-MAX_MIX_SECONDS = 600.0
-MIN_MIX_SECONDS = 0.5
+#: the longest mixture at import time; the limit enforced is ``limits.max_seconds()`` (env AUDIO_STUDIO_MAX_SECONDS)
+MAX_MIX_SECONDS = limits.DEFAULT_MAX_SECONDS
+MIN_MIX_SECONDS = limits.MIN_SECONDS["separate"]
 MIN_QUERY_SECONDS = 0.25
 
 
@@ -80,19 +82,17 @@ class SeparationConfig:
     refine_net_mask: bool = False        # fitted: also run the DGMO optimisation on the mask net's mask
 
     def validate(self) -> None:
+        """Refuse any setting outside its range (:data:`engines.audio.limits.OPTIONS`), before any work."""
+        from engines.audio import limits
+
+        limits.check("separate", **{k: getattr(self, k) for k in limits.OPTIONS["separate"]})
+        limits.check_threads(self.threads)
         checks = [
-            (self.window_sec > 0 and self.hop_sec > 0, "window_sec and hop_sec must be positive"),
-            (0 <= self.cls_percentile <= 100, "cls_percentile must be within 0..100"),
-            (self.nfft >= 64 and self.hop >= 16 and self.hop <= self.nfft, "need nfft >= 64 and 16 <= hop <= nfft"),
-            (8 <= self.n_mels <= 256, "n_mels must be within 8..256"),
-            (self.opt_steps >= 0 and self.lr > 0, "opt_steps >= 0 and lr > 0 required"),
-            (0 <= self.mask_floor < 1, "mask_floor must be within [0, 1)"),
-            (0 <= self.semantic_blending <= 1, "semantic_blending must be within 0..1"),
-            (self.similarity_smoothing >= 0, "similarity_smoothing must be >= 0"),
-            (self.time_mask_sharpening > 0, "time_mask_sharpening must be positive"),
+            (self.hop_sec <= self.window_sec, f"hop_sec ({self.hop_sec:g}) must not exceed window_sec ({self.window_sec:g})"),
+            (self.hop <= self.nfft // 2, f"hop ({self.hop}) must be at most half of nfft ({self.nfft}): "
+                                         "the inverse STFT needs overlapping frames"),
             (self.reference in ("fitted", "stitch"), "reference must be 'fitted' or 'stitch'"),
             (self.embedder in ("auto", "ast", "builtin"), "embedder must be auto, ast or builtin"),
-            (self.max_query_sec >= 0.5, "max_query_sec must be >= 0.5"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -178,7 +178,7 @@ def _load(src: AudioIn, what: str, sr: int | None = None) -> tuple[np.ndarray, i
             raise ValueError(f"{what}: pass the sample rate with a numpy array.")
         a = src.astype(np.float32)
         return (a[None] if a.ndim == 1 else a), int(sr)
-    return aio.load(src)
+    return aio.load(src, max_seconds=limits.max_seconds())
 
 
 def _mono16(a: np.ndarray, sr: int) -> np.ndarray:
@@ -276,8 +276,8 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
     prog(0.0, "loading audio")
     mix_a, sr0 = _load(mix, "The mixture", mix_sr)
     dur = mix_a.shape[-1] / sr0
-    if dur > MAX_MIX_SECONDS:
-        raise TooLongError(f"The mixture is {dur:.1f} s long; the limit is {MAX_MIX_SECONDS:g} s.")
+    if dur > limits.max_seconds():
+        raise TooLongError(f"The mixture is {dur:.1f} s long; the limit is {limits.max_seconds():g} s.")
     if dur < MIN_MIX_SECONDS:
         raise TooShortError(f"The mixture is {dur:.2f} s long; at least {MIN_MIX_SECONDS:g} s is needed.")
     aio.check_not_silent(mix_a, "The mixture")

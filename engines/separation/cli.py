@@ -22,43 +22,45 @@ def str2bool(v) -> bool:
     raise argparse.ArgumentTypeError(f"expected True or False, got '{v}'")
 
 
-def optional_float(v):
-    return None if str(v).lower() in ("none", "") else float(v)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     B = dict(type=str2bool, nargs="?", const=True, metavar="BOOL")
+    from engines.audio import limits
+
+    def R(name):  # the option's range (engines.audio.limits.OPTIONS), checked by argparse
+        return limits.arg("separate", name)
+
     p.add_argument("--mix_wav", required=True, help="mixture (any rate/channels)")
     p.add_argument("--query_wav", required=True, nargs="+", help="clip(s) of the wanted sound (several allowed)")
     p.add_argument("--negative_wav", default=None, help="optional clip of a sound to keep OUT of the target")
     p.add_argument("--out_dir", default="outputs")
     p.add_argument("--gt_wav", default=None, help="ground-truth target: prints SI-SDR, SDR, ... and the quality label")
     g = p.add_argument_group("detection")
-    g.add_argument("--window_sec", type=float, default=1.0)
-    g.add_argument("--hop_sec", type=float, default=0.5)
-    g.add_argument("--cls_threshold", type=optional_float, default=None, help="class gate (None: use --cls_percentile)")
-    g.add_argument("--cls_percentile", type=float, default=92)
+    g.add_argument("--window_sec", type=R("window_sec"), default=1.0)
+    g.add_argument("--hop_sec", type=R("hop_sec"), default=0.5)
+    g.add_argument("--cls_threshold", type=limits.arg("separate", "cls_threshold", optional=True), default=None,
+                   help="class gate, 0-1 (None: use --cls_percentile)")
+    g.add_argument("--cls_percentile", type=R("cls_percentile"), default=92)
     g.add_argument("--use_cosine_gate", default=True, **B)
-    g.add_argument("--cosine_threshold", type=float, default=0.45)
-    g.add_argument("--min_dur_ms", type=float, default=500)
-    g.add_argument("--merge_gap_ms", type=float, default=200)
-    g.add_argument("--segment_padding_ms", type=float, default=50)
-    g.add_argument("--time_mask_sharpening", type=float, default=1.2)
+    g.add_argument("--cosine_threshold", type=R("cosine_threshold"), default=0.45)
+    g.add_argument("--min_dur_ms", type=R("min_dur_ms"), default=500)
+    g.add_argument("--merge_gap_ms", type=R("merge_gap_ms"), default=200)
+    g.add_argument("--segment_padding_ms", type=R("segment_padding_ms"), default=50)
+    g.add_argument("--time_mask_sharpening", type=R("time_mask_sharpening"), default=1.2)
     g = p.add_argument_group("mask")
-    g.add_argument("--nfft", type=int, default=512)
-    g.add_argument("--hop", type=int, default=256)
-    g.add_argument("--n_mels", type=int, default=64)
-    g.add_argument("--opt_steps", type=int, default=18)
-    g.add_argument("--lr", type=float, default=0.28)
-    g.add_argument("--lambda_tv", type=float, default=0.008)
-    g.add_argument("--lambda_sat", type=float, default=0.0010)
-    g.add_argument("--gamma_profile", type=float, default=0.25)
-    g.add_argument("--mask_floor", type=float, default=0.08)
+    g.add_argument("--nfft", type=R("nfft"), default=512)
+    g.add_argument("--hop", type=R("hop"), default=256)
+    g.add_argument("--n_mels", type=R("n_mels"), default=64)
+    g.add_argument("--opt_steps", type=R("opt_steps"), default=18)
+    g.add_argument("--lr", type=R("lr"), default=0.28)
+    g.add_argument("--lambda_tv", type=R("lambda_tv"), default=0.008)
+    g.add_argument("--lambda_sat", type=R("lambda_sat"), default=0.0010)
+    g.add_argument("--gamma_profile", type=R("gamma_profile"), default=0.25)
+    g.add_argument("--mask_floor", type=R("mask_floor"), default=0.08)
     g.add_argument("--soft_masking", default=True, **B)
     g.add_argument("--use_embedding_masking", default=False, **B)
     g.add_argument("--use_spectrogram_features", default=False, **B, help="2-D masking from AST patches (AST only)")
-    g.add_argument("--semantic_blending", type=float, default=0.7)
-    g.add_argument("--similarity_smoothing", type=float, default=1.0)
+    g.add_argument("--semantic_blending", type=R("semantic_blending"), default=0.7)
+    g.add_argument("--similarity_smoothing", type=R("similarity_smoothing"), default=1.0)
     g = p.add_argument_group("models")
     g.add_argument("--embedder", choices=["auto", "ast", "builtin"], default="auto",
                    help="auto: AST only if its weights are already on disk (never downloads), else built-in")
@@ -66,14 +68,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None, help="built-in model: registry name or .safetensors path")
     g.add_argument("--reference", choices=["fitted", "stitch"], default="fitted",
                    help="fitted: query-conditioned mask net (default); stitch: the original's query stitching")
-    g.add_argument("--not_found_db", type=float, default=-25.0,
+    g.add_argument("--not_found_db", type=R("not_found_db"), default=-25.0,
                    help="fitted: 'not found' when the estimated target is below this (dB re mixture)")
     g.add_argument("--refine_net_mask", default=False, **B,
                    help="fitted: also run the DGMO optimisation (--opt_steps ...) and --mask_floor on the mask net's "
                         "mask (off by default: on held-out corpus triples they did not help)")
-    g.add_argument("--max_query_sec", type=float, default=3.0, help="longer queries are trimmed to their most typical part")
+    g.add_argument("--max_query_sec", type=R("max_query_sec"), default=3.0, help="longer queries are trimmed to their most typical part")
     g = p.add_argument_group("output")
-    g.add_argument("--threads", type=int, default=2)
+    g.add_argument("--threads", type=limits.thread_count, default=2)
     g.add_argument("--save_trimmed_query", default=False, **B)
     g.add_argument("--save_renamed_query", default=True, **B)
     g.add_argument("--save_visualizations", default=True, **B)

@@ -14,6 +14,8 @@ HELP = "timbre transfer: piano <-> violin (writes OUT_DIR/<target>.wav at the in
 
 
 def add_arguments(parser) -> None:
+    from engines.audio import limits
+
     parser.add_argument("--input", required=True, help="audio file to transform")
     parser.add_argument("--target", required=True, choices=["violin", "piano"], help="instrument to render")
     parser.add_argument("--out_dir", required=True, help="output folder (created)")
@@ -23,8 +25,9 @@ def add_arguments(parser) -> None:
     g.add_argument("--checkpoint", default=None, help="a .safetensors checkpoint from `train timbre`")
     parser.add_argument("--phase", default="input", choices=["griffinlim", "input"],
                         help="phase of the output: the input's refined by Griffin-Lim, or the input's")
-    parser.add_argument("--gl_iters", type=int, default=32, help="Griffin-Lim iterations")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--gl_iters", type=limits.arg("timbre", "gl_iters"), default=32,
+                        help="Griffin-Lim iterations (0-512; --phase griffinlim)")
+    parser.add_argument("--threads", type=limits.thread_count, default=None, help="torch CPU threads")
 
 
 def run(args) -> int:

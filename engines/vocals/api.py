@@ -28,8 +28,9 @@ import torch
 
 from engines.atomic import OutputError, OutputStage, check_names
 from engines.audio import io as audio_io
+from engines.audio import limits
 from engines.audio import spectral
-from engines.audio.errors import AudioError, TooShortError
+from engines.audio.errors import AudioError, TooLongError, TooShortError
 from engines.checkpoint import load_model
 from engines.registry import resolve
 
@@ -43,9 +44,10 @@ logger = logging.getLogger(__name__)
 
 KIND = "vocals"
 #: Shortest song accepted, in seconds.
-MIN_SECONDS = 1.0
+MIN_SECONDS = limits.MIN_SECONDS["vocals"]
 #: Longest song accepted, in seconds (memory stays flat in the network; the waveforms are held).
-MAX_SECONDS = 3 * 3600.0
+#: The limit enforced is ``limits.max_seconds()`` (``$AUDIO_STUDIO_MAX_SECONDS``, the same for every engine).
+MAX_SECONDS = limits.DEFAULT_MAX_SECONDS
 #: Most mask columns kept in a result for plotting.
 MAX_MASK_COLUMNS = 1500
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".opus"}
@@ -126,6 +128,8 @@ def _check_audio(audio: np.ndarray, sr: int, what: str) -> np.ndarray:
         raise AudioError(f"Invalid sample rate {sr}.")
     if audio.shape[1] / sr < MIN_SECONDS:
         raise TooShortError(f"{what} is {audio.shape[1] / sr:.2f} s long; at least {MIN_SECONDS:g} s is needed.")
+    if audio.shape[1] / sr > limits.max_seconds():
+        raise TooLongError(f"{what} is {audio.shape[1] / sr:.1f} s long; the limit is {limits.max_seconds():g} s.")
     audio_io.check_not_silent(audio, what)
     return audio
 
@@ -151,6 +155,7 @@ class VocalIsolator:
         self.net = net.to(device).eval()
         self.device = torch.device(device)
         self.hp = HParams.from_dict(net.hparams)
+        limits.check("vocals", chunk_seconds=chunk_seconds)
         self.chunk_seconds = float(chunk_seconds)
         self.metadata = getattr(net, "checkpoint_metadata", {})
 
@@ -228,6 +233,7 @@ class VocalIsolator:
                 model's ``mask_sharpen`` (chosen on held-out songs, 1.0 unless stated).
             progress: ``progress(fraction, message)``.
         """
+        limits.check("vocals", sharpen=sharpen)
         audio = _check_audio(audio, sr, f"'{source}'" if source else "The song")
         binary = self.hp.mask_at_eval if binary_mask is None else bool(binary_mask)
         sharpen = float(self.hp.mask_sharpen if sharpen is None else sharpen)
@@ -254,11 +260,12 @@ class VocalIsolator:
 
     def isolate(self, src, sr: int | None = None, **kwargs) -> VocalsResult:
         """Like :meth:`separate`, from a path, bytes, a file object or an array (then ``sr`` is needed)."""
+        limits.check("vocals", sharpen=kwargs.get("sharpen"))  # before reading the song
         if isinstance(src, np.ndarray):
             if sr is None:
                 raise ValueError("Pass sr= with an array input.")
             return self.separate(src, sr, **kwargs)
-        audio, rate = audio_io.load(src, max_seconds=MAX_SECONDS, min_seconds=MIN_SECONDS)
+        audio, rate = audio_io.load(src, max_seconds=limits.max_seconds(), min_seconds=MIN_SECONDS)
         source = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
         return self.separate(audio, rate, source=source, **kwargs)
 

@@ -9,6 +9,8 @@ HELP = ("vocal isolation: writes OUT_DIR/vocals.wav and OUT_DIR/accompaniment.wa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from engines.audio import limits
+
     parser.add_argument("--input", "-i", action="append", required=True, metavar="MIX",
                         help="a song file or a folder of songs (repeatable)")
     parser.add_argument("--out_dir", "-o", required=True, help="output folder")
@@ -17,11 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None, help="path to a vocals .safetensors checkpoint")
     parser.add_argument("--binary_mask", action="store_true",
                         help="apply the thresholded (binary) mask instead of the soft one (mask_at_eval)")
-    parser.add_argument("--sharpen", type=float, default=None,
-                        help="soft-mask logit scale (>1 = harder mask; default: the model's mask_sharpen)")
-    parser.add_argument("--chunk_seconds", type=float, default=30.0, help="streamed chunk length (memory vs. overhead)")
+    parser.add_argument("--sharpen", type=limits.arg("vocals", "sharpen"), default=None,
+                        help="soft-mask logit scale, > 0 (>1 = harder mask; default: the model's mask_sharpen)")
+    parser.add_argument("--chunk_seconds", type=limits.arg("vocals", "chunk_seconds"), default=30.0,
+                        help="streamed chunk length, 1-600 s (memory vs. overhead)")
     parser.add_argument("--subtype", default="PCM_16", choices=["PCM_16", "PCM_24", "FLOAT"], help="output sample format")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=limits.thread_count, default=None, help="torch CPU threads")
     parser.add_argument("--stop_on_error", action="store_true", help="stop at the first unreadable song")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -33,12 +36,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import torch
+    from engines.audio.limits import set_threads
 
     from .api import VocalIsolator, isolate_to_files
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     iso = VocalIsolator(args.checkpoint or args.model, chunk_seconds=args.chunk_seconds)
     last = [-1]
 
