@@ -256,3 +256,24 @@ def test_same_seed_gives_identical_files_and_resume_skips(corpus_dir, tmp_path):
     ctx0 = Context(root=corpus_dir, soundfont=_soundfont(), seed=7)
     stats = render_plan(plan_kind(KIND_CLASSES["clips"](), 7, 0.12), ctx0, progress=False)
     assert stats["rendered"] == 0 and stats["skipped"] == stats["items"] > 0
+
+
+def test_effects_are_recorded_and_can_be_turned_off(corpus_dir, tmp_path):
+    from trainers.corpus.effects import ORDER
+    from trainers.corpus.kinds import KIND_CLASSES
+    from trainers.corpus.kinds.base import Context
+
+    for kind, stems in (("songs", {"vocals", "drums", "bass", "other"}), ("query", {"target", "background", "query"})):
+        for row in _rows(corpus_dir / kind):
+            assert isinstance(row["effects"], list)
+            assert all(e["stem"] in stems and e["effect"] in ORDER for e in row["effects"])
+            meta_name = "meta.json"
+            meta = json.loads((corpus_dir / kind / row["path"] / meta_name).read_text())
+            assert meta["effects"] == row["effects"]
+    # --no-effects: an empty chain, and the same item otherwise
+    shutil.copytree(corpus_dir / ".cache", tmp_path / "off" / ".cache")
+    k = KIND_CLASSES["query"]()
+    off = k.render(Context(root=tmp_path / "off", soundfont=_soundfont(), seed=7, effects=0.0), 0, k.plan(7, 0))
+    on = k.render(Context(root=tmp_path / "off", soundfont=_soundfont(), seed=7, effects=1.5), 1, k.plan(7, 1))
+    assert off["effects"] == [] and on["effects"]
+    assert off["label"] == _rows(corpus_dir / "query")[0]["label"]

@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-kind override of --minutes, e.g. fusion=15 songs=40")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--stereo", action="store_true", help="write stereo songs (default mono)")
+    parser.add_argument("--effects", type=float, default=1.0, metavar="STRENGTH",
+                        help="production chain per stem (reverb, EQ, compression, saturation, doubling, chorus, "
+                             "band-limiting, mp3/ogg round trips, noise): 1 = the documented probabilities, "
+                             "0 = none (see docs/corpus.md)")
+    parser.add_argument("--no-effects", dest="effects", action="store_const", const=0.0,
+                        help="no production chain (same as --effects 0)")
     parser.add_argument("--estimate", action="store_true", help="print the plan and estimates, render nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -72,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     root = Path(args.out).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
-    ctx = Context(root=root, soundfont=found["soundfont"], seed=int(args.seed), stereo=bool(args.stereo))
+    if not (0.0 <= float(args.effects) <= 1.5):
+        print("error: --effects must be between 0 and 1.5", file=sys.stderr)
+        return 2
+    ctx = Context(root=root, soundfont=found["soundfont"], seed=int(args.seed), stereo=bool(args.stereo),
+                  effects=float(args.effects))
     workers = max(1, int(args.workers))
 
     plans = []
@@ -91,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.estimate:
         return 0
     summary = {"seed": ctx.seed, "soundfont": Path(ctx.soundfont).name, "stereo": ctx.stereo,
-               "kinds": {}}
+               "effects": ctx.effects, "kinds": {}}
     failed = 0
     for p in plans:
         t0 = time.time()

@@ -29,6 +29,8 @@ class Context:
     soundfont: str
     seed: int
     stereo: bool = False
+    #: production-chain strength (0 = no effects, 1 = the documented probabilities; trainers/corpus/effects.py)
+    effects: float = 1.0
     _library: ScoreLibrary | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -55,7 +57,8 @@ class Context:
 
 
 def item_rng(seed: int, kind: str, index: int, stream: int) -> np.random.Generator:
-    """Independent generator of one item: stream 0 plans it (duration, type), stream 1 renders it."""
+    """Independent generator of one item: stream 0 plans it (duration, type), stream 1 renders it,
+    stream 2 draws its production chain (so turning effects off changes nothing else)."""
     return np.random.default_rng([int(seed), KIND_IDS[kind], int(index), int(stream)])
 
 

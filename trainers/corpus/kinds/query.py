@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import CLASSES
 from .. import audio as A
+from .. import effects as E
 from .. import voices as V
 from ..arrange import arrange, melody_track
 from ..sources import CLASS_AVOID, NOISE_PROGRAMS, GMEffect, NoiseSound, make_source
@@ -23,6 +24,9 @@ from .base import Context, ItemFolder, Kind, item_rng, random_synth_settings, wr
 
 log = logging.getLogger(__name__)
 
+#: production-chain role of each target class (trainers/corpus/effects.py)
+EFFECT_ROLE = {"speech": "speech", "singing": "vocals", "drums": "drums", "bass": "bass", "bells": "effect",
+               "alarms": "effect", "birds": "effect"}
 #: Probability of each target class (noise is background only).
 TARGET_WEIGHTS: dict[str, float] = {
     "speech": 0.26, "singing": 0.08, "piano": 0.05, "strings": 0.05, "winds": 0.05, "brass": 0.05,
@@ -132,6 +136,16 @@ class Query(Kind):
                                 float(rng.uniform(-24, -16)), 0.95)
         bg, comps = self._background(ctx, rng, cls)
         tbr = float(rng.uniform(-5.0, 5.0))
+        # the production chain: the target, the background and the query each get their own
+        fx = E.process_stems({"target": target, "background": bg, "query": query},
+                             {"target": EFFECT_ROLE.get(cls, "instrument"), "background": "background", "query": "query"},
+                             sr, item_rng(ctx.seed, self.name, index, 2), strength=ctx.effects)
+        (fx_stems, effects) = fx
+        target, bg, query = fx_stems["target"], fx_stems["background"], fx_stems["query"]
+        if A.peak(query) > 0.95:
+            query = (query * (0.95 / A.peak(query))).astype(np.float32)
+        if effects:  # reverb tails (and codec pre-echo) belong to the events: widen them to where the target is
+            events, mask = _events_after_effects(target, events, sr)
         rt, rb = A.rms(target, mask), A.rms(bg, mask)
         if rt > 0 and rb > 0:
             target = (target * (A.db_to_gain(tbr) * rb / rt)).astype(np.float32)
@@ -153,11 +167,34 @@ class Query(Kind):
                 "events": events, "tbr_db_target": round(tbr, 3), "tbr_db_active": round(float(tbr_active), 3),
                 "tbr_db_global": round(float(tbr_global), 3), "source": info,
                 "query": {"seconds": round(query.size / sr, 4), "relation": relation, "excerpt": n_ev},
-                "background": comps})
+                "background": comps, "effects": effects})
         return {"id": rel, "index": index, "path": rel, "seconds": SECONDS, "sr": sr, "label": cls,
                 "label_index": CLASSES.index(cls), "events": events, "tbr_db_active": round(float(tbr_active), 3),
-                "source_type": src.info.get("type"), "background": [c["type"] for c in comps]}
+                "source_type": src.info.get("type"), "background": [c["type"] for c in comps], "effects": effects}
 
     def is_complete(self, kind_dir, row) -> bool:
         d = kind_dir / row["path"]
         return all((d / f).is_file() for f in ("mix.wav", "query.wav", "target.wav", "background.wav", "meta.json"))
+
+
+def _events_after_effects(target: np.ndarray, events: list[list[float]], sr: int,
+                          rel_db: float = -60.0) -> tuple[list[list[float]], np.ndarray]:
+    """Events widened (up to the neighbouring events) to cover the processed target wherever it is above
+    ``rel_db`` re its peak; returns the events (seconds) and the sample mask."""
+    n = target.size
+    thr = A.peak(target) * 10 ** (rel_db / 20)
+    loud = np.abs(target) > thr
+    out, mask = [], np.zeros(n, bool)
+    bounds = [(int(round(a * sr)), int(round(b * sr))) for a, b in events]
+    prev_end = 0
+    for k, (s, e) in enumerate(bounds):
+        lo = max(prev_end, bounds[k - 1][1] if k > 0 else 0)
+        hi = bounds[k + 1][0] if k + 1 < len(bounds) else n
+        idx = np.flatnonzero(loud[lo:hi])
+        if idx.size:
+            s, e = min(s, lo + int(idx[0])), max(e, lo + int(idx[-1]) + 1)
+        mask[s:e] = True
+        prev_end = e
+        out.append([round(s / sr, 4), round(e / sr, 4)])
+    return out, mask
+

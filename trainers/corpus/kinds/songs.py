@@ -18,6 +18,7 @@ import logging
 import numpy as np
 
 from .. import audio as A
+from .. import effects as E
 from .. import voices as V
 from ..arrange import arrange, melody_track, notes_json
 from ..music import fit_octave
@@ -147,6 +148,10 @@ class Songs(Kind):
         stems = {"vocals": vocals}
         for st in ("drums", "bass", "other"):
             stems[st] = render(arr.stems.get(st, []), total, sr, ctx.soundfont, settings)
+        # the production chain, per stem (the mixture is their sum below, so sums stay exact)
+        stems, effects = E.process_stems(stems, {st: st for st in STEMS}, sr, item_rng(ctx.seed, self.name, index, 2),
+                                         stereo=ctx.stereo, strength=ctx.effects)
+        vocals = stems["vocals"]
         acc = stems["drums"] + stems["bass"] + stems["other"]
         # vocal-to-accompaniment ratio over vocal-active samples
         active = voc_mask & A.active_mask(vocals, sr, -35.0)
@@ -180,13 +185,14 @@ class Songs(Kind):
                 "notes": {st: notes_json(arr.stems.get(st, [])) for st in ("drums", "bass", "other")}
                 | {"vocals_gm": notes_json(vocal_tracks)},
                 "stems": STEMS + ["accompaniment", "mixture"],
+                "effects": effects,
             }
             write_json(tmp / "meta.json", meta)
         return {"id": rel, "index": index, "path": rel, "seconds": round(n / sr, 4), "sr": sr,
                 "source": arr.source, "pool": arr.pool, "tempo_bpm": arr.bpm, "key": arr.key["name"],
                 "time_signature": f"{arr.meter.num}/{arr.meter.den}",
                 "vocal_kinds": sorted({s["kind"] for s in sections_meta}),
-                "var_db": round(var_db, 3), "has_drums": bool(arr.stems.get("drums"))}
+                "var_db": round(var_db, 3), "has_drums": bool(arr.stems.get("drums")), "effects": effects}
 
     def is_complete(self, kind_dir, row) -> bool:
         d = kind_dir / row["path"]
