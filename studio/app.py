@@ -41,11 +41,14 @@ def build_app(ctx: StudioContext | None = None):
     import gradio as gr
 
     ctx = ctx or StudioContext()
-    with gr.Blocks(title="Audio Studio") as app:
+    # Gradio's copies of the outputs (and the uploads) in GRADIO_TEMP_DIR are deleted after keep_hours too
+    keep = max(60, int(ctx.keep_seconds))
+    with gr.Blocks(title="Audio Studio", delete_cache=(min(3600, keep), keep)) as app:
         gr.Markdown("# Audio Studio\nNeural tools for music and sound: separate, isolate vocals, fuse, "
                     "transfer timbre, and train the models on your own audio. "
                     f"Files up to {ctx.max_upload_bytes / 2**20:.0f} MB and {ctx.max_seconds:g} s each; "
-                    "your outputs are private to this browser session and deleted when it ends.")
+                    "your outputs are offered only to your session (at unguessable links) and deleted when it ends "
+                    f"or after {ctx.keep_seconds / 3600:g} h without use.")
         with gr.Tabs():
             for name in available_tabs():
                 try:
@@ -65,9 +68,14 @@ def build_app(ctx: StudioContext | None = None):
         if pickers:
             from .common import default_model, model_choices
 
-            def _refresh_models():
-                """Models registered since the studio started appear in the pickers on page load."""
-                return [gr.update(choices=model_choices(kind, ctx), value=default_model(kind, ctx)) for kind, _ in pickers]
+            def _refresh_models(request):
+                """On page load: models registered since the studio started, and the loading session's
+                own checkpoints (nobody else's), appear in the pickers."""
+                session = getattr(request, "session_hash", None)
+                return [gr.update(choices=model_choices(kind, ctx, session), value=default_model(kind, ctx, session))
+                        for kind, _ in pickers]
+
+            _refresh_models.__annotations__ = {"request": gr.Request}
 
             app.load(_refresh_models, outputs=[p for _, p in pickers], api_visibility="private")
 
@@ -78,7 +86,25 @@ def build_app(ctx: StudioContext | None = None):
 
         app.unload(_end_session)
     app.queue(default_concurrency_limit=ctx.concurrency, max_size=64)
+    ctx.start_sweeper()  # sessions that never send unload (API clients) are swept by idle time
     return app
+
+
+def served_paths(ctx: StudioContext) -> list[str]:
+    """``allowed_paths`` for ``launch()``: none when the outputs root is under the system temp folder
+    or the working directory (Gradio then copies each returned file into its own cache and serves
+    only that copy, under a secret-seeded hash); otherwise Gradio cannot return files from the root
+    unless it is allowed, which also serves the whole root by path (a warning says so)."""
+    import tempfile
+
+    from gradio.utils import is_in_or_equal
+
+    root = os.path.realpath(ctx.root)
+    if any(is_in_or_equal(root, os.path.realpath(p)) for p in (tempfile.gettempdir(), os.getcwd())):
+        return []
+    logger.warning("AUDIO_STUDIO_OUTPUTS (%s) is outside the temp folder and the working directory: it is "
+                   "added to Gradio's allowed_paths, so its files can be fetched by anyone who knows a path", root)
+    return [root]
 
 
 def launch(host: str | None = None, port: int | None = None, share: bool = False) -> int:
@@ -88,5 +114,5 @@ def launch(host: str | None = None, port: int | None = None, share: bool = False
     ctx = StudioContext()
     app = build_app(ctx)
     app.launch(server_name=host, server_port=port, share=share, max_file_size=ctx.max_upload_bytes,
-               allowed_paths=[str(ctx.root)])
+               allowed_paths=served_paths(ctx))
     return 0

@@ -145,24 +145,104 @@ def progress_callback(progress: Any, start: float = 0.0, end: float = 1.0) -> Ca
     return cb
 
 
-def model_choices(kind: str, ctx) -> list[tuple[str, str]]:
-    """Dropdown choices for a model picker: registry entries of ``kind`` + checkpoints chosen in Train."""
+def _registry_names(kind: str) -> list[tuple[str, str]]:
     from engines import registry
 
-    out: list[tuple[str, str]] = []
     try:
-        for e in registry.entries(kind):
-            out.append((e["name"] + (" (default)" if e.get("default") else ""), e["name"]))
-    except Exception:  # noqa: BLE001
-        pass
-    for path in ctx.custom_checkpoints.get(kind, []):
+        return [(e["name"] + (" (default)" if e.get("default") else ""), e["name"]) for e in registry.entries(kind)]
+    except Exception:  # noqa: BLE001 - an unreadable registry offers no names
+        return []
+
+
+def model_choices(kind: str, ctx, session: str | None = None) -> list[tuple[str, str]]:
+    """Dropdown choices for a model picker: registry entries of ``kind`` + the checkpoints *this*
+    session chose in the Train tab (``ctx.add_checkpoint``); ``session=None``: registry only."""
+    out = _registry_names(kind)
+    for path in ctx.checkpoints(session, kind) if session is not None else []:
         out.append((f"trained: {Path(path).parent.name}/{Path(path).name}", str(path)))
     return out
 
 
-def default_model(kind: str, ctx) -> str | None:
-    choices = model_choices(kind, ctx)
+def default_model(kind: str, ctx, session: str | None = None) -> str | None:
+    choices = model_choices(kind, ctx, session)
     for label, value in choices:
         if label.endswith("(default)"):
             return value
     return choices[0][1] if choices else None
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``value`` as one short printable line for a message."""
+    s = "".join(c if c.isprintable() else "?" for c in str(value))
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
+def unknown_model_message(value: Any) -> str:
+    """The one message for any model value that is not offered (never says whether a path exists)."""
+    return f"Unknown model '{_shown(value)}': choose one from the list."
+
+
+def check_model(kind: str, value: Any, ctx, session: str | None) -> str | None:
+    """The picker ``value`` if it is a registry name of ``kind`` or a checkpoint this session
+    registered; ``None`` for an empty value (the engine's default). Anything else (any other server
+    path, existing or not) raises ``gr.Error(unknown_model_message(value))``; no file is looked at."""
+    if value is None or str(value) == "":
+        return None
+    v = str(value)
+    if session is not None:
+        ctx.touch(session)
+    if any(v == name for _label, name in _registry_names(kind)) or ctx.owns_checkpoint(session, kind, v):
+        return v
+    raise _gr().Error(unknown_model_message(value), print_exception=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _picker_class():
+    gr = _gr()
+
+    class ModelPicker(gr.Dropdown):
+        """A ``gr.Dropdown`` that accepts only its (per-session) choices and refuses anything else
+        with :func:`unknown_model_message` (Gradio's own message would list every choice)."""
+
+        is_template = True  # rendered by the frontend's Dropdown
+
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except gr.Error:
+                raise gr.Error(unknown_model_message(payload), print_exception=False) from None
+
+    return ModelPicker
+
+
+def model_picker(kind: str, ctx, **kwargs):
+    """A model picker for ``kind``: registry names (and, after a page load, the session's own
+    checkpoints); ``allow_custom_value=False``, so a typed server path is refused on the server."""
+    kwargs.setdefault("choices", model_choices(kind, ctx))
+    kwargs.setdefault("value", default_model(kind, ctx))
+    picker = _picker_class()(allow_custom_value=False, **kwargs)
+    ctx.model_pickers.setdefault(kind, []).append(picker)
+    return picker
+
+
+def upload_folder() -> Path:
+    """Gradio's upload cache (``GRADIO_TEMP_DIR``), where every visitor's uploads land."""
+    from gradio.utils import get_upload_folder
+
+    return Path(os.path.realpath(get_upload_folder()))
+
+
+def check_uploaded(path: Any, what: str) -> str | None:
+    """``path`` if it lies inside Gradio's upload folder (a file a visitor uploaded), else ``gr.Error``.
+
+    Gradio already refuses input files outside its upload folder; this is the studio's own check
+    for values that name a server file (an uploaded checkpoint), so no other server path is used.
+    """
+    if path is None or str(path) == "":
+        return None
+    p = getattr(path, "path", None) or getattr(path, "name", None) or str(path)
+    real = Path(os.path.realpath(p))
+    root = upload_folder()
+    if real != root and root in real.parents:
+        return str(real)
+    raise _gr().Error(f"{what} must be a file uploaded to this studio; upload it again.", print_exception=False)

@@ -10,7 +10,9 @@ import gradio as gr
 import numpy as np
 
 from studio import plots
-from studio.common import default_model, guard, load_audio, model_choices, progress_callback, save_audio, session_of
+from engines.atomic import OutputStage
+from engines.audio import io
+from studio.common import check_model, guard, load_audio, model_picker, progress_callback, session_of
 
 TITLE = "Fuse"
 KIND = "fusion"
@@ -46,8 +48,8 @@ def build(ctx) -> None:
                                  info="--mask_type: " + DESCRIPTIONS["temporal"], elem_id="fuse-mask-type")
             mode = gr.Radio(["direct", "learned"], value="direct", label="mode",
                             info="--mode: direct = masked sum, no network; learned = the cascade transformer")
-            model = gr.Dropdown(choices=model_choices(KIND, ctx), value=default_model(KIND, ctx), visible=False,
-                                label="model", allow_custom_value=True, info="--model / --checkpoint (learned mode)")
+            model = model_picker(KIND, ctx, visible=False, label="model",
+                                 info="--model / --checkpoint (learned mode): a registered model")
         with gr.Column():
             with gr.Row():
                 match_tempo = gr.Checkbox(value=True, label="match tempo", info="B stretched to A's tempo, bars aligned")
@@ -78,7 +80,6 @@ def build(ctx) -> None:
             energy_smooth = gr.Slider(0, 1000, value=100, step=10, label="energy_smoothing_ms",
                                       info="--energy_smoothing_ms: moving average before the threshold")
     run = gr.Button("Fuse", variant="primary", elem_id="fuse-run")
-    ctx.model_pickers.setdefault(KIND, []).append(model)
     summary = gr.Markdown(elem_id="fuse-summary")
     with gr.Row():
         a_out = gr.Audio(label="A (as fused)", type="filepath", interactive=False, elem_id="fuse-a-out")
@@ -101,11 +102,14 @@ def build(ctx) -> None:
     @guard
     def on_run(a_path, b_path, mtype, md, model_name, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd,
                ethr, esmooth, request: gr.Request, progress=gr.Progress()):
+        session = session_of(request)
+        picked = check_model(KIND, model_name, ctx, session) if md == "learned" else None
         a = load_audio(a_path, "Song A", ctx)
         b = load_audio(b_path, "Song B", ctx)
+        own = picked is not None and ctx.owns_checkpoint(session, KIND, picked)
         progress(0.0, desc="loading the codec" + (" and model" if md == "learned" else ""))
-        key = ("fusion", model_name if md == "learned" else None)
-        engine = ctx.engines.get(key, lambda: api.FusionEngine(model=model_name if md == "learned" else None))
+        engine = ctx.engines.get(("fusion", picked), lambda: api.FusionEngine(model=picked),
+                                 session=session if own else None)
         if md == "learned":
             engine.load_model()
         res = engine.fuse((a[0], a[1]), (b[0], b[1]), mask_type=mtype, mode=md, segment_unit=unit,
@@ -114,13 +118,18 @@ def build(ctx) -> None:
                           match_tempo=bool(mt), match_key=bool(mk), match_loudness=bool(ml),
                           crossfade_ms=float(xfade), energy_smoothing_ms=float(esmooth), seed=int(sd or 0),
                           max_seconds=ctx.max_seconds, progress=progress_callback(progress, 0.05, 0.9))
-        out = ctx.job_dir(session_of(request), "fuse")
+        out = ctx.job_dir(session, "fuse")
         sr = res.sample_rate
-        f_path = save_audio(out, "fusion.wav", res.audio, sr)
-        a_path2 = save_audio(out, "a.wav", res.a, sr) if res.a is not None else None
-        b_path2 = save_audio(out, "b_aligned.wav", res.b, sr) if res.b is not None else None
         info = res.to_json()
-        (out / "fusion.json").write_text(json.dumps(info, indent=2, default=str))
+        stems = [(n, y) for n, y in (("fusion.wav", res.audio), ("a.wav", res.a), ("b_aligned.wav", res.b))
+                 if y is not None]
+        # every file of the run, all-or-nothing and never over an input
+        with OutputStage(out, inputs=[a_path, b_path], names=[n for n, _ in stems] + ["fusion.json"]) as stage:
+            for n, y in stems:
+                io.save(stage.path(n), np.asarray(y, dtype=np.float32), int(sr), subtype="PCM_16")
+            stage.write_text("fusion.json", json.dumps(info, indent=2, default=str))
+        written = {n: str(p) for n, p in stage.published.items()}
+        f_path, a_path2, b_path2 = written["fusion.wav"], written.get("a.wav"), written.get("b_aligned.wav")
         share = res.share()
         p = res.params
         tempo = p.get("tempo") or {}
@@ -134,7 +143,7 @@ def build(ctx) -> None:
         fig = _region_figure(res)
         mel_fig = plots.mel_figure([(n, y, sr) for n, y in (("A", res.a), ("B (aligned)", res.b), ("Fusion", res.audio))
                                     if y is not None], title="Mel spectrograms (dB)")
-        return ("\n\n".join(lines), a_path2, b_path2, f_path, fig, mel_fig, [f_path, str(out / "fusion.json")])
+        return ("\n\n".join(lines), a_path2, b_path2, f_path, fig, mel_fig, [f_path, written["fusion.json"]])
 
     run.click(on_run, [a_in, b_in, mask_type, mode, model, match_tempo, match_key, match_loud, crossfade, seg_unit,
                        seg_len, seg_frames, freq_split, chan_keep, seed, energy_thr, energy_smooth],

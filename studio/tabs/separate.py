@@ -3,13 +3,15 @@
 Calls ``engines.separation.api.separate`` / ``write_outputs`` only. Every CLI parameter is a slider or
 checkbox, grouped (Detection, Mask, Optimisation, Advanced), with the CLI flag in its help text.
 """
+import os
+import re
 from dataclasses import fields
 
 import gradio as gr
 import numpy as np
 
-from studio import plots
-from studio.common import (default_model, guard, load_audio, model_choices, progress_callback, session_of)
+from studio import plots, policy
+from studio.common import (_shown, check_model, guard, load_audio, model_picker, progress_callback, session_of)
 
 TITLE = "Separate"
 KIND = "query"
@@ -61,7 +63,7 @@ HELP = {
     "opt_steps": "mask optimisation steps (Adam)", "lr": "optimisation learning rate",
     "lambda_tv": "total-variation weight", "lambda_sat": "saturation weight",
     "reference": "fitted: learned query-conditioned reference; stitch: the original's stitched query",
-    "embedder": "auto uses AST only when its weights are local", "ast_model": "AST hub id or local folder",
+    "embedder": "auto uses AST only when its weights are local", "ast_model": "AST hub id (a local folder only when the studio runs for its owner)",
     "max_query_sec": "longer queries are trimmed to their most typical part", "threads": "CPU threads",
 }
 
@@ -134,9 +136,8 @@ def build(ctx) -> None:
                     comps[name] = make(name, widget, kw)
             if group == "Advanced":
                 with gr.Row():
-                    model = gr.Dropdown(choices=model_choices(KIND, ctx), value=default_model(KIND, ctx),
-                                        label="Built-in model", allow_custom_value=True,
-                                        info="--checkpoint: registry name or .safetensors path (Train tab can add one)")
+                    model = model_picker(KIND, ctx, label="Built-in model",
+                                         info="--checkpoint: a registered model (the Train tab can add yours)")
                     negative = gr.Audio(label="Negative query (optional: a sound to keep out)", type="filepath",
                                         sources=["upload"])
                 with gr.Row():
@@ -144,7 +145,6 @@ def build(ctx) -> None:
                                            info="--save_visualizations: also the CLI's comparison and timeline PNGs")
                     save_trim = gr.Checkbox(value=False, label="save_trimmed_query",
                                             info="--save_trimmed_query: the trimmed query, when it was trimmed")
-    ctx.model_pickers.setdefault(KIND, []).append(model)
 
     with gr.Row():
         target_out = gr.Audio(label="Target", type="filepath", interactive=False, elem_id="sep-target")
@@ -170,26 +170,31 @@ def build(ctx) -> None:
     @guard
     def on_run(mix_path, query_path, gt_path, neg_path, model_name, use_thr, thr,
                request: gr.Request, progress=gr.Progress(), *values):
-        mix_a = load_audio(mix_path, "The mixture", ctx)
-        q_a = load_audio(query_path, "The query", ctx)
-        gt_a = load_audio(gt_path, "The ground truth", ctx, required=False)
-        neg_a = load_audio(neg_path, "The negative query", ctx, required=False)
+        session = session_of(request)
         params = dict(zip(names, values[:len(names)]))
         want_vis, want_trim = (list(values[len(names):]) + [False, False])[:2]
         for k in ("nfft", "hop", "n_mels", "opt_steps", "threads"):
             params[k] = int(params[k])
         params["cls_threshold"] = float(thr) if use_thr else None
-        params["checkpoint"] = model_name or None
+        # what names a model is checked before anything else is read
+        params["checkpoint"] = check_model(KIND, model_name, ctx, session)
+        params["ast_model"] = check_ast_model(params.get("ast_model"), ctx, defaults["ast_model"])
         cfg = api.SeparationConfig(**{**defaults, **params})
         cfg.validate()
+        mix_a = load_audio(mix_path, "The mixture", ctx)
+        q_a = load_audio(query_path, "The query", ctx)
+        gt_a = load_audio(gt_path, "The ground truth", ctx, required=False)
+        neg_a = load_audio(neg_path, "The negative query", ctx, required=False)
         need_net = cfg.reference == "fitted"
         progress(0.02, desc="loading models")
+        own = cfg.checkpoint is not None and ctx.owns_checkpoint(session, KIND, cfg.checkpoint)
         models = ctx.engines.get(("separation", cfg.embedder, cfg.ast_model, cfg.checkpoint, need_net),
-                                 lambda: api.get_models(cfg.embedder, cfg.ast_model, cfg.checkpoint, need_net=need_net))
+                                 lambda: api.get_models(cfg.embedder, cfg.ast_model, cfg.checkpoint, need_net=need_net),
+                                 session=session if own else None)
         res = api.separate(mix_a, q_a, config=cfg, gt=gt_a, negative=neg_a, models=models,
                            progress=progress_callback(progress, 0.05, 0.9))
         progress(0.92, desc="writing files")
-        out = ctx.job_dir(session_of(request), "separate")
+        out = ctx.job_dir(session, "separate")
         written = api.write_outputs(res, out, save_visualizations=bool(want_vis), save_trimmed_query=bool(want_trim))
         return _outputs(res, written)
 
@@ -197,6 +202,34 @@ def build(ctx) -> None:
                        save_trim],
               [target_out, residual_out, summary, metrics, mel_plot, mask_plot, timeline_plot, files],
               api_name="separate")
+
+
+#: an AST model id on the Hugging Face hub: ``owner/name``, nothing that reads as a local path
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+
+
+def _is_hub_id(value: str) -> bool:
+    return bool(_HUB_ID.fullmatch(value)) and ".." not in value and not value.endswith(".")
+
+
+def allowed_ast_models(default: str) -> list[str]:
+    """The AST ids a public studio accepts: the default plus ``AUDIO_STUDIO_AST_MODELS`` (comma-separated
+    ``owner/name`` hub ids; entries that are not hub ids are ignored)."""
+    extra = [x.strip() for x in os.environ.get("AUDIO_STUDIO_AST_MODELS", "").split(",") if x.strip()]
+    return [default] + [x for x in extra if _is_hub_id(x) and x != default]
+
+
+def check_ast_model(value, ctx, default: str) -> str:
+    """``--ast_model``: anything for the owner (a hub id or a local folder); on a public studio
+    (``policy.current(ctx).server_paths`` off) only an allowed hub id, never a server path."""
+    v = str(value or "").strip() or default
+    if policy.current(ctx).server_paths:
+        return v
+    allowed = allowed_ast_models(default)
+    if v in allowed and _is_hub_id(v):
+        return v
+    raise gr.Error(f"The AST model '{_shown(v)}' is not available on this studio: use "
+                   f"{' or '.join(allowed)}.", print_exception=False)
 
 
 def _outputs(res, written: dict):

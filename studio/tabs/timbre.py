@@ -4,7 +4,7 @@ import gradio as gr
 import numpy as np
 
 from studio import plots
-from studio.common import default_model, guard, load_audio, model_choices, progress_callback, save_audio, session_of
+from studio.common import check_model, guard, load_audio, model_picker, progress_callback, save_audio, session_of
 
 TITLE = "Timbre"
 KIND = "timbre"
@@ -30,10 +30,8 @@ def build(ctx) -> None:
         phase = gr.Radio(list(api.PHASE_MODES), value="griffinlim", label="phase",
                          info="griffinlim: the input's phase refined by Griffin-Lim; input: the input's phase as is")
         gl_iters = gr.Slider(0, 100, value=32, step=1, label="gl_iters", info="Griffin-Lim iterations")
-        model = gr.Dropdown(choices=model_choices(KIND, ctx), value=default_model(KIND, ctx), label="model",
-                            allow_custom_value=True, info="--model / --checkpoint")
+        model = model_picker(KIND, ctx, label="model", info="--model / --checkpoint: a registered model")
     run = gr.Button("Transfer", variant="primary", elem_id="tim-run")
-    ctx.model_pickers.setdefault(KIND, []).append(model)
     summary = gr.Markdown(elem_id="tim-summary")
     with gr.Row():
         in_play = gr.Audio(label="Input", type="filepath", interactive=False, elem_id="tim-in-play")
@@ -42,14 +40,18 @@ def build(ctx) -> None:
 
     @guard
     def on_run(src_path, ref_path, tgt, ph, iters, model_name, request: gr.Request, progress=gr.Progress()):
+        session = session_of(request)
+        picked = check_model(KIND, model_name, ctx, session)
         audio, sr = load_audio(src_path, "The input", ctx)
         style = load_audio(ref_path, "The style reference", ctx, required=False)
+        own = picked is not None and ctx.owns_checkpoint(session, KIND, picked)
         progress(0.0, desc="loading the model")
-        engine = ctx.engines.get(("timbre", model_name), lambda: api.TimbreEngine.load(model_name or None))
+        engine = ctx.engines.get(("timbre", picked), lambda: api.TimbreEngine.load(picked),
+                                 session=session if own else None)
         res = engine.transfer(audio, tgt, sr=sr, style_ref=None if style is None else style[0],
                               style_ref_sr=None if style is None else style[1], phase=ph, gl_iters=int(iters),
                               progress=progress_callback(progress, 0.05, 0.95))
-        out = ctx.job_dir(session_of(request), "timbre")
+        out = ctx.job_dir(session, "timbre")
         out_path = save_audio(out, f"{res.target}.wav", res.audio, res.sample_rate)
         probs = ", ".join(f"{k} {v:.2f}" for k, v in res.source_probs.items())
         text = (f"**{res.target}** from the input (the model hears: {probs}) · style: {res.style} · model "

@@ -7,8 +7,9 @@ import gradio as gr
 import numpy as np
 
 from studio import plots
-from studio.common import (default_model, guard, load_audio, model_choices, progress_callback, session_of,
-                           zip_files)
+from engines.atomic import OutputStage
+from studio.common import (check_model, check_uploaded, guard, load_audio, model_picker, progress_callback,
+                           session_of, zip_files)
 
 TITLE = "Vocals"
 KIND = "vocals"
@@ -30,12 +31,10 @@ def build(ctx) -> None:
                                  info="soft: the network's probability; binary: --binary_mask (thresholded at 0.5)")
             sharpen = gr.Slider(0.25, 4.0, value=1.0, step=0.05, label="sharpen",
                                 info="logit scale of the soft mask (>1 pushes it towards 0/1)")
-            model = gr.Dropdown(choices=model_choices(KIND, ctx), value=default_model(KIND, ctx), label="Model",
-                                allow_custom_value=True, info="--model: a registry name (or a path)")
+            model = model_picker(KIND, ctx, label="Model", info="--model: a registered model")
             ckpt = gr.File(label="...or upload a checkpoint (--checkpoint, .safetensors)", file_types=[".safetensors"],
                            elem_id="voc-ckpt")
             run = gr.Button("Isolate vocals", variant="primary", elem_id="voc-run")
-    ctx.model_pickers.setdefault(KIND, []).append(model)
     summary = gr.Markdown(elem_id="voc-summary")
     show = gr.Dropdown(choices=[], label="Show song", elem_id="voc-show", interactive=True)
     with gr.Row():
@@ -52,10 +51,16 @@ def build(ctx) -> None:
         if not paths:
             raise gr.Error("Upload at least one song.")
         paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in paths]
-        source = ckpt_path if ckpt_path else (model_name or None)
+        session = session_of(request)
+        uploaded = check_uploaded(ckpt_path, "The checkpoint")
+        picked = check_model(KIND, model_name, ctx, session)
+        source = uploaded or picked
+        # an uploaded (or this session's trained) checkpoint is this session's own engine
+        own = uploaded is not None or (picked is not None and ctx.owns_checkpoint(session, KIND, picked))
         progress(0.0, desc="loading the model")
-        iso = ctx.engines.get(("vocals", str(source)), lambda: api.VocalIsolator(source))
-        out = ctx.job_dir(session_of(request), "vocals")
+        iso = ctx.engines.get(("vocals", str(source)), lambda: api.VocalIsolator(source),
+                              session=session if own else None)
+        out = ctx.job_dir(session, "vocals")
         done: dict[str, dict] = {}
         failed: list[tuple[str, str]] = []
         stems: list[str] = []
@@ -71,10 +76,13 @@ def build(ctx) -> None:
                 continue
             d = out / name
             saved = res.save(d)
-            np.save(d / "mask.npy", res.mask)
-            (d / "info.json").write_text(json.dumps({"mask_frame_rate": res.mask_frame_rate, "input": str(p),
-                                                     "model": res.model_name, "binary": res.binary_mask,
-                                                     "model_sr": iso.hp.sample_rate, "duration_s": res.duration_s, "elapsed_s": res.elapsed_s}))
+            # the studio's own files, all-or-nothing and never over an input
+            with OutputStage(d, inputs=[p], names=["mask.npy", "info.json"]) as stage:
+                np.save(stage.path("mask.npy"), np.asarray(res.mask), allow_pickle=False)
+                stage.write_text("info.json", json.dumps({
+                    "mask_frame_rate": res.mask_frame_rate, "input": Path(p).name, "model": res.model_name,
+                    "binary": res.binary_mask, "model_sr": iso.hp.sample_rate, "duration_s": res.duration_s,
+                    "elapsed_s": res.elapsed_s}))
             done[name] = {"vocals": str(saved["vocals"]), "accompaniment": str(saved["accompaniment"]),
                           "mixture": str(p), "dir": str(d), "rtf": res.rtf, "duration_s": res.duration_s,
                           "model": res.model_name, "binary": res.binary_mask}
@@ -120,7 +128,7 @@ def _view(r: dict):
     mix = voc + acc
     mel = plots.mel_figure([("Mixture", mix, sr), ("Vocals", voc, sr), ("Accompaniment", acc, sr)],
                            title="Mel spectrograms (dB)")
-    mask = np.load(d / "mask.npy")
+    mask = np.load(d / "mask.npy", allow_pickle=False)
     info = json.loads((d / "info.json").read_text())
     rate = float(info["mask_frame_rate"])
     n_bins = mask.shape[0]

@@ -70,7 +70,7 @@ def test_guard_turns_every_error_into_a_readable_gr_error():
     with pytest.raises(gr.Error) as e2:
         bug()
     assert e2.value.message.startswith("Something went wrong (KeyError)")
-    assert readable(MemoryError()) == "Out of memory: try a shorter file."
+    assert readable(MemoryError()).startswith("Out of memory: try a shorter file")
 
 
 def test_upload_checks_name_the_input(tmp_path):
