@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import sys
 import time
@@ -88,6 +87,19 @@ class Clip:
         c = cqt_complex(wav, n_frames(len(wav)))
         self.cqt = torch.from_numpy(np.stack([c.real, c.imag]).astype(np.float16))  # (2, 84, N)
 
+    @classmethod
+    def from_tensors(cls, wav: torch.Tensor, cqt: torch.Tensor) -> "Clip":
+        """A clip from cached tensors (``wav (T,)`` float32, ``cqt (2, 84, N)`` float16); raises
+        ``ValueError`` when they are not what :class:`Clip` computes for such a waveform."""
+        from engines.timbre.features import N_CQT, n_frames
+
+        if wav.dtype != torch.float32 or wav.dim() != 1 or cqt.dtype != torch.float16 \
+                or tuple(cqt.shape) != (2, N_CQT, n_frames(wav.shape[0])):
+            raise ValueError(f"cached clip of shapes {tuple(wav.shape)}/{tuple(cqt.shape)} is not a timbre clip")
+        self = cls.__new__(cls)
+        self.wav, self.cqt = wav, cqt
+        return self
+
     @property
     def frames(self) -> int:
         return self.cqt.shape[-1]
@@ -150,14 +162,82 @@ class TimbreWindows(Dataset):
                 "frames": torch.tensor(frames), "paired": torch.tensor(paired)}
 
 
+CACHE_FORMAT = "audio_studio.timbre_clips"
+CACHE_VERSION = "1"
+
+
+def _cache_names(counts: tuple[int, int, int]) -> list[str]:
+    n_pairs, n_pianos, n_violins = counts
+    groups = [f"pairs.{i}.{side}" for i in range(n_pairs) for side in ("piano", "violin")]
+    groups += [f"pianos.{i}" for i in range(n_pianos)] + [f"violins.{i}" for i in range(n_violins)]
+    return [f"{g}.{part}" for g in groups for part in ("wav", "cqt")]
+
+
+def write_clip_cache(path: Path, key: str, pc, pn, vn) -> Path:
+    """Write clips to ``path`` as safetensors (tensors only: reading it back runs no code)."""
+    from safetensors.torch import save_file
+
+    from engines.atomic import atomic_path
+
+    clips = [c for pair in pc for c in pair] + list(pn) + list(vn)
+    names = _cache_names((len(pc), len(pn), len(vn)))
+    tensors = {}
+    for i, c in enumerate(clips):
+        tensors[names[2 * i]] = c.wav.contiguous()
+        tensors[names[2 * i + 1]] = c.cqt.contiguous()
+    meta = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "key": key,
+            "counts": json.dumps([len(pc), len(pn), len(vn)])}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=meta)
+    return path
+
+
+def read_clip_cache(path: Path, key: str, counts: tuple[int, int, int]):
+    """``(pair clips, piano clips, violin clips)`` cached at ``path`` for ``key`` (``counts`` clips of
+    each group), or ``None`` with the reason printed (another key, another format, a damaged file):
+    the caller rebuilds it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != CACHE_FORMAT or meta.get("version") != CACHE_VERSION:
+                raise ValueError("not a timbre clip cache of this version")
+            if meta.get("key") != key:
+                logger.info("Feature cache %s is for other files or settings; rebuilding it", path)
+                return None
+            names = _cache_names(counts)
+            if set(f.keys()) != set(names):
+                raise ValueError("its tensors are not the clips it should hold")
+            clips = [Clip.from_tensors(f.get_tensor(names[i]), f.get_tensor(names[i + 1]))
+                     for i in range(0, len(names), 2)]
+    except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt
+        print(f"Ignoring the feature cache '{path.name}' ({err}); rebuilding it.", file=sys.stderr, flush=True)
+        return None
+    n_pairs, n_pianos, _ = counts
+    pc = [(clips[2 * i], clips[2 * i + 1]) for i in range(n_pairs)]
+    rest = clips[2 * n_pairs:]
+    return pc, rest[:n_pianos], rest[n_pianos:]
+
+
 def load_clips(pairs, pianos, violins, cache: Path | None, max_seconds: float | None):
-    """Load (or read from ``cache``) every clip; returns ``(pair clips, piano clips, violin clips)``."""
+    """Load (or read from ``cache``, a ``.safetensors`` file) every clip; returns ``(pair clips,
+    piano clips, violin clips)``. A cache of the old pickle format (``.pt``) is never read."""
     key = json.dumps([pairs, pianos, violins, max_seconds])
-    if cache is not None and cache.is_file():
-        obj = torch.load(cache, weights_only=False)
-        if obj.get("key") == key:
-            logger.info("Read cached features from %s", cache)
-            return obj["pairs"], obj["pianos"], obj["violins"]
+    if cache is not None:
+        cache = Path(cache)
+        if cache.suffix != ".safetensors":
+            cache = cache.with_suffix(".safetensors")
+        old = cache.with_suffix(".pt")
+        if old.exists():
+            print(f"Not reading the old-format feature cache '{old.name}' (pickle, which can run code); "
+                  f"using '{cache.name}' instead. Delete '{old}' to silence this note.", file=sys.stderr, flush=True)
+        if cache.is_file():
+            got = read_clip_cache(cache, key, (len(pairs), len(pianos), len(violins)))
+            if got is not None:
+                logger.info("Read cached features from %s", cache)
+                return got
     t0 = time.time()
     pc = [(Clip(load_clip(p, max_seconds)), Clip(load_clip(v, max_seconds))) for _, p, v in pairs]
     pn = [Clip(load_clip(p, max_seconds)) for p in pianos]
@@ -165,10 +245,7 @@ def load_clips(pairs, pianos, violins, cache: Path | None, max_seconds: float | 
     print(f"Loaded {len(pc)} pairs, {len(pn)} piano and {len(vn)} violin clips in {time.time() - t0:.1f} s",
           flush=True)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.tmp")
-        torch.save({"key": key, "pairs": pc, "pianos": pn, "violins": vn}, tmp)
-        os.replace(tmp, cache)
+        write_clip_cache(cache, key, pc, pn, vn)
     return pc, pn, vn
 
 
@@ -341,8 +418,8 @@ def run(args) -> int:
     if args.max_pairs:
         train_pairs = train_pairs[: args.max_pairs]
     (out / "split.json").write_text(json.dumps({"train": [p[0] for p in train_pairs], "val": [p[0] for p in val_pairs]}))
-    tp, pn, vn = load_clips(train_pairs, pianos, violins, out / "features_cache.pt", args.max_seconds)
-    vp = load_clips(val_pairs, [], [], out / "val_cache.pt", args.max_seconds)[0] if val_pairs else []
+    tp, pn, vn = load_clips(train_pairs, pianos, violins, out / "features_cache.safetensors", args.max_seconds)
+    vp = load_clips(val_pairs, [], [], out / "val_cache.safetensors", args.max_seconds)[0] if val_pairs else []
 
     init = None
     if args.init:

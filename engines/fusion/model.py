@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engines.checkpoint import capture_init
+from engines.checkpoint import Bool, Float, Int, capture_init
 
 
 class Stage(nn.Module):
@@ -52,6 +52,11 @@ class CascadeFusion(nn.Module):
         num_transformer_layers: transformer layers per stage.
         cascade: also read the target latent (cascade mode); otherwise only the input.
     """
+
+    #: What a checkpoint header may ask for (engines.checkpoint refuses anything else).
+    CHECKPOINT_BOUNDS = {"channels": Int(1, 1024), "d_model": Int(1, 2048), "num_stages": Int(1, 32),
+                         "num_transformer_layers": Int(1, 32), "nhead": Int(1, 64),
+                         "dim_feedforward": Int(1, 8192), "dropout": Float(0.0, 1.0), "cascade": Bool()}
 
     def __init__(self, channels: int = 128, d_model: int = 128, num_stages: int = 3, num_transformer_layers: int = 2,
                  nhead: int = 4, dim_feedforward: int = 256, dropout: float = 0.0, cascade: bool = True):

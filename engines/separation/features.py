@@ -29,8 +29,10 @@ def mel_fb(sr: int, n_fft: int, n_mels: int) -> torch.Tensor:
     cache = Path(os.environ.get("AUDIO_STUDIO_CACHE", Path.home() / ".cache" / "audio-studio"))
     f = cache / f"melfb_slaney_{sr}_{n_fft}_{n_mels}.npy"
     try:
-        return torch.from_numpy(np.load(f, allow_pickle=False))
-    except (OSError, ValueError):
+        fb = np.load(f, allow_pickle=False)  # arrays only; anything else is recomputed
+        if fb.shape == (n_mels, n_fft // 2 + 1) and fb.dtype == np.float32 and np.isfinite(fb).all():
+            return torch.from_numpy(fb)
+    except (OSError, ValueError, EOFError):
         pass
     from engines.audio.spectral import mel_filterbank
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.checkpoint import capture_init
+from engines.checkpoint import Int, Ints, Strs, capture_init
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -51,6 +51,12 @@ class QueryNet(nn.Module):
         profile_dim: size of the projected query spectral profile added to the condition.
         class_names: stored so a checkpoint names its own classes.
     """
+
+    #: What a checkpoint header may ask for (engines.checkpoint refuses anything else).
+    CHECKPOINT_BOUNDS = {"n_classes": Int(1, 4096), "n_mels": Int(8, 512), "n_freq": Int(2, 4097),
+                         "emb_dim": Int(1, 2048), "channels": Ints(1, 1024, 4, 4), "hidden": Int(1, 2048),
+                         "dilations": Ints(1, 1024, 64, 1), "profile_dim": Int(1, 2048),
+                         "class_names": Strs(4096, 128, none_ok=True)}
 
     def __init__(self, n_classes: int = 14, n_mels: int = 64, n_freq: int = 257, emb_dim: int = 128,
                  channels: tuple = (24, 48, 96, 128), hidden: int = 160,

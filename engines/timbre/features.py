@@ -126,13 +126,18 @@ class FeatureStats:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"Timbre statistics not found: '{path}'.")
-        with np.load(path) as z:
-            missing = {"stft_mean", "stft_std", "cqt_mean", "cqt_std"} - set(z.files)
-            if missing:
-                raise ValueError(f"'{path.name}' lacks {sorted(missing)}; not a timbre statistics file.")
-            name = str(z["name"]) if "name" in z.files else path.stem
-            st = cls(z["stft_mean"].astype(np.float32), z["stft_std"].astype(np.float32),
-                     z["cqt_mean"].astype(np.float32), z["cqt_std"].astype(np.float32), name)
+        try:
+            with np.load(path, allow_pickle=False) as z:  # arrays only: a pickled object is refused
+                missing = {"stft_mean", "stft_std", "cqt_mean", "cqt_std"} - set(z.files)
+                if missing:
+                    raise ValueError(f"'{path.name}' lacks {sorted(missing)}; not a timbre statistics file.")
+                name = str(z["name"]) if "name" in z.files else path.stem
+                st = cls(z["stft_mean"].astype(np.float32), z["stft_std"].astype(np.float32),
+                         z["cqt_mean"].astype(np.float32), z["cqt_std"].astype(np.float32), name[:128])
+        except (OSError, EOFError, ValueError) as err:
+            if str(err).startswith(f"'{path.name}'"):
+                raise
+            raise ValueError(f"'{path.name}' is not a readable timbre statistics file ({err}).") from err
         st.check()
         return st
 

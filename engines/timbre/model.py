@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from engines.audio import spectral
-from engines.checkpoint import capture_init
+from engines.checkpoint import Bool, Float, Int, Str, capture_init
 
 from .content_encoder import ContentEncoder
 from .decoder import Decoder
@@ -50,6 +50,13 @@ def window_starts(n: int, window: int, hop: int) -> list[int]:
 @capture_init
 class TimbreTransfer(nn.Module):
     """Disentangled piano <-> violin timbre transfer (see the module docstring for shapes)."""
+
+    #: What a checkpoint header may ask for (engines.checkpoint refuses anything else).
+    CHECKPOINT_BOUNDS = {"d_model": Int(1, 2048), "style_dim": Int(1, 1024), "latent_dim": Int(1, 1024),
+                         "enc_blocks": Int(0, 16), "enc_layers": Int(0, 16), "dec_layers": Int(0, 16),
+                         "n_heads": Int(1, 64), "dropout": Float(0.0, 1.0), "window": Int(1, 4096),
+                         "overlap": Float(0.0, 0.9), "n_mels": Int(1, 512), "stats_name": Str(128),
+                         "residual": Bool()}
 
     def __init__(self, d_model: int = 128, style_dim: int = 64, latent_dim: int = 32, enc_blocks: int = 2,
                  enc_layers: int = 2, dec_layers: int = 2, n_heads: int = 4, dropout: float = 0.1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engines.checkpoint import capture_init
+from engines.checkpoint import Int, Ints, Json, capture_init
 
 from .features import CONTEXT, N_BINS
 
@@ -77,6 +77,11 @@ class VocalMaskCNN(nn.Module):
         hparams: the training configuration (:class:`engines.vocals.features.HParams` as a dict),
             stored with the weights so a checkpoint carries its features' settings.
     """
+
+    #: What a checkpoint header may ask for (engines.checkpoint refuses anything else).
+    CHECKPOINT_BOUNDS = {"n_bins": Int(1, 4096), "context": Int(1, 255), "res_dims": Ints(1, 2048, 16, 1),
+                         "dilations": Ints(1, 64, 16, 1), "hparams": Json(65536, none_ok=True),
+                         "stem": Ints(1, 256, 8)}
 
     def __init__(self, n_bins: int = N_BINS, context: int = CONTEXT, res_dims: list | tuple = (192, 192, 192, 192),
                  dilations: list | tuple = (1, 2, 4, 5), hparams: dict | None = None, stem: list | tuple = ()):
