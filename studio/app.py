@@ -112,6 +112,10 @@ def launch(host: str | None = None, port: int | None = None, share: bool = False
     host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = port or int(os.environ.get("GRADIO_SERVER_PORT", 7860))
     ctx = StudioContext()
+    from .policy import Policy
+
+    ctx.policy = Policy.decide(host, share)  # before the tabs are built: the Train tab reads it
+    logger.info("training: %s (%s)", "on" if ctx.policy.training else "off", ctx.policy.reason)
     app = build_app(ctx)
     app.launch(server_name=host, server_port=port, share=share, max_file_size=ctx.max_upload_bytes,
                allowed_paths=served_paths(ctx))

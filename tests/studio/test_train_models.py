@@ -93,11 +93,18 @@ def test_train_stop_checkpoints(page, studio):
     assert "[stopped]" in page.locator("#train-log textarea").input_value()
 
 
-def test_train_missing_dataset_message(page):
+def test_train_missing_dataset_message(page, studio):
     open_tab(page, "Train")
-    page.locator("#train-data textarea, #train-data input").first.fill("/no/such/folder")
+    page.locator("#train-data textarea, #train-data input").first.fill(str(studio[1] / "data" / "no-such-folder"))
     page.locator("#train-start").click()
     assert "does not exist" in error_toast(page)
+
+
+def test_train_dataset_outside_the_data_roots_message(page):
+    open_tab(page, "Train")
+    page.locator("#train-data textarea, #train-data input").first.fill("/")
+    page.locator("#train-start").click()
+    assert "is outside the folders training may use" in error_toast(page)
 
 
 def test_models_api(client):
