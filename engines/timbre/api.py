@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from engines.audio import io as audio_io
+from engines.audio import limits
+from engines.audio import spectral
 
 from . import features as F
-from .model import TimbreTransfer, instrument_index
+from .model import TimbreTransfer, instrument_index, window_starts
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +75,16 @@ class TimbreEngine:
 
     #: fraction of the model's log-magnitude floor (1e-4) kept in the output magnitude
     floor: float = 1.0
+    #: clips longer than this many frames (~47.5 s) are processed in chunks of about this many frames, so
+    #: memory stays bounded whatever the length (the model's windows and their overlap-add are the same)
+    chunk_frames: int = 4096
+    #: frames of audio context on each side of a chunk for its features (the CQT's longest filter is ~44 frames)
+    feature_margin: int = 64
 
     def __init__(self, model: TimbreTransfer, name: str = "model", threads: int | None = None):
         self.model = model.eval()
         self.name = name
-        self.threads = threads
+        self.threads = limits.check_threads(threads)
 
     @classmethod
     def load(cls, model: str | None = None, checkpoint: str | os.PathLike | None = None,
@@ -109,14 +116,22 @@ class TimbreEngine:
 
                 raise NonFiniteError(f"{what} contains NaN or infinite samples.")
             mono, rate = a.mean(0), int(sr)
+            if rate <= 0:
+                raise ValueError(f"{what}: invalid sample rate {sr}.")
+            if mono.shape[-1] / rate > limits.max_seconds():
+                from engines.audio.errors import TooLongError
+
+                raise TooLongError(f"{what} is {mono.shape[-1] / rate:.1f} s long; "
+                                   f"the limit is {limits.max_seconds():g} s.")
         else:
-            audio, rate = audio_io.load(src, mono=True)
+            audio, rate = audio_io.load(src, mono=True, max_seconds=limits.max_seconds())
             mono = audio[0]
         audio_io.check_not_silent(mono[None], what)
-        if mono.shape[-1] < 0.05 * rate:
+        min_s = limits.MIN_SECONDS["timbre"]
+        if mono.shape[-1] < min_s * rate:
             from engines.audio.errors import TooShortError
 
-            raise TooShortError(f"{what} is too short ({mono.shape[-1] / rate:.3f} s; at least 0.05 s).")
+            raise TooShortError(f"{what} is too short ({mono.shape[-1] / rate:.3f} s; at least {min_s:g} s).")
         wav = audio_io.resample(mono[None], rate, F.SAMPLE_RATE)[0] if rate != F.SAMPLE_RATE else mono
         wav, gain = F.normalize_rms(wav)
         return mono, rate, wav, gain
@@ -124,7 +139,87 @@ class TimbreEngine:
     def style_from(self, ref, sr: int | None = None) -> torch.Tensor:
         """Class-level style ``(S,)`` of a reference clip (path or array)."""
         _, _, wav, _ = self._prep(ref, sr, "The style reference")
-        return self.model.embed_style(self._analyse(wav)[0])
+        if F.n_frames(len(wav)) <= self.chunk_frames:
+            return self.model.embed_style(self._analyse(wav)[0])
+        total, count = None, 0
+        for _, wins, _ in self._window_batches(wav):  # mean over every window, a chunk at a time
+            e = self.model.style_encoder(self.model.prepare(wins))[1].sum(0)
+            total, count = (e if total is None else total + e), count + len(wins)
+        return total / count
+
+    # --------------------------------------------------------------------------- chunked (long clips)
+    def _plan(self, n: int) -> tuple[list[int], int, int]:
+        """The model's windows over ``n`` frames: ``(starts, length, hop)`` (as ``TimbreTransfer._windows``)."""
+        m = self.model
+        L = min(m.window, n)
+        hop = max(1, int(round(m.window * (1 - m.overlap))))
+        return window_starts(n, L, hop), L, hop
+
+    def _raw_frames(self, wav: np.ndarray, f0: int, f1: int) -> torch.Tensor:
+        """Raw features ``(2, 597, f1 - f0)`` of frames ``f0 .. f1`` of ``wav``, from those samples plus
+        :attr:`feature_margin` frames of context on each side (so they match the whole clip's features)."""
+        a = max(0, f0 - self.feature_margin) * F.HOP
+        b = min(len(wav), (f1 + self.feature_margin) * F.HOP)
+        j0 = f0 - a // F.HOP
+        return F.features(wav[a:b])[..., j0:j0 + (f1 - f0)]
+
+    def _window_batches(self, wav: np.ndarray):
+        """Yield ``(starts, windows (W, 2, 597, L), L)``: the model's windows, at most ~:attr:`chunk_frames`
+        frames at a time."""
+        starts, L, hop = self._plan(F.n_frames(len(wav)))
+        per = max(1, (self.chunk_frames - L) // hop + 1)
+        for i in range(0, len(starts), per):
+            st = starts[i:i + per]
+            raw = self._raw_frames(wav, st[0], st[-1] + L)
+            yield st, torch.stack([raw[..., s - st[0]:s - st[0] + L] for s in st]), L
+
+    def _logmag_chunked(self, wav: np.ndarray, style: torch.Tensor, prog: Progress) -> torch.Tensor:
+        """Like ``TimbreTransfer.transfer_logmag`` on the whole clip, a chunk of windows at a time -> ``(513, N)``."""
+        m = self.model
+        n = F.n_frames(len(wav))
+        starts, L, _ = self._plan(n)
+        ov = max(1, int(round(L * m.overlap)))
+        i = torch.arange(L, dtype=torch.float32)
+        w = torch.minimum(torch.ones(L), torch.minimum((i + 1) / ov, (L - i) / ov))[:, None]
+        acc = torch.zeros(n, F.N_STFT)
+        den = torch.zeros(n, 1)
+        done = 0
+        for st, wins, _ in self._window_batches(wav):
+            content = m.content_encoder(m.prepare(wins))
+            out = m.decoder.generate(content, style[None].expand(len(st), -1), m.input_logmag(wins))
+            for k, s in enumerate(st):
+                acc[s:s + L] += out[k] * w
+                den[s:s + L] += w
+            done += len(st)
+            prog(0.25 + 0.5 * done / len(starts), f"generated {done}/{len(starts)} windows")
+        return acc.div_(den.clamp_min_(1e-8)).t()
+
+    def _resynth_chunked(self, wav: np.ndarray, mag: torch.Tensor, phase: str, gl_iters: int,
+                         gain: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Waveform ``(T,)`` of ``mag (513, N)`` with the input's phase (refined by Griffin-Lim), chunk by chunk
+        (each with context frames that are dropped); also the input and output dB spectrograms."""
+        n, T = mag.shape[-1], len(wav)
+        ctx = 64 if phase == "griffinlim" else 8
+        y = np.empty(T, np.float32)
+        in_db = np.empty((F.N_STFT, n), np.float32)
+        out_db = np.empty((F.N_STFT, n), np.float32)
+        for g0 in range(0, n, self.chunk_frames):
+            g1 = min(n, g0 + self.chunk_frames)
+            a, b = max(0, g0 - ctx), min(n, g1 + ctx)
+            s0, s1 = a * F.HOP, (T if b == n else (b - 1) * F.HOP)
+            stft = F.stft_complex(torch.from_numpy(np.ascontiguousarray(wav[s0:s1])))  # frames a .. b
+            ph = stft / stft.abs().clamp_min(1e-8)
+            ph = torch.where(stft.abs() > 1e-8, ph, torch.ones_like(ph))
+            mg = mag[:, a:b]
+            if phase == "griffinlim":
+                out = F.griffin_lim(mg, ph, s1 - s0, n_iter=gl_iters)
+            else:
+                out = spectral.istft(mg * ph, F.N_FFT, F.HOP, s1 - s0)
+            t0, t1 = g0 * F.HOP, (T if g1 == n else g1 * F.HOP)
+            y[t0:t1] = out[t0 - s0:t1 - s0].numpy()
+            in_db[:, g0:g1] = (20 * torch.log10(stft[:, g0 - a:g1 - a].abs() / gain + 1e-5)).numpy()
+            out_db[:, g0:g1] = (20 * torch.log10(mag[:, g0:g1] / gain + 1e-5)).numpy()
+        return y / np.float32(gain), in_db, out_db
 
     # --------------------------------------------------------------------------- transfer
     def transfer(self, src, target: str = "violin", *, sr: int | None = None, style_ref=None,
@@ -142,6 +237,7 @@ class TimbreEngine:
         tgt = instrument_index(target)
         if phase not in PHASE_MODES:
             raise ValueError(f"Unknown phase mode '{phase}' (choose {', '.join(PHASE_MODES)}).")
+        limits.check("timbre", gl_iters=gl_iters)
         prog = progress or (lambda f, m: None)
         old_threads = torch.get_num_threads()
         if self.threads:
@@ -151,8 +247,14 @@ class TimbreEngine:
                 prog(0.0, "loading")
                 mono, rate, wav, gain = self._prep(src, sr, "The input")
                 prog(0.1, "analysing")
-                raw, stft = self._analyse(wav)
-                probs = self.model.classify(raw)
+                chunked = F.n_frames(len(wav)) > self.chunk_frames
+                if chunked:  # long clip: features a chunk at a time; classify the middle window (as classify does)
+                    starts, L, _ = self._plan(F.n_frames(len(wav)))
+                    mid = starts[max(0, (len(starts) - 1) // 2)]
+                    probs = self.model.classify(self._raw_frames(wav, mid, mid + L))
+                else:
+                    raw, stft = self._analyse(wav)
+                    probs = self.model.classify(raw)
                 if style_ref is not None:
                     style = self.style_from(style_ref, style_ref_sr)
                     style_name = Path(style_ref).name if isinstance(style_ref, (str, os.PathLike)) else "reference"
@@ -163,22 +265,28 @@ class TimbreEngine:
                 n_thr = torch.get_num_threads()
                 torch.set_num_threads(1)
                 try:
-                    logmag = self.model.transfer_logmag(raw, style)
+                    logmag = self._logmag_chunked(wav, style, prog) if chunked else \
+                        self.model.transfer_logmag(raw, style)
                 finally:
                     torch.set_num_threads(n_thr)
                 # keep (part of) the model's 1e-4 magnitude floor: a spectrum with exact zeros between
                 # the partials sounds and scores worse than one with a faint noise floor
-                mag = (torch.exp(logmag) - (1.0 - self.floor) * F.LOG_EPS).clamp_min(0.0)
+                mag = logmag.exp_().sub_((1.0 - self.floor) * F.LOG_EPS).clamp_min_(0.0)
+                del logmag
                 prog(0.75, "resynthesising")
-                ph = stft / stft.abs().clamp_min(1e-8)
-                ph = torch.where(stft.abs() > 1e-8, ph, torch.ones_like(ph))
-                if phase == "griffinlim":
-                    out = F.griffin_lim(mag, ph, len(wav), n_iter=gl_iters)
+                if chunked:
+                    y, in_db, out_db = self._resynth_chunked(wav, mag, phase, gl_iters, gain)
+                    del mag
                 else:
-                    from engines.audio import spectral
-
-                    out = spectral.istft(mag * ph, F.N_FFT, F.HOP, len(wav))
-                y = out.numpy().astype(np.float32) / gain
+                    ph = stft / stft.abs().clamp_min(1e-8)
+                    ph = torch.where(stft.abs() > 1e-8, ph, torch.ones_like(ph))
+                    if phase == "griffinlim":
+                        out = F.griffin_lim(mag, ph, len(wav), n_iter=gl_iters)
+                    else:
+                        out = spectral.istft(mag * ph, F.N_FFT, F.HOP, len(wav))
+                    y = out.numpy().astype(np.float32) / gain
+                    in_db = (20 * torch.log10(stft.abs() / gain + 1e-5)).numpy().astype(np.float32)
+                    out_db = (20 * torch.log10(mag / gain + 1e-5)).numpy().astype(np.float32)
                 if rate != F.SAMPLE_RATE:
                     y = audio_io.resample(y[None], F.SAMPLE_RATE, rate)[0]
                 y = np.pad(y, (0, max(0, len(mono) - len(y))))[: len(mono)]
@@ -190,8 +298,6 @@ class TimbreEngine:
                 peak = float(np.abs(y).max()) if y.size else 0.0
                 if peak > 0.999:
                     y *= 0.999 / peak
-                in_db = (20 * torch.log10(stft.abs() / gain + 1e-5)).numpy().astype(np.float32)
-                out_db = (20 * torch.log10(mag / gain + 1e-5)).numpy().astype(np.float32)
         finally:
             torch.set_num_threads(old_threads)
         secs = time.time() - t0
@@ -206,17 +312,30 @@ class TimbreEngine:
 
 
 def extend_band(y: np.ndarray, x: np.ndarray, rate: int, cutoff: float = 10500.0,
-                ref_band: tuple[float, float] = (8500.0, 10300.0)) -> np.ndarray:
+                ref_band: tuple[float, float] = (8500.0, 10300.0), block_seconds: float = 60.0) -> np.ndarray:
     """Fill the band the 22050 Hz model cannot produce (above ``cutoff``) when the input rate is higher.
 
     The input's own high band is used, scaled per frame so that its level follows the output's level
     in ``ref_band`` relative to the input's (so it decays or sustains with the new instrument).
-    ``y``, ``x``: ``(T,)`` at ``rate``; returns ``(T,)``.
+    ``y``, ``x``: ``(T,)`` at ``rate``; returns ``(T,)``. Signals longer than ``block_seconds`` are done
+    in blocks with context on both sides (the gain is per frame, so the result is the same).
     """
-    from engines.audio import spectral
-
     n_fft = 1024 if rate <= 24000 else 2048
     hop = n_fft // 4
+    block = max(int(block_seconds * rate) // hop, 1) * hop
+    if len(y) <= block:
+        return _extend_band(y, x, rate, cutoff, ref_band, n_fft, hop)
+    out = np.empty(len(y), np.float32)
+    ctx = 4 * n_fft  # a multiple of hop: the blocks' frames fall on the whole signal's frame grid
+    for s in range(0, len(y), block):
+        e = min(len(y), s + block)
+        a, b = max(0, s - ctx), min(len(y), e + ctx)
+        out[s:e] = _extend_band(y[a:b], x[a:b], rate, cutoff, ref_band, n_fft, hop)[s - a:e - a]
+    return out
+
+
+def _extend_band(y: np.ndarray, x: np.ndarray, rate: int, cutoff: float, ref_band: tuple[float, float],
+                 n_fft: int, hop: int) -> np.ndarray:
     Y = spectral.stft(torch.from_numpy(np.ascontiguousarray(y)), n_fft, hop)
     X = spectral.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), n_fft, hop)
     f = torch.fft.rfftfreq(n_fft, 1.0 / rate)

@@ -134,3 +134,93 @@ def test_load_from_bytes_and_filelike():
     buf.seek(0)
     y2, _ = aio.load(buf)
     np.testing.assert_array_equal(y, y2)
+
+
+needs_ffmpeg = pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="ffmpeg is not installed")
+
+
+@needs_ffmpeg
+def test_m4a_with_the_index_at_the_end_loads(tmp_path, monkeypatch):
+    """ffmpeg's mp4 muxer writes the index ('moov') after the samples unless +faststart (iTunes does the
+    same); ffmpeg must be able to seek, so it decodes from the file (bytes: a private temporary file)."""
+    import subprocess
+    import tempfile
+
+    x = 0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * 16000) / 16000).astype(np.float32)
+    wav = tmp_path / "x.wav"
+    sf.write(wav, x, 16000)
+    m4a = tmp_path / "x.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True)
+    data = m4a.read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat") > 0  # the layout that failed through a pipe
+    y, sr = aio.load(m4a)
+    assert sr == 16000 and y.shape[0] == 1 and abs(y.shape[1] - x.size) < 2048
+    assert np.corrcoef(y[0, 2048:x.size - 2048], x[2048:x.size - 2048])[0, 1] > 0.9
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    y2, _ = aio.load(data)  # bytes, no name: decoded from a temporary file, removed afterwards
+    assert y2.shape == y.shape and list(scratch.iterdir()) == []
+    y3, _ = aio.load(io.BytesIO(data))
+    assert y3.shape == y.shape
+
+
+def _truncated_wav(tmp_path, seconds=20.0, keep=6.7 / 20):
+    sr = 8000
+    p = tmp_path / "cut.wav"
+    sf.write(p, (0.1 * np.random.default_rng(0).standard_normal(int(seconds * sr))).astype(np.float32), sr)
+    b = p.read_bytes()
+    p.write_bytes(b[:44 + int((len(b) - 44) * keep) // 2 * 2])
+    return p, sr
+
+
+def test_truncated_wav_is_loaded_with_a_warning(tmp_path, caplog):
+    p, sr = _truncated_wav(tmp_path)
+    with pytest.warns(E.TruncatedAudioWarning, match=r"cut.wav' is truncated: the header promises 20.0 s, "
+                                                      r"the file holds 6.7 s"):
+        y, r = aio.load(p)
+    assert r == sr and abs(y.shape[1] / sr - 6.7) < 0.01
+    assert any("truncated" in rec.getMessage() for rec in caplog.records)  # the CLI shows the log line
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", E.TruncatedAudioWarning)
+        good = tmp_path / "good.wav"
+        sf.write(good, np.zeros((800, 1), np.float32) + 0.1, 8000)
+        aio.load(good)  # a complete file: no warning
+
+
+@needs_ffmpeg
+def test_truncated_flac_is_loaded_with_a_warning(tmp_path):
+    p = tmp_path / "cut.flac"
+    sf.write(p, (0.1 * np.random.default_rng(0).standard_normal(20 * 8000)).astype(np.float32), 8000)
+    b = p.read_bytes()
+    p.write_bytes(b[:len(b) // 3])
+    with pytest.warns(E.TruncatedAudioWarning, match="header promises 20.0 s"):
+        y, _ = aio.load(p)
+    assert 0 < y.shape[1] < 10 * 8000
+
+
+@pytest.mark.parametrize("make", [
+    lambda: b"hello, this is text" * 20,
+    lambda: io.BytesIO(b"hello, this is text" * 20),
+    lambda: b"RIFF\x10\x00\x00\x00WAVEfmt garbage garbage",
+    lambda: io.BytesIO(b"OggS" + b"\x00" * 60),
+])
+def test_messages_name_the_upload_never_an_object_repr(make):
+    with pytest.raises(E.AudioError) as info:
+        aio.load(make())
+    msg = str(info.value)
+    assert msg.startswith("The uploaded audio") and "BytesIO" not in msg and "0x" not in msg, msg
+
+
+def test_too_long_is_refused_from_the_header_before_decoding(tmp_path, monkeypatch):
+    p = tmp_path / "long.wav"
+    sf.write(p, np.zeros((16000 * 3, 1), np.float32) + 0.1, 16000)
+
+    def no_decode(*a, **k):
+        raise AssertionError("decoded a file that is over the limit")
+
+    monkeypatch.setattr(aio, "_decode", no_decode)
+    with pytest.raises(E.TooLongError, match="3.0 s long; the limit is 2 s"):
+        aio.load(p, max_seconds=2)
