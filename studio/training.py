@@ -486,7 +486,8 @@ def check_extra(name: str, extra: str | None, spec: TrainerSpec | None = None) -
 
 
 def prepare_run(name: str, *, out: str | None, data: str | None = None, render: bool = False,
-                minutes=None, params: dict | None = None, nproc=1, extra: str | None = "") -> tuple[list[list[str]], Path]:
+                minutes=None, params: dict | None = None, nproc=1,
+                extra: str | None = "") -> tuple[list[list[str]], Path]:
     """Check every input of the Train tab and build the commands of one run: ``(commands, out_dir)``.
 
     ``params``: ``--epochs``, ``--max_steps``, ``--batch_size``, ``--threads``, ``--ckpt_every`` (ints)

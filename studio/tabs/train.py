@@ -85,15 +85,17 @@ def build(ctx) -> None:
             data = gr.Textbox(label="Dataset folder", placeholder="a folder under AUDIO_STUDIO_DATA (or the corpus "
                               "folder to render)", info=_data_info(spec0), scale=3, elem_id="train-data")
             render = gr.Checkbox(value=False, label="Render a corpus into this folder first",
-                                 info="runs `launch.py corpus --out FOLDER --kinds <the trainer's kind>`, then trains "
-                                      "on FOLDER/<kind>" if has_corpus else "the corpus renderer is not in this checkout",
+                                 info="runs `launch.py corpus --out FOLDER --kinds <the trainer's kind>`, then "
+                                      "trains on FOLDER/<kind>" if has_corpus
+                                 else "the corpus renderer is not in this checkout",
                                  interactive=has_corpus)
             corpus_minutes = gr.Number(value=10, label="corpus minutes",
                                        info=f"--minutes of audio to render (at most {training.MAX_CORPUS_MINUTES:g})",
                                        interactive=has_corpus)
         with gr.Accordion("Hyper-parameters", open=True):
             with gr.Row():
-                epochs = gr.Number(value=spec0.defaults.get("--epochs"), precision=0, label="epochs", info=_HELP["--epochs"])
+                epochs = gr.Number(value=spec0.defaults.get("--epochs"), precision=0, label="epochs",
+                                   info=_HELP["--epochs"])
                 max_steps = gr.Number(value=spec0.defaults.get("--max_steps"), precision=0, label="max steps",
                                       info=_HELP["--max_steps"], elem_id="train-max-steps")
                 batch = gr.Number(value=spec0.defaults.get("--batch_size"), precision=0, label="batch size",

@@ -122,7 +122,8 @@ def test_watch_and_use_only_inside_the_runs_roots(roots, tmp_path):
 def test_extra_arguments_against_the_trainers_own_flags(roots, tmp_path):
     pytest.importorskip("trainers.query_embedder")
     runs, data = roots
-    ok = training.check_extra("query", "--synthetic 16 --no_mlflow --seed 3 --export=r/q.safetensors --init r/a.safetensors")
+    ok = training.check_extra("query", "--synthetic 16 --no_mlflow --seed 3 --export=r/q.safetensors "
+                                       "--init r/a.safetensors")
     assert ok == ["--synthetic", "16", "--no_mlflow", "--seed", "3", f"--export={runs}/r/q.safetensors",
                   "--init", f"{data}/r/a.safetensors"]
     assert training.check_extra("query", f"--init {runs}/r1/query.safetensors") == \
