@@ -54,7 +54,7 @@ class TimbreTransfer(nn.Module):
     #: What a checkpoint header may ask for (engines.checkpoint refuses anything else).
     CHECKPOINT_BOUNDS = {"d_model": Int(1, 2048), "style_dim": Int(1, 1024), "latent_dim": Int(1, 1024),
                          "enc_blocks": Int(0, 16), "enc_layers": Int(0, 16), "dec_layers": Int(0, 16),
-                         "n_heads": Int(1, 64), "dropout": Float(0.0, 1.0), "window": Int(1, 4096),
+                         "n_heads": Int(1, 64), "dropout": Float(0.0, 1.0), "window": Int(1, 2048),
                          "overlap": Float(0.0, 0.9), "n_mels": Int(1, 512), "stats_name": Str(128),
                          "residual": Bool()}
 
