@@ -436,8 +436,9 @@ def _compare(model: nn.Module, shapes: dict[str, tuple[int, ...]], cls: type, wh
     wrong = [f"{k} {list(shapes[k])} (model {list(v.shape)})" for k, v in sd.items()
              if k in shapes and tuple(v.shape) != shapes[k]]
     if missing or unexpected or wrong:
-        parts = ([f"missing {missing[:5]}"] if missing else []) + ([f"unexpected {unexpected[:5]}"] if unexpected else []) \
-            + ([f"other shapes: {', '.join(wrong[:3])}"] if wrong else [])
+        parts = [f"missing {missing[:5]}"] if missing else []
+        parts += [f"unexpected {unexpected[:5]}"] if unexpected else []
+        parts += [f"other shapes: {', '.join(wrong[:3])}"] if wrong else []
         raise CheckpointError(f"{where} does not match {cls.__name__}: {'; '.join(parts)}.")
 
 
