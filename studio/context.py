@@ -150,7 +150,9 @@ class StudioContext:
         self.root.mkdir(parents=True, exist_ok=True)
         max_upload_mb = max_upload_mb if max_upload_mb is not None else float(env("AUDIO_STUDIO_MAX_UPLOAD_MB", 200))
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
-        self.max_seconds = max_seconds if max_seconds is not None else float(env("AUDIO_STUDIO_MAX_SECONDS", 15 * 60))
+        from engines.audio import limits  # the engines' one duration limit (AUDIO_STUDIO_MAX_SECONDS, 900 s)
+
+        self.max_seconds = max_seconds if max_seconds is not None else limits.max_seconds()
         self.concurrency = concurrency if concurrency is not None else int(env("AUDIO_STUDIO_CONCURRENCY", 2))
         keep_hours = keep_hours if keep_hours is not None else float(env("AUDIO_STUDIO_KEEP_HOURS", 6.0))
         self.keep_seconds = keep_hours * 3600
