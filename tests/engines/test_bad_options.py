@@ -187,7 +187,7 @@ def test_separation_config_refuses_bad_settings():
 
     for kw, word in [(dict(nfft=500), "nfft"), (dict(nfft=512, hop=512), "half of nfft"), (dict(lr=math.nan), "lr"),
                      (dict(threads=0), "threads"), (dict(window_sec=0.5, hop_sec=1.0), "hop_sec"),
-                     (dict(cls_threshold=math.inf), "cls_threshold"), (dict(not_found_db=5.0), "not_found_db")]:
+                     (dict(cls_threshold=math.inf), "cls_threshold"), (dict(not_found_db=math.nan), "not_found_db")]:
         with pytest.raises(ValueError, match=word):
             SeparationConfig(**kw).validate()
     SeparationConfig().validate()  # the defaults are valid
