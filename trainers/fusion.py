@@ -1,8 +1,8 @@
 """``python launch.py train fusion``: the A/B fusion cascade transformer (seeds 000 and 001).
 
 Reads pairs of songs (a ``dataset_pairs_wav``-style folder: sub-folders holding ``input.wav`` +
-``target.wav`` or ``a.wav`` + ``b.wav``, or ``*_input.wav`` / ``*_target.wav`` files; or a rendered
-corpus kind folder with ``manifest.jsonl``), crops both, encodes them with the codec, builds
+``target.wav`` or ``a.wav`` + ``b.wav``, or ``*_input.wav`` / ``*_target.wav`` files, or loose songs; or
+a rendered corpus ``fusion`` folder, read as typed rows by :mod:`trainers.data`), crops both, encodes them with the codec, builds
 complementary masks and trains the cascade on the shared solver (torchrun DDP, resumable, MLflow).
 
 Target of training: the complementary arrangement built in the STFT domain (n_fft 512, hop 128,
@@ -94,75 +94,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------------------ data
-def _wavs_in(record, base: Path) -> dict:
-    """``{key: path}`` of every ``*.wav``/``*.flac`` string in a manifest record (recursively)."""
-    out = {}
-
-    def walk(x, key):
-        if isinstance(x, str) and x.lower().endswith((".wav", ".flac")):
-            p = Path(x) if os.path.isabs(x) else base / x
-            out[key] = p
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                walk(v, f"{key}.{k}" if key else k)
-        elif isinstance(x, list):
-            for i, v in enumerate(x):
-                walk(v, f"{key}[{i}]")
-    walk(record, "")
-    return out
-
-
-def _pick_pair(files: dict) -> tuple[Path, Path | None] | None:
-    keys = list(files)
-    for ka, kb in (("input", "target"), ("a", "b")):
-        fa = [k for k in keys if k.split(".")[-1].startswith(ka) or k.split(".")[0] == ka]
-        fb = [k for k in keys if k.split(".")[-1].startswith(kb) or k.split(".")[0] == kb]
-        if fa and fb:
-            return files[sorted(fa, key=len)[0]], files[sorted(fb, key=len)[0]]
-    mixes = [k for k in keys if "mix" in k.lower()]
-    if len(mixes) >= 2:
-        return files[mixes[0]], files[mixes[1]]
-    if mixes:
-        return files[mixes[0]], None
-    return (files[keys[0]], files[keys[1]] if len(keys) > 1 else None) if keys else None
-
-
 def discover_pairs(folder: str | os.PathLike) -> list[tuple[str, str | None]]:
-    """Pairs ``(input, target_or_None)`` in a folder (see the module docstring)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Dataset folder not found: '{folder}'.")
-    pairs: list[tuple[str, str | None]] = []
-    man = folder / "manifest.jsonl"
-    if man.is_file():
-        for line in man.read_text().splitlines():
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            base = folder / rec["dir"] if isinstance(rec.get("dir"), str) else folder
-            files = _wavs_in(rec, base)
-            if not all(p.is_file() for p in files.values()):
-                files = {k: (folder / p.relative_to(base)) if not p.is_file() else p for k, p in files.items()}
-            got = _pick_pair({k: p for k, p in files.items() if p.is_file()})
-            if got:
-                pairs.append((str(got[0]), str(got[1]) if got[1] else None))
-        if pairs:
-            return pairs
-    subs = [p for p in folder.rglob("*")
-            if p.is_dir() and not any(x.startswith((".", "tmp")) for x in p.relative_to(folder).parts)]
-    for sub in sorted(subs) + [folder]:
-        for na, nb in (("input.wav", "target.wav"), ("a.wav", "b.wav")):
-            if (sub / na).is_file() and (sub / nb).is_file():
-                pairs.append((str(sub / na), str(sub / nb)))
-    if pairs:
-        return pairs
-    for f in sorted(folder.rglob("*_input.wav")):
-        t = f.with_name(f.name.replace("_input.wav", "_target.wav"))
-        if t.is_file():
-            pairs.append((str(f), str(t)))
-    if pairs:
-        return pairs
-    return [(str(f), None) for f in sorted(folder.rglob("*.wav"))]
+    """Pairs ``(a, b_or_None)`` of a folder, through the data contract (:func:`trainers.data.load`):
+    a corpus ``fusion`` manifest, or one of the user-folder layouts of the module docstring."""
+    from .data import fusion_files, load
+
+    rows, base = load(folder, "fusion")
+    out = []
+    for r in rows:
+        a, b = fusion_files(r, base)
+        out.append((str(a), str(b) if b else None))
+    return out
 
 
 class PairCrops:

@@ -1,7 +1,8 @@
 """``launch.py train query``: train the built-in query model (embedder/classifier + mask net).
 
 Training examples are mixed on the fly from single-source clips (``/work/corpus/clips`` by default;
-``--data`` takes any folder with a ``manifest.jsonl`` of ``{path, class, source}`` rows, and
+``--data`` takes a corpus ``clips`` folder (typed rows, :mod:`trainers.data`) or a folder of
+``<class>/*.wav`` files, and
 ``--synthetic N`` makes N generated clips for tests). Each example: a target excerpt (1-2 events,
 sometimes absent) inside a 3 s segment, 1-3 background clips at a target-to-background ratio drawn
 from ``--tbr_db``, and a query that is another excerpt of the same source (another clip of the same
@@ -56,13 +57,6 @@ def class_names() -> list[str]:
 
 
 # ---------------------------------------------------------------------- clip banks
-def _first(row: dict, keys, default=None):
-    for k in keys:
-        if k in row and row[k] not in (None, ""):
-            return row[k]
-    return default
-
-
 def source_key(src) -> str:
     """A stable source identity (the same voice / GM program / sound file) from a manifest's source
     field, which may be a string or a dict such as the corpus's ``{"type", "voice": {...}, "program"}``."""
@@ -78,19 +72,19 @@ def source_key(src) -> str:
 
 
 def load_manifest(folder: str | os.PathLike, classes: list[str], limit: int | None = None) -> list[dict]:
-    """Read ``manifest.jsonl`` rows into ``{audio int16 (T,), label, source}`` (16 kHz mono)."""
+    """Clips of a ``clips`` folder (typed rows, :mod:`trainers.data`; or ``<label>/*.wav`` without a
+    manifest) as ``{audio int16 (T,), label, source}`` at 16 kHz mono. Rows of other classes are skipped."""
     from engines.audio import io as aio
 
-    folder = Path(folder)
-    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    from .data import load
+
+    rows, base = load(folder, "clips")
     idx = {c: i for i, c in enumerate(classes)}
     out = []
     for r in rows[:limit] if limit else rows:
-        cls = _first(r, ("class", "label", "category", "class_name"))
-        path = _first(r, ("path", "file", "wav", "audio", "filename"))
-        if cls not in idx or path is None:
+        if r.label not in idx:
             continue
-        p = Path(path) if Path(path).is_absolute() else folder / path
+        p = r.files(base)["audio"]
         try:
             a, _ = aio.load(p, sr=SR, mono=True)
         except Exception as err:  # noqa: BLE001
@@ -99,10 +93,10 @@ def load_manifest(folder: str | os.PathLike, classes: list[str], limit: int | No
         a = a[0]
         if a.size < SR // 2 or np.sqrt(np.mean(a ** 2)) < 1e-4:
             continue
-        src = _first(r, ("source", "source_id", "voice", "instrument", "program", "sound", "group"), None)
-        src = f"{cls}:{source_key(src)}" if src is not None else f"{cls}:{p.stem}"
+        src = r.info.get("source") if isinstance(r.info, dict) else None
+        src = f"{r.label}:{source_key(src)}" if src is not None else f"{r.label}:{p.stem}"
         peak = float(np.abs(a).max()) or 1.0
-        out.append({"audio": (a / peak * 32000).astype(np.int16), "label": idx[cls], "source": str(src)})
+        out.append({"audio": (a / peak * 32000).astype(np.int16), "label": idx[r.label], "source": str(src)})
     return out
 
 
@@ -304,21 +298,22 @@ def evaluate(net, dataset: MixtureSet, batch: int = 16) -> dict:
 
 # ---------------------------------------------------------------------- fine-tuning on query triples
 def _triple_rows(folder: str | os.PathLike) -> list[dict]:
-    """Rows of a corpus query folder (``q_*/{target,background,query}.wav`` + ``manifest.jsonl``)."""
-    folder = Path(folder)
-    man = folder / "manifest.jsonl"
-    if not man.is_file():
-        return []
-    rows = []
-    for line in man.read_text().splitlines():
-        if not line.strip():
-            continue
-        r = json.loads(line)
-        d = folder / r.get("path", r.get("id", ""))
-        if all((d / f).is_file() for f in ("target.wav", "background.wav", "query.wav")):
-            rows.append({"dir": str(d), "id": r.get("id", d.name), "events": r.get("events") or [],
-                         "label": r.get("label", "")})
-    return rows
+    """Rows of a corpus query folder (typed :class:`trainers.data.QueryRow` rows; files must exist)."""
+    from .data import DataError, kind_folder, read
+
+    try:
+        rows = read(folder, "query")
+    except DataError as err:
+        if "holds no" in str(err):
+            return []
+        raise
+    base = kind_folder(folder, "query")
+    out = []
+    for r in rows:
+        f = r.files(base)
+        if all(f[n].is_file() for n in ("target", "background", "query")):
+            out.append({"dir": str(base / r.path), "id": r.id, "events": r.events, "label": r.label})
+    return out
 
 
 def _read16(path: str) -> np.ndarray:
@@ -540,12 +535,9 @@ def run(args) -> int:
         clips = synthetic_clips(args.synthetic, len(classes), seed=args.seed)
         trained_on = f"{args.synthetic} synthetic clips"
     else:
-        if not (Path(args.data) / "manifest.jsonl").is_file():
-            raise FileNotFoundError(f"No manifest.jsonl in '{args.data}' (render the corpus first, or pass --synthetic N).")
         clips = load_manifest(args.data, classes, args.limit)
         for extra in args.extra_data:
-            if (Path(extra) / "manifest.jsonl").is_file():
-                clips += load_manifest(extra, classes, args.limit)
+            clips += load_manifest(extra, classes, args.limit)
         trained_on = ", ".join([args.data, *args.extra_data])
     if len(clips) < 4:
         raise ValueError(f"Only {len(clips)} usable clips found; need at least 4.")

@@ -37,10 +37,34 @@ DATASET_FILE = "dataset.json"
 
 
 def find_songs(root: str | os.PathLike) -> list[dict]:
-    """Songs under ``root``: ``[{"name", "mixture", "vocals", "accompaniment" (or None)}]``, sorted."""
+    """Songs under ``root``: ``[{"name", "mixture", "vocals", "accompaniment" (or None), "split"}]``, sorted.
+
+    A corpus ``songs`` folder (or corpus root) is read as typed rows (:mod:`trainers.data`; rows of the
+    ``dev`` split are the held-out songs); other folders are walked for MUSDB18 / DSD100 layouts.
+    """
+    from .data import DataError, kind_folder, read
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset root not found: '{root}'.")
+    try:
+        rows = read(root, "songs")
+    except DataError as err:
+        if "holds no" not in str(err):
+            raise
+        rows = None
+    if rows is not None:
+        base = kind_folder(root, "songs")
+        out = []
+        for r in rows:
+            f = r.files(base)
+            if f["mixture"].is_file() and f["vocals"].is_file():
+                out.append({"name": r.id, "mixture": str(f["mixture"]), "vocals": str(f["vocals"]),
+                            "accompaniment": str(f["accompaniment"]) if f["accompaniment"].is_file() else None,
+                            "split": r.split})
+        if not out:
+            raise FileNotFoundError(f"The songs manifest of '{root}' lists no song whose files exist.")
+        return sorted(out, key=lambda s: s["name"])
     songs = {}
     for mix in sorted(root.rglob("mixture.wav")):
         d = mix.parent
@@ -59,7 +83,7 @@ def find_songs(root: str | os.PathLike) -> list[dict]:
         for prefix in ("Mixtures__", "songs__"):
             name = name.replace(prefix, "")
         songs[name] = {"name": name, "mixture": str(mix), "vocals": str(voc),
-                       "accompaniment": str(acc) if acc.is_file() else None}
+                       "accompaniment": str(acc) if acc.is_file() else None, "split": "train"}
     if not songs:
         raise FileNotFoundError(f"No songs (mixture.wav + vocals.wav) found under '{root}'.")
     return [songs[k] for k in sorted(songs)]
@@ -198,7 +222,8 @@ def build(root: str | os.PathLike, out: str | os.PathLike, hp=None, *, eval_song
         raise ValueError(f"Only {len(songs)} song(s) under '{root}': not enough for training plus {n_eval} eval song(s).")
     # held-out songs: a deterministic choice by name hash
     order = sorted(songs, key=lambda s: zlib.crc32(s["name"].encode()))
-    eval_names = {s["name"] for s in order[:n_eval]}
+    dev = [s["name"] for s in songs if s.get("split") == "dev"]
+    eval_names = set(dev) if dev else {s["name"] for s in order[:n_eval]}  # the data's own dev split first
     tmp = _staging(out)
     sr, F = hp.sample_rate, hp.n_fft // 2 + 1
     window = hp.context + hp.predict_frames - 1
@@ -344,7 +369,8 @@ def build_waves(roots, out: str | os.PathLike, hp=None, *, eval_songs: int = 6, 
         songs = songs[:max_songs]
     last = max(s["root"] for s in songs)
     pool = sorted((s for s in songs if s["root"] == last), key=lambda s: zlib.crc32(s["name"].encode()))
-    eval_names = {s["name"] for s in pool[:eval_songs]}
+    dev = {s["name"] for s in songs if s.get("split") == "dev"}
+    eval_names = dev or {s["name"] for s in pool[:eval_songs]}  # the data's own dev split first
     if len(songs) - len(eval_names) < 1:
         raise ValueError("Not enough songs for training plus the held-out ones.")
     tmp = _staging(out)

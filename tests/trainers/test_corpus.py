@@ -277,3 +277,14 @@ def test_effects_are_recorded_and_can_be_turned_off(corpus_dir, tmp_path):
     on = k.render(Context(root=tmp_path / "off", soundfont=_soundfont(), seed=7, effects=1.5), 1, k.plan(7, 1))
     assert off["effects"] == [] and on["effects"]
     assert off["label"] == _rows(corpus_dir / "query")[0]["label"]
+
+
+def test_every_row_follows_the_contract_with_licensed_sources(corpus_dir):
+    from trainers.data import read
+
+    for kind in KINDS:
+        rows = read(corpus_dir, kind, check_files=True)
+        assert rows
+        for r in rows:
+            assert r.sources and all(s.package and s.licence and "NC" not in s.licence.split("-") for s in r.sources)
+            assert r.split == "train" and isinstance(r.effects, list)

@@ -39,9 +39,20 @@ def test_discover_pairs_layouts(pairs, tmp_path):
     (man / "item0").mkdir(parents=True)
     for n in ("a", "b"):
         sf.write(man / "item0" / f"{n}.wav", np.zeros(100, np.float32), 24000)
-    (man / "manifest.jsonl").write_text(json.dumps({"id": "item0", "a": {"file": "item0/a.wav"},
-                                                    "b": {"file": "item0/b.wav"}}) + "\n")
+    from trainers.data import DataError, FusionRow, Source
+
+    row = FusionRow(id="item0", index=0, path="item0", sr=24000, seconds=0.01, effects=[],
+                    sources=[Source("item0", "user", "user-supplied", True)], a={}, b={})
+    (man / "manifest.jsonl").write_text(json.dumps(row.to_json()) + "\n")
     assert discover_pairs(man) == [(str(man / "item0/a.wav"), str(man / "item0/b.wav"))]
+    (man / "manifest.jsonl").write_text(json.dumps({"id": "item0", "a": {"file": "item0/a.wav"}}) + "\n")
+    with pytest.raises(DataError, match="unknown field|missing field"):
+        discover_pairs(man)
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for n in ("x", "y"):
+        sf.write(loose / f"{n}.wav", np.zeros(100, np.float32), 24000)
+    assert discover_pairs(loose) == [(str(loose / "x.wav"), None), (str(loose / "y.wav"), None)]
 
 
 def _train(pairs, out, extra, launcher):

@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from engines.checkpoint import load_model
 from engines.separation.model import QueryNet
+from trainers.data import QueryRow, Source
 from trainers.query_embedder import QLEN, SEG, WIN, MixtureSet, load_manifest, si_sdr_t, synthetic_clips
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,12 +46,21 @@ def test_manifest_loader_reads_clips(tmp_path):
     t = np.arange(16000) / 16000
     sf.write(tmp_path / "a.wav", 0.3 * np.sin(2 * np.pi * 440 * t), 16000)
     sf.write(tmp_path / "b.wav", 0.3 * np.sin(2 * np.pi * 220 * t), 22050)
-    rows = [{"path": "a.wav", "class": "piano", "source": "p1"}, {"file": "b.wav", "label": "bass"},
-            {"path": "c.wav", "class": "not-a-class"}]
-    (tmp_path / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    from trainers.data import ClipRow, DataError, Source
+
+    src = [Source("a.wav", "user", "user-supplied", True)]
+    rows = [ClipRow(id="a", index=0, path="a.wav", sr=16000, seconds=1.0, sources=src, effects=[], label="piano",
+                    info={"source": "p1"}),
+            ClipRow(id="b", index=1, path="b.wav", sr=22050, seconds=1.0, sources=src, effects=[], label="bass"),
+            ClipRow(id="c", index=2, path="c.wav", sr=16000, seconds=1.0, sources=src, effects=[], label="not-a-class")]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(json.dumps(r.to_json()) for r in rows))
     clips = load_manifest(tmp_path, ["piano", "bass"])
     assert [c["label"] for c in clips] == [0, 1]
     assert clips[0]["source"] == "piano:p1" and clips[0]["audio"].dtype == np.int16
+    # a row that guesses its field names is refused, naming the line and the field
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({"file": "b.wav", "class": "bass"}) + "\n")
+    with pytest.raises(DataError, match="manifest.jsonl:1.*unknown field"):
+        load_manifest(tmp_path, ["piano", "bass"])
 
 
 def test_train_query_subprocess_runs_resumes_and_exports(tmp_path):
@@ -88,7 +99,9 @@ def _fake_triples(folder, n=4, seconds=5.0):
         sf.write(d / "background.wav", bg.astype(np.float32), 16000)
         sf.write(d / "mix.wav", (tgt + bg).astype(np.float32), 16000)
         sf.write(d / "query.wav", (0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t[:24000])).astype(np.float32), 16000)
-        rows.append({"id": d.name, "path": d.name, "events": [[1.0, 3.0]], "label": "piano"})
+        rows.append(QueryRow(id=d.name, index=i, path=d.name, sr=16000, seconds=seconds, effects=[],
+                             sources=[Source(d.name, "user", "user-supplied", True)], label="piano",
+                             events=[[1.0, 3.0]]).to_json())
     (folder / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
 
 

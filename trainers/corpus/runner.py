@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .kinds import KIND_CLASSES
 from .kinds.base import Context, Kind
+from ..data import DataError, parse_row
 from .manifest import MANIFEST, append_row, read_manifest, rewrite_sorted
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def _work(args: tuple) -> tuple[int, dict | None, str | None, float]:
     t0 = time.time()
     try:
         row = kind.render(ctx, index, plan)
+        parse_row(kind_name, row, f"{kind_name} item {index}")  # the typed data contract, before it is written
         return index, row, None, time.time() - t0
     except Exception:  # keep going: one broken score must not stop a long render
         return index, None, traceback.format_exc(limit=6), time.time() - t0
@@ -66,6 +68,15 @@ def _clean_tmp(kind_dir: Path) -> None:
             p.unlink(missing_ok=True)
 
 
+def _valid(kind: str, row: dict) -> bool:
+    try:
+        parse_row(kind, row)
+        return True
+    except DataError as err:
+        log.warning("manifest row %s does not follow the data contract (%s): rendered again", row.get("index"), err)
+        return False
+
+
 def render_plan(plan: Plan, ctx: Context, workers: int = 1, progress: bool = True) -> dict:
     """Render the unfinished items of ``plan``; return statistics (done, skipped, failed, seconds)."""
     kind = plan.kind
@@ -73,7 +84,7 @@ def render_plan(plan: Plan, ctx: Context, workers: int = 1, progress: bool = Tru
     kind_dir.mkdir(parents=True, exist_ok=True)
     _clean_tmp(kind_dir)
     mpath = kind_dir / MANIFEST
-    rows = read_manifest(mpath)
+    rows = {i: r for i, r in read_manifest(mpath).items() if _valid(kind.name, r)}  # older rows are re-rendered
     todo = [i for i in range(len(plan.items))
             if not (i in rows and kind.is_complete(kind_dir, rows[i]))]
     skipped = len(plan.items) - len(todo)

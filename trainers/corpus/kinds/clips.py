@@ -1,7 +1,7 @@
 """``clips/``: labelled 1-4 s clips over :data:`trainers.corpus.CLASSES` at 16 kHz.
 
 Item ``i`` has class ``CLASSES[i % 14]`` (balanced classes); files ``clips/<class>/clip_NNNNN.wav``.
-Manifest row: ``id, index, path, label, label_index, seconds, sr, rms_db, source``.
+Manifest row: :class:`trainers.data.ClipRow`.
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import numpy as np
 
 from .. import CLASSES
 from .. import audio as A
+from ...data import ClipRow
+from .. import provenance as P
 from ..sources import make_source
 from .base import Context, Kind, item_rng
 
@@ -49,6 +51,7 @@ class Clips(Kind):
         y = A.normalize_rms(y, level, peak_limit=0.95)
         path = ctx.root / self.name / self.rel_path(index, plan)
         A.write_pcm16(path, y, self.sr)
-        return {"id": f"clip_{index:05d}", "index": index, "path": self.rel_path(index, plan),
-                "label": cls, "label_index": CLASSES.index(cls), "seconds": round(y.size / self.sr, 4),
-                "sr": self.sr, "rms_db": round(A.rms_db(y), 2), "source": src.info}
+        return ClipRow(id=f"clip_{index:05d}", index=index, path=self.rel_path(index, plan), sr=self.sr,
+                       seconds=round(y.size / self.sr, 4), sources=P.of_info(src.info, ctx.soundfont), effects=[],
+                       label=cls, label_index=CLASSES.index(cls), rms_db=round(A.rms_db(y), 2),
+                       info={"source": src.info}).to_json()

@@ -12,6 +12,8 @@ import logging
 import numpy as np
 
 from .. import audio as A
+from ...data import FusionRow
+from .. import provenance as P
 from ..arrange import arrange, melody_track, notes_json
 from ..music import beat_times
 from ..scores import analyze_key
@@ -72,12 +74,13 @@ class Fusion(Kind):
             A.write_pcm16(tmp / "a.wav", ya, self.sr)
             A.write_pcm16(tmp / "b.wav", yb, self.sr)
             write_json(tmp / "meta.json", {"id": rel, "sr": self.sr, "a": ma, "b": mb})
-        return {"id": rel.split("/")[-1], "index": index, "path": rel, "sr": self.sr,
-                "seconds": round(plan["a"] + plan["b"], 3),
-                "a": {k: ma[k] for k in ("source", "tempo_bpm", "tempo_qpm", "time_signature", "seconds")}
-                | {"key": ma["key"]["name"]},
-                "b": {k: mb[k] for k in ("source", "tempo_bpm", "tempo_qpm", "time_signature", "seconds")}
-                | {"key": mb["key"]["name"]}}
+        return FusionRow(id=rel.split("/")[-1], index=index, path=rel, sr=self.sr,
+                         seconds=round(plan["a"] + plan["b"], 3),
+                         sources=[P.soundfont(ctx.soundfont), P.score(ma["source"]), P.score(mb["source"])], effects=[],
+                         a={k: ma[k] for k in ("source", "tempo_bpm", "tempo_qpm", "time_signature", "seconds")}
+                         | {"key": ma["key"]["name"]},
+                         b={k: mb[k] for k in ("source", "tempo_bpm", "tempo_qpm", "time_signature", "seconds")}
+                         | {"key": mb["key"]["name"]}).to_json()
 
     def is_complete(self, kind_dir, row) -> bool:
         d = kind_dir / row["path"]

@@ -18,6 +18,8 @@ from .. import audio as A
 from .. import effects as E
 from .. import voices as V
 from ..arrange import arrange, melody_track
+from ...data import QueryRow
+from .. import provenance as P
 from ..sources import CLASS_AVOID, NOISE_PROGRAMS, GMEffect, NoiseSound, make_source
 from ..synth import render
 from .base import Context, ItemFolder, Kind, item_rng, random_synth_settings, write_json
@@ -75,9 +77,11 @@ class Query(Kind):
             y = render(tracks, SECONDS, sr, ctx.soundfont, random_synth_settings(rng))
             comps.append(self._add(bg, y, rng, {"type": "music", "source": arr.source,
                                                  "instruments": [i["name"] for i in arr.instruments]}))
+            self._sources += [P.soundfont(ctx.soundfont), P.score(arr.source)]
         if use["babble"]:
             y, who = V.babble(rng, SECONDS, sr, int(rng.integers(2, 4)))
             comps.append(self._add(bg, y, rng, {"type": "babble", "voices": who}))
+            self._sources.append(P.espeak())
         if use["ambience"]:
             if rng.random() < 0.5:
                 src = NoiseSound("noise", sr, rng)
@@ -87,6 +91,7 @@ class Query(Kind):
                 src.info["ambience"] = name
             y = src.excerpt(0, SECONDS, ctx)
             comps.append(self._add(bg, y, rng, {**src.info, "type": "ambience", "sound": src.info.get("type")}))
+            self._sources += P.of_info(src.info, ctx.soundfont)
         return bg, comps
 
     @staticmethod
@@ -134,6 +139,7 @@ class Query(Kind):
             query = src.excerpt(n_ev + 1, q_len, ctx)
         query = A.normalize_rms(query if query.size else np.zeros(int(sr * q_len), np.float32),
                                 float(rng.uniform(-24, -16)), 0.95)
+        self._sources = list(P.of_info(src.info, ctx.soundfont))
         bg, comps = self._background(ctx, rng, cls)
         tbr = float(rng.uniform(-5.0, 5.0))
         # the production chain: the target, the background and the query each get their own
@@ -168,9 +174,10 @@ class Query(Kind):
                 "tbr_db_global": round(float(tbr_global), 3), "source": info,
                 "query": {"seconds": round(query.size / sr, 4), "relation": relation, "excerpt": n_ev},
                 "background": comps, "effects": effects})
-        return {"id": rel, "index": index, "path": rel, "seconds": SECONDS, "sr": sr, "label": cls,
-                "label_index": CLASSES.index(cls), "events": events, "tbr_db_active": round(float(tbr_active), 3),
-                "source_type": src.info.get("type"), "background": [c["type"] for c in comps], "effects": effects}
+        return QueryRow(id=rel, index=index, path=rel, sr=sr, seconds=SECONDS, sources=P.merge(self._sources),
+                        effects=effects, label=cls, label_index=CLASSES.index(cls), events=events,
+                        tbr_db_active=round(float(tbr_active), 3),
+                        info={"source_type": src.info.get("type"), "background": [c["type"] for c in comps]}).to_json()
 
     def is_complete(self, kind_dir, row) -> bool:
         d = kind_dir / row["path"]

@@ -20,6 +20,8 @@ import numpy as np
 from .. import audio as A
 from .. import effects as E
 from .. import voices as V
+from ...data import SongRow
+from .. import provenance as P
 from ..arrange import arrange, melody_track, notes_json
 from ..music import fit_octave
 from ..synth import Track, render
@@ -188,11 +190,15 @@ class Songs(Kind):
                 "effects": effects,
             }
             write_json(tmp / "meta.json", meta)
-        return {"id": rel, "index": index, "path": rel, "seconds": round(n / sr, 4), "sr": sr,
-                "source": arr.source, "pool": arr.pool, "tempo_bpm": arr.bpm, "key": arr.key["name"],
-                "time_signature": f"{arr.meter.num}/{arr.meter.den}",
-                "vocal_kinds": sorted({s["kind"] for s in sections_meta}),
-                "var_db": round(var_db, 3), "has_drums": bool(arr.stems.get("drums")), "effects": effects}
+        kinds = sorted({s["kind"] for s in sections_meta})
+        sources = [P.soundfont(ctx.soundfont), P.score(arr.source)]
+        if {"sung", "spoken"} & set(kinds):
+            sources.append(P.espeak())
+        return SongRow(id=rel, index=index, path=rel, sr=sr, seconds=round(n / sr, 4), sources=sources,
+                       effects=effects, stems=list(STEMS),
+                       info={"source": arr.source, "pool": arr.pool, "tempo_bpm": arr.bpm, "key": arr.key["name"],
+                             "time_signature": f"{arr.meter.num}/{arr.meter.den}", "vocal_kinds": kinds,
+                             "var_db": round(var_db, 3), "has_drums": bool(arr.stems.get("drums"))}).to_json()
 
     def is_complete(self, kind_dir, row) -> bool:
         d = kind_dir / row["path"]

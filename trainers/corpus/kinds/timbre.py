@@ -20,6 +20,8 @@ from .. import audio as A
 from .. import music as M
 from ..scores import excerpt, full_measure_indices, melody_part_index, skyline
 from ..synth import Note, Track, render
+from ...data import TimbreRow
+from .. import provenance as P
 from .base import Context, ItemFolder, Kind, item_rng, random_synth_settings, write_json
 
 log = logging.getLogger(__name__)
@@ -123,7 +125,8 @@ class Timbre(Kind):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path.with_suffix(".json"), {**meta, "program": prog})
             A.write_pcm16(path, y, self.sr)
-        return {"id": rel.split("/")[-1].removesuffix(".wav"), "index": index, "path": rel, "type": plan["type"],
-                "instrument": plan.get("instrument", "pair"), "seconds": seconds, "sr": self.sr,
-                "source": info["source"], "n_notes": len(notes),
-                "pitch_range": [min(n.pitch for n in notes), max(n.pitch for n in notes)]}
+        return TimbreRow(id=rel.split("/")[-1].removesuffix(".wav"), index=index, path=rel, sr=self.sr,
+                         seconds=seconds, sources=[P.soundfont(ctx.soundfont), P.score(info["source"])], effects=[],
+                         type=plan["type"], instrument=plan.get("instrument", "pair"),
+                         info={"source": info["source"], "n_notes": len(notes),
+                               "pitch_range": [min(n.pitch for n in notes), max(n.pitch for n in notes)]}).to_json()
