@@ -99,7 +99,12 @@ def served_paths(ctx: StudioContext) -> list[str]:
 
     from gradio.utils import is_in_or_equal
 
+    from gradio.utils import get_upload_folder
+
     root = os.path.realpath(ctx.root)
+    if is_in_or_equal(root, os.path.realpath(get_upload_folder())):
+        logger.warning("AUDIO_STUDIO_OUTPUTS (%s) is inside Gradio's upload folder: its files are then served by "
+                       "path and accepted as uploads; choose a folder outside GRADIO_TEMP_DIR", root)
     if any(is_in_or_equal(root, os.path.realpath(p)) for p in (tempfile.gettempdir(), os.getcwd())):
         return []
     logger.warning("AUDIO_STUDIO_OUTPUTS (%s) is outside the temp folder and the working directory: it is "
