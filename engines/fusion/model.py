@@ -54,9 +54,9 @@ class CascadeFusion(nn.Module):
     """
 
     #: What a checkpoint header may ask for (engines.checkpoint refuses anything else).
-    CHECKPOINT_BOUNDS = {"channels": Int(1, 1024), "d_model": Int(1, 2048), "num_stages": Int(1, 32),
-                         "num_transformer_layers": Int(1, 32), "nhead": Int(1, 64),
-                         "dim_feedforward": Int(1, 8192), "dropout": Float(0.0, 1.0), "cascade": Bool()}
+    CHECKPOINT_BOUNDS = {"channels": Int(1, 1024), "d_model": Int(1, 1024), "num_stages": Int(1, 8),
+                         "num_transformer_layers": Int(1, 8), "nhead": Int(1, 32),
+                         "dim_feedforward": Int(1, 4096), "dropout": Float(0.0, 1.0), "cascade": Bool()}
 
     def __init__(self, channels: int = 128, d_model: int = 128, num_stages: int = 3, num_transformer_layers: int = 2,
                  nhead: int = 4, dim_feedforward: int = 256, dropout: float = 0.0, cascade: bool = True):

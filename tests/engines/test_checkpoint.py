@@ -124,7 +124,7 @@ def test_bombs_are_refused_fast_without_allocating(tmp_path):
              _craft(tmp_path / "wide.safetensors", "engines.vocals.model:VocalMaskCNN",
                     {**vocals, "res_dims": [2048] * 8, "dilations": [1, 1, 1, 1, 2, 2, 2, 2]}),
              _craft(tmp_path / "fusion.safetensors", "engines.fusion.model:CascadeFusion",
-                    {"d_model": 2048, "num_stages": 32, "num_transformer_layers": 32, "dim_feedforward": 8192})]
+                    {"d_model": 1024, "num_stages": 8, "num_transformer_layers": 8, "dim_feedforward": 4096})]
     assert sum(p.stat().st_size for p in bombs) < 20_000
     r = subprocess.run([sys.executable, "-c", _BOMB_CHILD, *map(str, bombs)], cwd=ROOT, capture_output=True,
                        text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"))
