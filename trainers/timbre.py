@@ -48,17 +48,25 @@ def phase_of(step: int, total: int) -> int:
 # --------------------------------------------------------------------------- data
 def discover(data_dirs: list[str]) -> tuple[list[tuple[str, str, str]], list[str], list[str]]:
     """``(pairs [(id, piano, violin)], unpaired piano files, unpaired violin files)`` under the folders."""
+    from .data import DataError, load
+
     pairs, pianos, violins = [], [], []
     for d in data_dirs:
         root = Path(d)
         if not root.is_dir():
             raise FileNotFoundError(f"Timbre data folder not found: '{root}'.")
-        for p in sorted((root / "pairs").glob("*/piano.wav")):
-            v = p.with_name("violin.wav")
-            if v.is_file():
-                pairs.append((p.parent.name, str(p), str(v)))
-        pianos += [str(p) for p in sorted((root / "piano").glob("*.wav"))]
-        violins += [str(p) for p in sorted((root / "violin").glob("*.wav"))]
+        try:  # a corpus timbre folder (typed rows) or the user layouts of trainers.data.rows_from_folder
+            rows, base = load(root, "timbre")
+        except DataError as err:
+            if "holds no" not in str(err):
+                raise
+            continue
+        for r in rows:
+            f = r.files(base)
+            if r.type == "pair" and f["piano"].is_file() and f["violin"].is_file():
+                pairs.append((r.id, str(f["piano"]), str(f["violin"])))
+            elif r.type == "solo" and f[r.instrument].is_file():
+                (pianos if r.instrument == "piano" else violins).append(str(f[r.instrument]))
     if not pairs and not (pianos and violins):
         raise ValueError(f"No timbre data under {', '.join(data_dirs)}: expected pairs/<id>/piano.wav + "
                          "violin.wav, or piano/*.wav and violin/*.wav.")
