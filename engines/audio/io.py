@@ -177,15 +177,37 @@ def _decode_ffmpeg(inp: _Input, max_seconds: float | None) -> tuple[np.ndarray, 
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
         if proc.returncode != 0 or not out.is_file():
             raise RuntimeError(proc.stderr.decode(errors="replace").strip()[-300:] or "ffmpeg failed")
-        audio, sr = sf.read(out, dtype="float32", always_2d=True)
-    return audio, sr
+        return _read_channels_first(out)
+
+
+_BLOCK_FRAMES = 1 << 18
+
+
+def _read_channels_first(source) -> tuple[np.ndarray, int]:
+    """soundfile read straight into a ``(C, T)`` float32 array, a block at a time (no ``(T, C)`` copy)."""
+    with sf.SoundFile(source) as f:
+        sr, n_ch = f.samplerate, f.channels
+        out = np.empty((n_ch, max(int(f.frames), 0)), np.float32)
+        pos = 0
+        while True:
+            block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            n = len(block)
+            if n == 0:
+                break
+            if pos + n > out.shape[1]:  # the header under-counted (some compressed formats): grow
+                grown = np.empty((n_ch, max(pos + n, 2 * out.shape[1])), np.float32)
+                grown[:, :pos] = out[:, :pos]
+                out = grown
+            out[:, pos:pos + n] = block.T
+            pos += n
+    return (out if pos == out.shape[1] else out[:, :pos].copy()), sr
 
 
 def _decode(inp: _Input, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """-> ``(audio (C, T) float32, rate)``."""
     what = inp.what
     try:
-        audio, sr = sf.read(inp.sf_source(), dtype="float32", always_2d=True)
-        return audio, sr
+        return _read_channels_first(inp.sf_source())
     except Exception as sf_err:  # noqa: BLE001 - soundfile raises LibsndfileError/RuntimeError
         sf_msg = _clean(str(sf_err), what)
     if shutil.which("ffmpeg"):
@@ -263,13 +285,12 @@ def load(src: Source, sr: int | None = None, *, mono: bool = False, channels: in
     if max_seconds is not None and head_seconds > max_seconds:
         raise TooLongError(f"{what.capitalize()} is {head_seconds:.1f} s long; the limit is {max_seconds:g} s.")
     truncated = _wav_truncation(inp)
-    audio, rate = _decode(inp, max_seconds)
-    if not truncated and head is not None and head.format == "FLAC" and head.samplerate == rate \
-            and len(audio) < head.frames - max(0.01 * head.frames, 0.1 * rate):
-        # a cut FLAC: soundfile stops ("lost sync"), ffmpeg decodes the frames that are there
-        truncated = f"the header promises {head_seconds:.1f} s, the file holds {len(audio) / rate:.1f} s"
-    audio = np.ascontiguousarray(audio.T, dtype=np.float32)  # (C, T)
+    audio, rate = _decode(inp, max_seconds)  # (C, T)
     n_ch, n = audio.shape
+    if not truncated and head is not None and head.format == "FLAC" and head.samplerate == rate \
+            and n < head.frames - max(0.01 * head.frames, 0.1 * rate):
+        # a cut FLAC: soundfile stops ("lost sync"), ffmpeg decodes the frames that are there
+        truncated = f"the header promises {head_seconds:.1f} s, the file holds {n / rate:.1f} s"
     if n == 0:
         raise ZeroLengthError(f"{what.capitalize()} contains no samples.")
     if n_ch < 1 or n_ch > MAX_CHANNELS:
@@ -280,7 +301,7 @@ def load(src: Source, sr: int | None = None, *, mono: bool = False, channels: in
                            f"{seconds:.1f} s long; the limit is {max_seconds:g} s.")
     if min_seconds is not None and seconds < min_seconds:
         raise TooShortError(f"{what.capitalize()} is {seconds:.2f} s long; at least {min_seconds:g} s is needed.")
-    if not np.isfinite(audio).all():
+    if not all(np.isfinite(audio[:, i:i + _BLOCK_FRAMES]).all() for i in range(0, n, _BLOCK_FRAMES)):
         raise NonFiniteError(f"{what.capitalize()} contains NaN or infinite samples.")
     if truncated:
         msg = f"{what.capitalize()} is truncated: {truncated}; only that part is used."

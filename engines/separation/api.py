@@ -205,9 +205,24 @@ def trim_query(q: np.ndarray, embedder: Embedder, max_sec: float = 3.0) -> tuple
     return q[a:a + n], True
 
 
-def _grid_to_rate(mask: torch.Tensor, n_fft0: int, n_frames0: int, sr0: int) -> torch.Tensor:
-    """Map a 16 kHz-grid mask ``(F, N)`` onto an STFT grid at ``sr0`` (``n_fft0//2+1`` bins, ``n_frames0``)."""
+def _grid_to_rate(mask: torch.Tensor, n_fft0: int, n_frames0: int, sr0: int,
+                  frames: tuple[int, int] | None = None) -> torch.Tensor:
+    """Map a 16 kHz-grid mask ``(F, N)`` onto an STFT grid at ``sr0`` (``n_fft0//2+1`` bins, ``n_frames0``).
+
+    ``frames=(a, b)`` gives only columns ``a .. b`` of that grid (the same linear interpolation), for
+    chunked reconstruction of long mixtures."""
     F_, N = mask.shape
+    if frames is not None:
+        a, b = frames
+        if N == n_frames0:
+            mask = mask[:, a:b]
+        else:  # linear with align_corners: output frame j sits at input position j (N - 1) / (n_frames0 - 1)
+            pos_t = torch.arange(a, b, dtype=torch.float64) * (N - 1) / max(n_frames0 - 1, 1)
+            lo_t = pos_t.floor().long().clamp(0, N - 1)
+            hi_t = (lo_t + 1).clamp(max=N - 1)
+            w_t = (pos_t - lo_t).float()[None]
+            mask = mask[:, lo_t] * (1 - w_t) + mask[:, hi_t] * w_t
+        n_frames0 = b - a
     freqs = np.arange(n_fft0 // 2 + 1) * sr0 / n_fft0
     pos = np.clip(freqs / (SR / 2) * (F_ - 1), 0, F_ - 1)
     lo = np.floor(pos).astype(int)
@@ -217,6 +232,36 @@ def _grid_to_rate(mask: torch.Tensor, n_fft0: int, n_frames0: int, sr0: int) -> 
     if m.shape[-1] != n_frames0:
         m = torch.nn.functional.interpolate(m[None], size=n_frames0, mode="linear", align_corners=True)[0]
     return m
+
+
+#: mixtures with more STFT frames than this (at their own rate) are reconstructed in chunks (bounded memory)
+RECON_CHUNK_FRAMES = 8192
+
+
+def _reconstruct(mix_a: np.ndarray, m: torch.Tensor, n_fft0: int, hop0: int, sr0: int,
+                 chunk_frames: int | None = None) -> np.ndarray:
+    """Apply the 16 kHz-grid mask ``m (F, N)`` to the mixture ``(C, T)`` at its own rate -> target ``(C, T)``.
+
+    Long mixtures go a chunk of ``chunk_frames`` frames at a time, each with context frames on both sides
+    (dropped), so memory stays bounded and the result equals the one-pass STFT -> mask -> iSTFT."""
+    chunk_frames = chunk_frames or RECON_CHUNK_FRAMES
+    T = mix_a.shape[-1]
+    n0 = T // hop0 + 1
+    if n0 <= chunk_frames:
+        X0 = stft(torch.from_numpy(mix_a), n_fft0, hop0)
+        m0 = _grid_to_rate(m, n_fft0, X0.shape[-1], sr0)
+        return apply_mask(X0, m0, n_fft0, hop0, T).numpy()
+    out = np.empty_like(mix_a, dtype=np.float32)
+    ctx = -(-n_fft0 // hop0) + 2
+    for g0 in range(0, n0, chunk_frames):
+        g1 = min(n0, g0 + chunk_frames)
+        a, b = max(0, g0 - ctx), min(n0, g1 + ctx)
+        s0, s1 = a * hop0, (T if b == n0 else (b - 1) * hop0)
+        Xc = stft(torch.from_numpy(np.ascontiguousarray(mix_a[:, s0:s1])), n_fft0, hop0)  # frames a .. b
+        yc = apply_mask(Xc, _grid_to_rate(m, n_fft0, n0, sr0, frames=(a, b)), n_fft0, hop0, s1 - s0).numpy()
+        t0, t1 = g0 * hop0, (T if g1 == n0 else g1 * hop0)
+        out[:, t0:t1] = yc[:, t0 - s0:t1 - s0]
+    return out
 
 
 def separate(mix: AudioIn, query: AudioIn | Sequence[AudioIn], *, config: SeparationConfig | None = None,
@@ -435,9 +480,7 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
     elif found:
         n_fft0 = max(64, int(round(cfg.nfft * sr0 / SR / 2)) * 2)
         hop0 = max(1, int(round(cfg.hop * sr0 / SR)))
-        X0 = stft(torch.from_numpy(mix_a), n_fft0, hop0)
-        m0 = _grid_to_rate(m, n_fft0, X0.shape[-1], sr0)
-        tgt = apply_mask(X0, m0, n_fft0, hop0, mix_a.shape[-1]).numpy()
+        tgt = _reconstruct(mix_a, m, n_fft0, hop0, sr0)
     else:
         tgt = np.zeros_like(mix_a)
     tgt = tgt.astype(np.float32)
