@@ -299,3 +299,18 @@ def test_separation_chunked_reconstruction_equals_one_pass():
         chunked = _reconstruct(mix, m, 1412, 706, 44100, chunk_frames=50)
         assert chunked.shape == whole.shape == mix.shape
         assert np.abs(chunked - whole).max() < 1e-4
+
+
+@pytest.mark.filterwarnings("ignore::engines.audio.errors.TruncatedAudioWarning")
+def test_cli_reports_a_truncated_input(tmp_path, caplog, capsys):
+    """A cut WAV is processed (what is there) and the CLI says so in a warning line."""
+    p = tmp_path / "cut.wav"
+    t = np.arange(4 * SR) / SR
+    sf.write(p, (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), SR, subtype="PCM_16")
+    b = p.read_bytes()
+    p.write_bytes(b[:44 + int(1.5 * SR) * 2])
+    rc, err = run_cli(["vocals", "--input", p, "--out_dir", tmp_path / "out", "--quiet"], capsys)
+    assert rc == 0, err
+    assert any("cut.wav' is truncated: the header promises 4.0 s, the file holds 1.5 s" in r.getMessage()
+               for r in caplog.records)
+    assert (tmp_path / "out" / "vocals.wav").is_file()
