@@ -7,7 +7,7 @@
 #   sound-theme-freedesktop  - recorded alarms, phone rings, chimes (query classes)
 #   alsa-utils               - recorded human voice (/usr/share/sounds/alsa)
 # and the packages of real recordings registered in trainers/corpus/real_sources.py (docs/corpus.md,
-# "Real recordings"; about 1.6 GB installed). `--no-real` installs only the first list.
+# "Real recordings"; about 1.9 GB installed). `--no-real` installs only the first list.
 # Never add an evaluation-only package here (shared/bench/README.md): fretsonfire-songs-*,
 # wesnoth-*-music, klettres-data, tuxpaint-stamps-default, salamander*, musescore-general-soundfont*.
 # Python packages (music21, librosa, soundfile, scipy, tqdm) come with the project's requirements.
@@ -19,6 +19,7 @@ REAL_PKGS=(
   asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
   asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-es-co
   asterisk-prompt-fr-armelle asterisk-prompt-it-menardi-wav ktuberling-data hedgewars-data
+  megaglest-data
   # drums and instruments
   hydrogen-drumkits hydrogen-drumkits-effects avldrums.lv2-soundfont sonic-pi-samples lmms-common
   freepats csound-soundfont

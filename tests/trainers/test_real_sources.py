@@ -43,7 +43,7 @@ def test_licence_check(licence, ok):
 def test_speech_sources_say_language_and_speaker():
     for s in R.SOURCES:
         if s.kind == "speech":
-            assert s.speaker, s.id
+            assert s.speaker or s.speaker_from, s.id
         if s.id.startswith(("asterisk-", "ktuberling-")) and s.kind == "speech":
             assert s.lang, s.id
 
@@ -240,3 +240,42 @@ def test_pat_duration(tmp_path):
     p = tmp_path / "x.pat"
     p.write_bytes(bytes(head) + bytes(wave) + b"\0" * 16000)
     assert R.duration(p, "pat") == pytest.approx(1.0)
+
+
+def test_speaker_of_multi_speaker_sources():
+    units = R.BY_ID["megaglest-voices-norsemen"]
+    p = Path(units.root) / "valkyrie/sounds/valkyrie_ack2.wav"
+    assert R.speaker_of(units, p) == "megaglest-voices-norsemen/valkyrie"
+    common = R.BY_ID["megaglest-voices-common"]
+    assert R.speaker_of(common, Path(common.root) / "axe_thrower_select3.wav") == \
+        "megaglest-voices-common/axe_thrower"
+    assert R.speaker_of(R.BY_ID["asterisk-fr-june"], "/x/y.wav") == "june-wallack"
+    # every megaglest glob names a spoken line, never a death cry or a weapon
+    for s in R.SOURCES:
+        if s.package == "megaglest-data" and s.kind == "speech":
+            assert all(("_ack" in g or "_select" in g) for g in s.globs), s.id
+
+
+def test_read_decodes_and_refuses_evaluation_only(tmp_path):
+    p = tmp_path / "usr/share/asterisk/moh/a.wav"
+    p.parent.mkdir(parents=True)
+    sf.write(p, np.full(8000, 0.25, dtype=np.float32), 8000)
+    x = R.read(p, 16000)
+    assert x.dtype == np.float32 and abs(len(x) - 16000) <= 2
+    assert np.allclose(x[100:-100], 0.25, atol=1e-2)
+    bad = tmp_path / "shared/bench/data_real/query/case_00/gt.flac"
+    with pytest.raises(R.EvaluationOnlyError):
+        R.read(bad, 16000)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("ffmpeg"), reason="ffmpeg is not installed")
+def test_read_decodes_headerless_gsm(tmp_path):
+    import subprocess
+    wav = tmp_path / "t.wav"
+    sf.write(wav, (0.3 * np.sin(np.arange(8000) * 0.2)).astype(np.float32), 8000)
+    gsm = tmp_path / "t.gsm"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-ar", "8000", "-ac", "1",
+                    "-c:a", "gsm", "-f", "gsm", str(gsm)], check=True, timeout=60)
+    assert R.duration(gsm) == pytest.approx(1.0, abs=0.021)
+    x = R.read(gsm, 8000)
+    assert abs(len(x) - 8000) <= 160 and np.abs(x).max() > 0.1

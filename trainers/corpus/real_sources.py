@@ -35,6 +35,9 @@ KINDS = ("speech", "singing", "instrument", "drums", "music", "stems", "effect")
 #: Containers: plain audio files, or sample banks whose samples are the recordings.
 CONTAINERS = ("audio", "sf2", "pat")
 SPLITS = ("train", "dev")
+#: How a source with several speakers names the speaker of a file: ``unit`` - the folder above the
+#: file's folder (``units/<unit>/sounds/x.wav``); ``prefix`` - the file name before ``_ack``/``_select``.
+SPEAKER_FROM = (None, "unit", "prefix")
 REGISTRIES = ("debian", "pypi", "npm")
 
 #: Licences accepted for training data in this MIT project (SPDX-like, prefix match).
@@ -66,7 +69,8 @@ class RealSource:
 
     ``root`` is the folder inside the installed package (absolute, as installed on the system) and
     ``globs`` the files under it (relative globs, ``**`` spans folders); ``exclude`` removes files of
-    the globs. ``kind`` is one of :data:`KINDS`; ``lang`` / ``speaker`` (speech), ``instrument``
+    the globs. ``kind`` is one of :data:`KINDS`; ``lang`` / ``speaker`` (speech; ``speaker_from``
+    when one source holds several speakers, see :func:`speaker_of`), ``instrument``
     (instrument, drums) and ``label`` (effect class) say what the layout tells. ``split`` marks
     sources held out as a real dev split.
     """
@@ -87,6 +91,7 @@ class RealSource:
     split: str = "train"
     exclude: tuple[str, ...] = ()
     container: str = "audio"
+    speaker_from: str | None = None
     note: str = ""
     real: bool = True
 
@@ -99,6 +104,9 @@ class RealSource:
             raise ValueError(f"{self.id}: registry {self.registry!r} is not one of {', '.join(REGISTRIES)}")
         if self.container not in CONTAINERS:
             raise ValueError(f"{self.id}: container {self.container!r} is not one of {', '.join(CONTAINERS)}")
+        if self.speaker_from not in SPEAKER_FROM:
+            raise ValueError(f"{self.id}: speaker_from {self.speaker_from!r} is not one of "
+                             f"{', '.join(str(x) for x in SPEAKER_FROM)}")
         if not self.root.startswith("/"):
             raise ValueError(f"{self.id}: root must be an absolute path, got {self.root!r}")
 
@@ -308,6 +316,27 @@ _H2_KITS = {
 }
 
 
+_MG = "/usr/share/games/megaglest"
+_MG_V = "3.13.0-3"
+_MG_ATTR = ("MegaGlest data (c) 2001-2011 The Glest Team, The MegaGlest Team, Titus and Philipp "
+            "Tscharntke, Raphael Schroeder, Jacob Vejvoda")
+#: human units only (their *_ack*/*_select* files are spoken lines).
+_MG_UNITS = {
+    "egypt": ("spearman",),
+    "indian": ("archer", "axe_indian", "fire_archer", "horseman", "shaman", "spearman",
+               "stickfighter", "worker"),
+    "magic": ("archmage", "battlemage", "dragon_rider", "initiate", "summoner"),
+    "norsemen": ("battleaxe", "battleaxe_berserk", "cudgel_lady", "flying_valkyrie", "spearman",
+                 "spearman_berserk", "swordman", "swordman_berserk", "valkyrie"),
+    "persian": ("fakir", "genie", "magician", "princess", "stickfighter", "swordman", "worker"),
+    "romans": ("gladiator",),
+    "tech": ("technician",),
+}
+_MG_DEV = ("persian",)
+_MG_COMMON = ("technician", "archer", "horseman", "guard", "swordman", "worker", "axe_thrower",
+              "archmage", "summoner", "initiate", "battlemage")
+
+
 def _build() -> tuple[RealSource, ...]:
     s: list[RealSource] = []
     # speech: asterisk prompts, one professional speaker per folder
@@ -358,6 +387,22 @@ def _build() -> tuple[RealSource, ...]:
             note="acted game character voice (short exclamations)"
                  + ("; processed robot voice" if pack == "Robot" else "")
                  + ("" if lang else "; language not given by the layout")))
+    # speech: megaglest unit voices (acknowledgements and selection lines), one speaker per unit
+    for faction, units in _MG_UNITS.items():
+        s.append(RealSource(
+            id=f"megaglest-voices-{faction}", package="megaglest-data", version=_MG_V,
+            root=f"{_MG}/techs/megapack/factions/{faction}/units",
+            globs=tuple(f"{u}/sounds/*_{w}*.wav" for u in units for w in ("ack", "select")),
+            kind="speech", lang="en", speaker_from="unit", licence="CC-BY-SA-3.0",
+            attribution=_MG_ATTR, split="dev" if faction in _MG_DEV else "train",
+            note="acted RTS unit lines (short); creature and machine units left out"))
+    s.append(RealSource(
+        id="megaglest-voices-common", package="megaglest-data", version=_MG_V,
+        root=f"{_MG}/techs/megapack/commondata/sounds",
+        globs=tuple(f"{u}_{w}*.wav" for u in _MG_COMMON for w in ("ack", "select")),
+        kind="speech", lang="en", speaker_from="prefix", licence="CC-BY-SA-3.0",
+        attribution=_MG_ATTR, note="the original Glest unit voices shared by the tech and magic "
+        "factions; one speaker per unit name (actors may repeat)"))
     # singing: the only solo vocal sample outside the evaluation-only packs
     s.append(RealSource(
         id="sonic-pi-choir", package="sonic-pi-samples", version=_SP_V, root=_SP,
@@ -469,8 +514,18 @@ def _build() -> tuple[RealSource, ...]:
                    root="/usr/share/games/asc/music", globs=("*.mp3",), kind="music",
                    licence="GPL-2+", attribution="Advanced Strategic Command music pack"),
     ]
+    s.append(RealSource(
+        id="megaglest-music", package="megaglest-data", version=_MG_V, root=_MG,
+        globs=("techs/megapack/factions/*/music/*.ogg", "data/core/menu/music/*.ogg"), kind="music",
+        licence="CC-BY-SA-3.0", attribution=_MG_ATTR + "; Romans: Mattias Westlund (Chronicles III); "
+        "Norsemen: Manolo Camp"))
     # recorded effects
     s += [
+        RealSource(id="megaglest-ambience", package="megaglest-data", version=_MG_V,
+                   root=f"{_MG}/tilesets", globs=("*/sounds/*.wav", "*/sounds/*.ogg"), kind="effect",
+                   label="ambience", licence="CC-BY-SA-3.0",
+                   attribution=_MG_ATTR + "; spring ambience by dobroide (freegamedev.net)",
+                   note="day/night background ambience of the tilesets (birds, wind, water)"),
         RealSource(id="hedgewars-sfx", package="hedgewars-data", version=_HW_V, root=f"{_HW}/Sounds",
                    globs=("*.ogg",), exclude=("Droplet*",), kind="effect", label="game",
                    licence="GFDL-1.3", attribution=_HW_ATTR,
@@ -526,6 +581,17 @@ SOURCES: tuple[RealSource, ...] = _build()
 BY_ID: dict[str, RealSource] = {s.id: s for s in SOURCES}
 if len(BY_ID) != len(SOURCES):  # pragma: no cover - a programming error
     raise RuntimeError("duplicate real source ids")
+
+
+def speaker_of(source: RealSource, path: str | os.PathLike) -> str | None:
+    """The speaker id of one file of a source (``<source id>/<name>`` for multi-speaker sources)."""
+    if source.speaker_from is None:
+        return source.speaker
+    p = Path(path)
+    if source.speaker_from == "unit":
+        return f"{source.id}/{p.parent.parent.name}"
+    m = re.match(r"(.+?)_(?:ack|select)\d*$", p.stem)
+    return f"{source.id}/{m.group(1) if m else p.stem}"
 
 
 def packages(sources: Iterable[RealSource] = SOURCES) -> list[str]:
@@ -668,6 +734,29 @@ def duration(path: str | os.PathLike, container: str = "audio") -> float:
     except Exception:  # noqa: BLE001 - fall back to ffprobe for what libsndfile cannot read
         pass
     return _ffprobe_seconds(p)
+
+
+def read(path: str | os.PathLike, sr: int) -> "np.ndarray":
+    """A registered audio file as mono float32 at ``sr`` (libsndfile, or ffmpeg for what libsndfile
+    cannot decode, such as headerless GSM prompts). Refuses evaluation-only paths."""
+    import numpy as np
+    import soundfile as sf
+
+    from .audio import resample
+    assert_not_evaluation_only(path)
+    p = Path(path)
+    if p.suffix.lower() != ".gsm":
+        try:
+            data, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
+            return resample(data.mean(axis=1), int(file_sr), int(sr))
+        except (RuntimeError, sf.LibsndfileError):
+            pass
+    cmd = ["ffmpeg", "-v", "error", "-nostdin"] + (["-f", "gsm"] if p.suffix.lower() == ".gsm" else [])
+    cmd += ["-i", str(p), "-ac", "1", "-ar", str(int(sr)), "-f", "f32le", "-"]
+    out = subprocess.run(cmd, capture_output=True, timeout=120)
+    if out.returncode != 0:
+        raise ValueError(f"cannot decode {p.name}: {out.stderr.decode(errors='replace').strip()[:200]}")
+    return np.frombuffer(out.stdout, dtype=np.float32).copy()
 
 
 def hours(sources: Iterable[RealSource] = SOURCES, root: str | os.PathLike | None = None) -> dict[str, dict]:
