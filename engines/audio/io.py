@@ -66,6 +66,11 @@ def loaded_inputs() -> list[str]:
     return sorted(_INPUT_PATHS)
 
 
+def _cap(text: str) -> str:
+    """First letter upper case, the rest as it is (``str.capitalize`` would lower-case a file name)."""
+    return text[:1].upper() + text[1:]
+
+
 def _describe(src: Source) -> str:
     if isinstance(src, (str, os.PathLike)):
         return f"'{os.fspath(src)}'"
@@ -118,7 +123,7 @@ def _open(src: Source) -> _Input:
         inp = _Input(what, Path(getattr(src, "name", "") or "").suffix.lower() if isinstance(
             getattr(src, "name", None), str) else "", data=bytes(data or b""))
     if inp.size() == 0:
-        raise EmptyFileError(f"{what.capitalize()} is empty (0 bytes).")
+        raise EmptyFileError(f"{_cap(what)} is empty (0 bytes).")
     return inp
 
 
@@ -219,9 +224,9 @@ def _decode(inp: _Input, max_seconds: float | None = None) -> tuple[np.ndarray, 
     looks_audio = head[:4].startswith(_AUDIO_MAGIC) or head[:3] == b"ID3" or inp.suffix in _AUDIO_EXT \
         or head[4:8] == b"ftyp"
     if looks_audio:
-        raise CorruptAudioError(f"{what.capitalize()} looks like audio but cannot be decoded "
+        raise CorruptAudioError(f"{_cap(what)} looks like audio but cannot be decoded "
                                 f"(damaged or truncated file?): {sf_msg}.")
-    raise NotAudioError(f"{what.capitalize()} is not an audio file we can read "
+    raise NotAudioError(f"{_cap(what)} is not an audio file we can read "
                         f"(supported: wav, flac, ogg, mp3{', m4a/aac and more with ffmpeg' if shutil.which('ffmpeg') else '; other formats need ffmpeg'}).")
 
 
@@ -283,7 +288,7 @@ def load(src: Source, sr: int | None = None, *, mono: bool = False, channels: in
     except Exception:  # noqa: BLE001 - no header soundfile knows: decode decides
         head, head_seconds = None, 0.0
     if max_seconds is not None and head_seconds > max_seconds:
-        raise TooLongError(f"{what.capitalize()} is {head_seconds:.1f} s long; the limit is {max_seconds:g} s.")
+        raise TooLongError(f"{_cap(what)} is {head_seconds:.1f} s long; the limit is {max_seconds:g} s.")
     truncated = _wav_truncation(inp)
     audio, rate = _decode(inp, max_seconds)  # (C, T)
     n_ch, n = audio.shape
@@ -292,19 +297,19 @@ def load(src: Source, sr: int | None = None, *, mono: bool = False, channels: in
         # a cut FLAC: soundfile stops ("lost sync"), ffmpeg decodes the frames that are there
         truncated = f"the header promises {head_seconds:.1f} s, the file holds {n / rate:.1f} s"
     if n == 0:
-        raise ZeroLengthError(f"{what.capitalize()} contains no samples.")
+        raise ZeroLengthError(f"{_cap(what)} contains no samples.")
     if n_ch < 1 or n_ch > MAX_CHANNELS:
-        raise ChannelError(f"{what.capitalize()} has {n_ch} channels; at most {MAX_CHANNELS} are supported.")
+        raise ChannelError(f"{_cap(what)} has {n_ch} channels; at most {MAX_CHANNELS} are supported.")
     seconds = n / rate
     if max_seconds is not None and seconds > max_seconds:
-        raise TooLongError(f"{what.capitalize()} is {'more than ' if seconds >= max_seconds + 0.999 else ''}"
+        raise TooLongError(f"{_cap(what)} is {'more than ' if seconds >= max_seconds + 0.999 else ''}"
                            f"{seconds:.1f} s long; the limit is {max_seconds:g} s.")
     if min_seconds is not None and seconds < min_seconds:
-        raise TooShortError(f"{what.capitalize()} is {seconds:.2f} s long; at least {min_seconds:g} s is needed.")
+        raise TooShortError(f"{_cap(what)} is {seconds:.2f} s long; at least {min_seconds:g} s is needed.")
     if not all(np.isfinite(audio[:, i:i + _BLOCK_FRAMES]).all() for i in range(0, n, _BLOCK_FRAMES)):
-        raise NonFiniteError(f"{what.capitalize()} contains NaN or infinite samples.")
+        raise NonFiniteError(f"{_cap(what)} contains NaN or infinite samples.")
     if truncated:
-        msg = f"{what.capitalize()} is truncated: {truncated}; only that part is used."
+        msg = f"{_cap(what)} is truncated: {truncated}; only that part is used."
         logger.warning(msg)
         warnings.warn(TruncatedAudioWarning(msg), stacklevel=2)
     if mono:

@@ -224,3 +224,11 @@ def test_too_long_is_refused_from_the_header_before_decoding(tmp_path, monkeypat
     monkeypatch.setattr(aio, "_decode", no_decode)
     with pytest.raises(E.TooLongError, match="3.0 s long; the limit is 2 s"):
         aio.load(p, max_seconds=2)
+
+
+def test_messages_keep_the_file_name_as_it_is(tmp_path):
+    p = tmp_path / "My Song.WAV"
+    p.write_bytes(b"hello, this is text" * 20)
+    with pytest.raises(E.CorruptAudioError) as info:
+        aio.load(p)
+    assert str(info.value).startswith(f"'{p}'")  # not lower-cased
