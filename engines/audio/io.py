@@ -47,6 +47,9 @@ Source = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
 #: Largest channel count accepted on input (7.1 surround).
 MAX_CHANNELS = 8
+#: Highest sample rate accepted on input: with the duration limit and MAX_CHANNELS it bounds the
+#: memory one decoded file can take (a tiny compressed file cannot ask for gigabytes).
+MAX_SAMPLE_RATE = 192000
 #: Subtypes ``save`` accepts, by a short name.
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT", "PCM_16": "PCM_16",
             "PCM_24": "PCM_24", "FLOAT": "FLOAT"}
@@ -162,6 +165,28 @@ def _wav_truncation(inp: _Input) -> str | None:
     return None
 
 
+def _check_format(channels: int, rate: int, what: str) -> None:
+    """Refuse, before decoding, a channel count or a sample rate outside what the studio handles."""
+    if channels > MAX_CHANNELS:
+        raise ChannelError(f"{_cap(what)} has {channels} channels; at most {MAX_CHANNELS} are supported.")
+    if rate > MAX_SAMPLE_RATE or rate < 1:
+        raise ChannelError(f"{_cap(what)} has a sample rate of {rate} Hz; at most {MAX_SAMPLE_RATE} Hz is supported.")
+
+
+def _probe(src: Path) -> tuple[int, int] | None:
+    """(channels, rate) of the first audio stream by ffprobe, or None when it cannot tell."""
+    if not shutil.which("ffprobe"):
+        return None
+    proc = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                           "stream=channels,sample_rate", "-of", "csv=p=0", f"file:{src}"],
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    try:
+        rate, channels = (int(float(x)) for x in proc.stdout.decode().strip().splitlines()[0].split(",")[:2])
+        return channels, rate
+    except (ValueError, IndexError):
+        return None
+
+
 def _decode_ffmpeg(inp: _Input, max_seconds: float | None) -> tuple[np.ndarray, int]:
     """Decode any container ffmpeg understands, from a file (so it can seek: mp4/m4a with the index at the
     end). Bytes are written to a private temporary folder first; the folder is removed afterwards. At most
@@ -174,6 +199,9 @@ def _decode_ffmpeg(inp: _Input, max_seconds: float | None) -> tuple[np.ndarray, 
             src = Path(tmp) / f"input{suffix}"
             src.write_bytes(inp.data)
         out = Path(tmp) / "decoded.wav"
+        fmt = _probe(src)
+        if fmt is not None:
+            _check_format(fmt[0], fmt[1], inp.what)
         # "file:" keeps names with ':' or a leading '-' from being read as protocols or options
         cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", f"file:{src}", "-vn", "-map", "0:a:0"]
         if max_seconds is not None:
@@ -218,6 +246,8 @@ def _decode(inp: _Input, max_seconds: float | None = None) -> tuple[np.ndarray, 
     if shutil.which("ffmpeg"):
         try:
             return _decode_ffmpeg(inp, max_seconds)
+        except ChannelError:
+            raise
         except Exception as ff_err:  # noqa: BLE001 - reported below
             logger.debug("ffmpeg could not decode %s: %s", what, ff_err)
     head = inp.head(12)
@@ -289,6 +319,8 @@ def load(src: Source, sr: int | None = None, *, mono: bool = False, channels: in
         head, head_seconds = None, 0.0
     if max_seconds is not None and head_seconds > max_seconds:
         raise TooLongError(f"{_cap(what)} is {head_seconds:.1f} s long; the limit is {max_seconds:g} s.")
+    if head is not None:
+        _check_format(head.channels, head.samplerate, what)
     truncated = _wav_truncation(inp)
     audio, rate = _decode(inp, max_seconds)  # (C, T)
     n_ch, n = audio.shape

@@ -232,3 +232,23 @@ def test_messages_keep_the_file_name_as_it_is(tmp_path):
     with pytest.raises(E.CorruptAudioError) as info:
         aio.load(p)
     assert str(info.value).startswith(f"'{p}'")  # not lower-cased
+
+
+def test_rate_and_channels_are_refused_before_decoding(tmp_path, monkeypatch):
+    """A small file cannot ask for gigabytes: rate and channel count are checked from the header."""
+    import soundfile as sf
+
+    from engines.audio import io as aio
+    from engines.audio.errors import ChannelError
+
+    sf.write(tmp_path / "hr.wav", np.zeros((64, 1), np.float32), 384000)
+    sf.write(tmp_path / "mc.wav", np.zeros((64, 12), np.float32), 16000)
+
+    def no_decode(*a, **k):
+        raise AssertionError("decoded before the format was checked")
+
+    monkeypatch.setattr(aio, "_read_channels_first", no_decode)
+    with pytest.raises(ChannelError, match="192000 Hz"):
+        aio.load(tmp_path / "hr.wav")
+    with pytest.raises(ChannelError, match="12 channels"):
+        aio.load(tmp_path / "mc.wav")
