@@ -85,9 +85,30 @@ def build_app(ctx: StudioContext | None = None):
         _end_session.__annotations__ = {"request": gr.Request}  # a real type, not a postponed string
 
         app.unload(_end_session)
+    _readable_refusals(app)
     app.queue(default_concurrency_limit=ctx.concurrency, max_size=64)
     ctx.start_sweeper()  # sessions that never send unload (API clients) are swept by idle time
     return app
+
+
+def _readable_refusals(app) -> None:
+    """Gradio refuses a file value it did not receive (a server path sent through the API) or a malformed
+    value before our callbacks run, and answers with an empty error; say what is wrong instead (the same
+    words whether or not such a file exists)."""
+    import gradio as gr
+    import pydantic
+    from gradio.exceptions import InvalidPathError
+
+    original = app.preprocess_data
+
+    async def preprocess_data(*args, **kwargs):
+        try:
+            return await original(*args, **kwargs)
+        except (InvalidPathError, pydantic.ValidationError):
+            raise gr.Error("A file in this request was not uploaded to this studio (or is not a file value): "
+                           "upload it again.", print_exception=False) from None
+
+    app.preprocess_data = preprocess_data
 
 
 def served_paths(ctx: StudioContext) -> list[str]:

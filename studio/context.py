@@ -154,6 +154,8 @@ class StudioContext:
 
         self.max_seconds = max_seconds if max_seconds is not None else limits.max_seconds()
         self.concurrency = concurrency if concurrency is not None else int(env("AUDIO_STUDIO_CONCURRENCY", 2))
+        #: files one request may carry (the Vocals tab's batch): bounded work per request
+        self.max_files = max(1, int(env("AUDIO_STUDIO_MAX_FILES", 16)))
         keep_hours = keep_hours if keep_hours is not None else float(env("AUDIO_STUDIO_KEEP_HOURS", 6.0))
         self.keep_seconds = keep_hours * 3600
         self.engines = EngineCache(engine_cache)

@@ -50,6 +50,9 @@ def build(ctx) -> None:
     def on_run(paths, mask_kind, sharp, model_name, ckpt_path, request: gr.Request, progress=gr.Progress()):
         if not paths:
             raise gr.Error("Upload at least one song.")
+        if len(paths) > ctx.max_files:
+            raise gr.Error(f"{len(paths)} songs in one batch; the studio takes at most {ctx.max_files} at a time "
+                           f"(the command line has no such limit).", print_exception=False)
         paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in paths]
         session = session_of(request)
         uploaded = check_uploaded(ckpt_path, "The checkpoint")
