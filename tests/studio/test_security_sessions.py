@@ -303,3 +303,17 @@ def test_outputs_are_served_only_from_gradios_cache(studio, audio_files):
     originals = list((tmp / "outputs" / "sessOutA").rglob("*.wav"))
     assert originals, "the job folder holds the original"
     assert _get(f"{url}/gradio_api/file={originals[0]}") == 403  # the outputs root is not served by path
+
+
+def test_a_vocals_batch_is_bounded(public_studio, tmp_path):
+    """More songs than AUDIO_STUDIO_MAX_FILES (16) in one request are refused before any work."""
+    import numpy as np
+    import soundfile as sf
+
+    url, _tmp = public_studio
+    f = tmp_path / "s.wav"
+    sf.write(f, (0.1 * np.sin(np.arange(22050) / 5)).astype(np.float32), 22050)
+    uploaded = raw_api.upload(url, f)
+    index, data = _inputs(url, "vocals", **{"Song(s): one or several audio files": [raw_api.file_value(uploaded)] * 17})
+    r = raw_api.call(url, index, data)
+    assert not r["success"] and "at most 16" in str(r["error"]), r
