@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Measure the fusion engine on ``../shared/bench/data/fusion`` (evaluation only; never train on it).
+"""Measure the fusion engine on both bench sets (evaluation only; never train on them).
 
-Figures (per pair and means):
+The sets are ``../shared/bench/data/fusion`` (rendered) and ``../shared/bench/data_real/fusion``
+(real recordings), printed side by side (``benchmarks/common.py``). Fusion has no scorer and no
+baselines: the figures are its own. Figures (per pair and means, per set):
 * built-in codec reconstruction of a.wav / b.wav: SI-SDR and multi-resolution STFT distance, both
   with the bench scorer's own functions (``score.py``: ``si_sdr``, ``mrstft``);
 * complementarity per mask type for ``direct`` and ``learned`` (definition: ``engines.fusion.api.
@@ -13,13 +15,14 @@ Figures (per pair and means):
   learned, with ``--threads`` torch threads (the CLI's default is 2); the cold first call is
   reported apart.
 
-``python benchmarks/fusion_bench.py [--model NAME | --checkpoint PATH] [--json out.json] [--register]``
-``--register`` writes the means into the model's registry entry (``scores``).
+``python benchmarks/fusion_bench.py [--model NAME | --checkpoint PATH] [--sets rendered real] [--limit N]
+[--json out.json] [--out DIR] [--register]``
+``--register`` writes the means into the model's registry entry (``scores``; per set in
+``scores["bench"][set]``, the flat keys stay the rendered set's).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -28,19 +31,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-BENCH = ROOT.parent / "shared" / "bench"
-if not BENCH.is_dir():
-    BENCH = Path("/work/shared/bench")
+from benchmarks.common import (add_set_arguments, list_cases, registry_set_scores, results_json,  # noqa: E402
+                               scorer, selected_sets, set_label, side_by_side, write_json)
 
 MASKS = ("temporal", "frequency", "spectral", "energy", "hybrid")
 UNITY_MASKS = ("none", "temporal", "frequency", "spectral", "energy")
-
-
-def _scorer():
-    spec = importlib.util.spec_from_file_location("bench_score", BENCH / "score.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _arrangement_distance(r, sc) -> float:
@@ -63,8 +58,9 @@ def _arrangement_distance(r, sc) -> float:
     return sc.mrstft(ref, r.audio)["mrstft"]
 
 
-def register_scores(name: str, summary: dict) -> None:
-    """Create or update the registry entry ``name`` (kind fusion) with the measured ``summary``."""
+def register_scores(name: str, summaries: dict[str, dict]) -> None:
+    """Create or update the registry entry ``name`` (kind fusion) with the measured ``summaries``
+    (``{set: summary}``): per set in ``scores["bench"][set]``; the flat keys stay the rendered set's."""
     from engines import registry
     from engines.checkpoint import read_header
 
@@ -85,39 +81,29 @@ def register_scores(name: str, summary: dict) -> None:
                      "crop_seconds", "loss_weight_input", "loss_weight_target", "loss_weight_spectral",
                      "loss_weight_mel", "relative_loss", "grad_clip", "seed")},
                             "steps": meta.get("step"), "history": meta.get("history", [])[-2:]}}
-    entry["scores"] = {"bench": "shared/bench/data/fusion (6 pairs, 15 s, 24 kHz)", **summary}
+    scores = dict(entry.get("scores", {}))
+    for set_name, summary in summaries.items():
+        label = f"{set_label(set_name)}/fusion ({summary.get('cases')} pairs, 15 s, 24 kHz)"
+        compact = {"set": label, **{k: summary[k] for k in ("cases", "codec_si_sdr_db", "codec_mrstft") if k in summary},
+                   "complementarity_mean": {m: v.get("mean") for m, v in summary.get("complementarity", {}).items()},
+                   "rtf_mean": {m: v.get("mean") for m, v in summary.get("rtf", {}).items()}}
+        if "unity_rms_relative" in summary:
+            compact["unity_rms_relative"] = summary["unity_rms_relative"]
+        scores = registry_set_scores(scores, set_name, compact)
+        if set_name == "rendered":  # the old flat keys stay the rendered set's figures
+            scores.update({k: v for k, v in summary.items() if k != "bench"})
+    entry["scores"] = scores
     registry.register(entry)
     print(f"registered scores in {name}.json")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(BENCH / "data" / "fusion"))
-    p.add_argument("--model", default=None, help="registry name (default: the fusion default)")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", default=None, help="write all figures here")
-    p.add_argument("--register", action="store_true", help="store the means in the model's registry entry")
-    p.add_argument("--skip_learned", action="store_true")
-    p.add_argument("--register_from", default=None, metavar="JSON",
-                   help="register the summary of an earlier --json run for --model/the checkpoint's name, and exit")
-    args = p.parse_args(argv)
-    if args.register_from:
-        summary = json.loads(Path(args.register_from).read_text())["summary"]
-        register_scores(args.model or summary.get("model", {}).get("name"), summary)
-        return 0
-
+def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
+    """Every figure on one set's pairs: ``{"summary": means, "rows": per pair}``."""
     import numpy as np
     import torch
 
-    from engines.fusion.api import FusionEngine, complementarity
-    from engines.fusion.codec import MDCTCodec
+    from engines.fusion.api import complementarity
 
-    torch.set_num_threads(args.threads)
-    sc = _scorer()
-    cases = sorted(d for d in Path(args.data).iterdir() if (d / "a.wav").is_file())
-    engine = FusionEngine(model=args.model, checkpoint=args.checkpoint)
-    codec = MDCTCodec()
     rows = {"codec": [], "complementarity": {"direct": {m: [] for m in MASKS}, "learned": {m: [] for m in MASKS}},
             "arrangement_mrstft": {"direct": {m: [] for m in MASKS}, "learned": {m: [] for m in MASKS}},
             "unity": {m: [] for m in UNITY_MASKS}, "unity_rel": {m: [] for m in UNITY_MASKS},
@@ -175,12 +161,72 @@ def main(argv=None) -> int:
         summary["unity_rms"] = {m: mean(v) for m, v in rows["unity"].items()}
         summary["unity_rms_relative"] = {m: mean(v) for m, v in rows["unity_rel"].items()}
         summary["model"] = engine._model_meta
-    print(json.dumps(summary))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    return {"summary": summary, "rows": rows}
+
+
+def figures(summary: dict) -> dict:
+    """Flat figures of one set's summary for the side-by-side table."""
+    out = {"pairs": summary["cases"], "codec SI-SDR dB": summary["codec_si_sdr_db"], "codec mrstft": summary["codec_mrstft"]}
+    for mode, c in summary["complementarity"].items():
+        out[f"{mode} complementarity mean"] = c["mean"]
+        out.update({f"{mode} complementarity {m}": c[m] for m in MASKS})
+    for mode, a in summary["arrangement_mrstft"].items():
+        out.update({f"{mode} arrangement mrstft {m}": a[m] for m in MASKS})
+    for m, v in summary.get("unity_rms_relative", {}).items():
+        out[f"learned unity RMS / RMS(a) {m}"] = v
+    for mode, r in summary["rtf"].items():
+        out[f"{mode} rtf mean"], out[f"{mode} rtf max"] = r["mean"], r["max"]
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_set_arguments(p)
+    p.add_argument("--data", default=None, help="run this one fusion folder instead of --sets")
+    p.add_argument("--model", default=None, help="registry name (default: the fusion default)")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default=None, help="write all figures here (keyed by set)")
+    p.add_argument("--out", default=None, help="write bench.json into this folder")
+    p.add_argument("--register", action="store_true", help="store the means in the model's registry entry")
+    p.add_argument("--skip_learned", action="store_true")
+    p.add_argument("--register_from", default=None, metavar="JSON",
+                   help="register the summary of an earlier --json run for --model/the checkpoint's name, and exit")
+    args = p.parse_args(argv)
+    if args.register and (args.limit or args.data):
+        p.error("--register needs whole bench sets (no --limit, no --data)")
+    if args.register_from:
+        old = json.loads(Path(args.register_from).read_text())
+        summaries = ({"rendered": old["summary"]} if "summary" in old  # a report from before the two sets
+                     else {n: old[n]["summary"] for n in old.get("sets", []) if "summary" in old.get(n, {})})
+        first = next(iter(summaries.values()))
+        register_scores(args.model or first.get("model", {}).get("name"), summaries)
+        return 0
+
+    import torch
+
+    from engines.fusion.api import FusionEngine
+    from engines.fusion.codec import MDCTCodec
+
+    torch.set_num_threads(args.threads)
+    sc = scorer()
+    engine = FusionEngine(model=args.model, checkpoint=args.checkpoint)
+    codec = MDCTCodec()
+    per_set = {}
+    for name, data in selected_sets(args, "fusion").items():
+        print(f"== {name}: {data}", flush=True)
+        per_set[name] = {"data": str(data), **run_set(engine, codec, sc, list_cases(data, "a.wav", args.limit), args)}
+        print(json.dumps(per_set[name]["summary"]), flush=True)
+    model = per_set[next(iter(per_set))]["summary"].get("model", {}).get("name") or args.model or args.checkpoint
+    table = side_by_side("fusion", {n: figures(r["summary"]) for n, r in per_set.items()}, {},
+                         title=f"fusion ({model or 'direct only'}); no scorer, no baselines: own figures")
+    report = results_json("fusion", per_set, table, threads=args.threads, model=model)
+    for path in [args.json] if args.json else []:
+        write_json(path, report)
+    if args.out:
+        print(f"results: {write_json(Path(args.out) / 'bench.json', report)}")
     if args.register and not args.skip_learned:
-        register_scores(engine._model_meta.get("name") or args.model, summary)
+        register_scores(engine._model_meta.get("name") or args.model, {n: r["summary"] for n, r in per_set.items()})
     return 0
 
 

@@ -1,17 +1,18 @@
-"""Benchmark of the query separation engine on ../shared/bench/data/query (evaluation only).
+"""Benchmark of the query separation engine on both bench sets (evaluation only).
 
-Writes PRED/<case>/target.wav with the default settings and the built-in model, scores them with
+The sets are ../shared/bench/data/query (rendered) and ../shared/bench/data_real/query (real
+recordings); both are reported side by side with each set's baselines (benchmarks/common.py).
+Writes OUT/<set>/<config>/<case>/target.wav with the default settings and the built-in model, scores them with
 the bench scorer, times the in-process processing per 10 s mixture (models loaded once) and whole
 CLI calls, and measures, in the same run, a configuration faithful to the original (stitching
 reference + an AST-sized embedder with random weights) on a few cases for the speed ratio.
 
-    python benchmarks/query_bench.py [--register] [--faithful_cases 2]
+    python benchmarks/query_bench.py [--sets rendered real] [--register] [--faithful_cases 2] [--limit N]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,15 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BENCH = Path(os.environ.get("AUDIO_STUDIO_BENCH", ROOT.parent / "shared" / "bench"))
-
-
-def score(pred: Path, data: Path) -> dict:
-    out = pred / "scores.json"
-    cmd = [sys.executable, str(BENCH / "score.py"), "query", "--data", str(data), "--pred", str(pred),
-           "--json", str(out), "--quiet"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.read_text())
+from benchmarks.common import (add_set_arguments, list_cases, load_baselines, registry_set_scores,  # noqa: E402
+                               results_json, score, selected_sets, set_label, side_by_side, write_json)
 
 
 def per_kind(scores: dict) -> dict:
@@ -97,48 +91,22 @@ def calibrate(dev: Path, models, threads: int = 1, limit: int = 30) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data", default=str(BENCH / "data" / "query"))
-    p.add_argument("--out", default="/work/runs/query-bench")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--faithful_cases", type=int, default=2, help="cases run with the original-faithful config")
-    p.add_argument("--cli_cases", type=int, default=2)
-    p.add_argument("--register", action="store_true", help="write the scores into the model's registry entry")
-    p.add_argument("--dev", default=None, help="only evaluate on this corpus query folder (development set)")
-    p.add_argument("--limit", type=int, default=40, help="with --dev: first N cases")
-    p.add_argument("--calibrate", action="store_true", help="with --dev: statistics for the not-found rule")
-    p.add_argument("--set", nargs="*", default=[], help="config overrides for --dev, e.g. opt_steps=0")
-    args = p.parse_args(argv)
+def run_set(name: str, data: Path, out: Path, models, args) -> dict:
+    """Default and stitching-reference runs on one bench set, scored; CLI calls; the faithful config."""
     import numpy as np
     import torch
 
-    from engines.separation.api import get_models
-
-    data, out = Path(args.data), Path(args.out)
-    cases = sorted(d for d in data.iterdir() if (d / "mix.wav").is_file())
-    res: dict = {"n_cases": len(cases), "threads": args.threads}
-    models = get_models("builtin", checkpoint=args.checkpoint)
-    if args.dev and args.calibrate:
-        print(json.dumps(calibrate(Path(args.dev), models, args.threads), indent=1))
-        return 0
-    if args.dev:
-        over = {k: type(getattr(__import__("engines.separation.api", fromlist=["x"]).SeparationConfig(), k))(v)
-                for k, v in (kv.split("=", 1) for kv in args.set)}
-        print(json.dumps({"dev": args.dev, "overrides": over,
-                          **dev_eval(Path(args.dev), models, args.threads, args.limit, **over)}))
-        return 0
-    run_cases(cases[:1], out / "warmup", models, threads=args.threads)  # warm-up (first-call costs)
-
-    for name, cfg in (("default", {}), ("stitch_builtin", {"reference": "stitch"})):
-        pred = out / name
+    cases = list_cases(data, "mix.wav", args.limit)
+    res: dict = {"data": str(data), "n_cases": len(cases), "limited": bool(args.limit)}
+    for cfg_name, cfg in (("default", {}), ("stitch_builtin", {"reference": "stitch"})):
+        pred = out / cfg_name
         times = run_cases(cases, pred, models, threads=args.threads, **cfg)
-        s = score(pred, data)
-        res[name] = {"si_sdri_mean": round(s["si_sdri"], 2), "si_sdr_mean": round(s["si_sdr"], 2),
-                     "per_kind_si_sdri": per_kind(s), "n_missing": s.get("n_missing"), "sec_per_10s_mean": round(float(np.mean(times)), 3),
-                     "sec_per_10s_max": round(float(np.max(times)), 3)}
-        print(name, json.dumps(res[name]), flush=True)
+        s = score("query", data, pred, allow_missing=bool(args.limit))
+        res[cfg_name] = {"si_sdri_mean": round(s["si_sdri"], 2), "si_sdr_mean": round(s["si_sdr"], 2),
+                         "sdr_mean": round(s["sdr"], 2), "per_kind_si_sdri": per_kind(s), "n_missing": s.get("n_missing"),
+                         "sec_per_10s_mean": round(float(np.mean(times)), 3),
+                         "sec_per_10s_max": round(float(np.max(times)), 3)}
+        print(name, cfg_name, json.dumps(res[cfg_name]), flush=True)
 
     # whole CLI calls (fresh process: imports + model load + plots)
     cli = []
@@ -163,20 +131,93 @@ def main(argv=None) -> int:
         ft = run_cases(cases[:args.faithful_cases], out / "faithful", (ast, None), threads=args.threads,
                        reference="stitch")
         d_t = res["default"]["sec_per_10s_mean"]
-        res["faithful"] = {"cases": args.faithful_cases, "sec_per_10s_mean": round(float(np.mean(ft)), 2),
+        res["faithful"] = {"cases": min(args.faithful_cases, len(cases)), "sec_per_10s_mean": round(float(np.mean(ft)), 2),
                            "speedup_default_vs_faithful": round(float(np.mean(ft)) / d_t, 1)}
-        print("faithful", json.dumps(res["faithful"]), flush=True)
-    (out / "bench.json").write_text(json.dumps(res, indent=2))
-    print(json.dumps(res, indent=2))
+        print(name, "faithful", json.dumps(res["faithful"]), flush=True)
+    res["baselines"] = load_baselines(data, "query", [c.name for c in cases] if args.limit else None)
+    return res
+
+
+def figures(res: dict) -> dict:
+    """The flat figures of one set for the side-by-side table."""
+    d, st = res["default"], res["stitch_builtin"]
+    out = {"cases": res["n_cases"], "si_sdr": d["si_sdr_mean"], "si_sdri": d["si_sdri_mean"], "sdr": d["sdr_mean"]}
+    out.update({f"si_sdri [{k}]": v for k, v in d["per_kind_si_sdri"].items()})
+    out.update({"stitch si_sdri": st["si_sdri_mean"], "stitch si_sdr": st["si_sdr_mean"],
+                "sec per 10 s (in process, mean)": d["sec_per_10s_mean"], "sec per 10 s (max)": d["sec_per_10s_max"]})
+    if res["cli_sec"]:
+        out["CLI call s (mean)"] = round(sum(res["cli_sec"]) / len(res["cli_sec"]), 2)
+    if "faithful" in res:
+        out["faithful speed-up x"] = res["faithful"]["speedup_default_vs_faithful"]
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_set_arguments(p, limit=False)
+    p.add_argument("--data", default=None, help="run this one query folder instead of --sets")
+    p.add_argument("--out", default="/work/runs/query-bench")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--faithful_cases", type=int, default=2, help="cases run with the original-faithful config")
+    p.add_argument("--cli_cases", type=int, default=2)
+    p.add_argument("--register", action="store_true", help="write the scores into the model's registry entry")
+    p.add_argument("--dev", default=None, help="only evaluate on this corpus query folder (development set)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="first N cases: of each bench set (baselines restricted to them), or with --dev (default 40)")
+    p.add_argument("--calibrate", action="store_true", help="with --dev: statistics for the not-found rule")
+    p.add_argument("--set", nargs="*", default=[], help="config overrides for --dev, e.g. opt_steps=0")
+    args = p.parse_args(argv)
+    if args.register and (args.limit or args.data):
+        p.error("--register needs whole bench sets (no --limit, no --data)")
+
+    from engines.separation.api import get_models
+
+    out = Path(args.out)
+    models = get_models("builtin", checkpoint=args.checkpoint)
+    if args.dev and args.calibrate:
+        print(json.dumps(calibrate(Path(args.dev), models, args.threads), indent=1))
+        return 0
+    if args.dev:
+        over = {k: type(getattr(__import__("engines.separation.api", fromlist=["x"]).SeparationConfig(), k))(v)
+                for k, v in (kv.split("=", 1) for kv in args.set)}
+        print(json.dumps({"dev": args.dev, "overrides": over,
+                          **dev_eval(Path(args.dev), models, args.threads, args.limit or 40, **over)}))
+        return 0
+    sets = selected_sets(args, "query")
+    first = list_cases(next(iter(sets.values())), "mix.wav", 1)
+    run_cases(first, out / "warmup", models, threads=args.threads)  # warm-up (first-call costs)
+
+    per_set = {name: run_set(name, data, out / name, models, args) for name, data in sets.items()}
+    table = side_by_side("query", {n: figures(r) for n, r in per_set.items()},
+                         {n: r["baselines"] for n, r in per_set.items()},
+                         title="query separation (query-builtin), SI-SDR in dB")
+    res = results_json("query", per_set, table, threads=args.threads, checkpoint=args.checkpoint)
+    write_json(out / "bench.json", res)
+    print(f"results: {out / 'bench.json'}")
     if args.register:
         from engines import registry
 
         e = registry.get("query-builtin")
-        e["scores"] = {**e.get("scores", {}), "bench": "shared/bench/data/query (16 cases)", "si_sdri_mean_db": res["default"]["si_sdri_mean"],
-                       "si_sdri_per_kind_db": res["default"]["per_kind_si_sdri"],
-                       "stitching_reference_si_sdri_db": res["stitch_builtin"]["si_sdri_mean"],
-                       "sec_per_10s_in_process": res["default"]["sec_per_10s_mean"], "cli_sec": res["cli_sec"],
-                       "threads": args.threads, **({"faithful": res["faithful"]} if "faithful" in res else {})}
+        scores = dict(e.get("scores", {}))
+        for name, r in per_set.items():
+            d, b = r["default"], r["baselines"].get("mean", {})
+            ideal = b.get("irm_mag", {}).get("si_sdri")
+            scores = registry_set_scores(scores, name, {
+                "set": f"{set_label(name)}/query ({r['n_cases']} cases)", "si_sdri_mean_db": d["si_sdri_mean"],
+                "si_sdr_mean_db": d["si_sdr_mean"], "si_sdri_per_kind_db": d["per_kind_si_sdri"],
+                "stitching_reference_si_sdri_db": r["stitch_builtin"]["si_sdri_mean"],
+                "share_of_irm_mag_si_sdri": round(d["si_sdri_mean"] / ideal, 3) if ideal else None,
+                "irm_mag_si_sdri_db": round(ideal, 2) if ideal else None,
+                "mixture_si_sdr_db": round(b.get("mixture", {}).get("si_sdr", float("nan")), 2),
+                "sec_per_10s_in_process": d["sec_per_10s_mean"]})
+            if name == "rendered":  # the old flat keys stay the rendered set's figures
+                scores.update({"si_sdri_mean_db": d["si_sdri_mean"], "si_sdri_per_kind_db": d["per_kind_si_sdri"],
+                               "stitching_reference_si_sdri_db": r["stitch_builtin"]["si_sdri_mean"],
+                               "sec_per_10s_in_process": d["sec_per_10s_mean"], "cli_sec": r["cli_sec"],
+                               **({"faithful": r["faithful"]} if "faithful" in r else {})})
+        scores["threads"] = args.threads
+        e["scores"] = scores
         registry.register(e)
     return 0
 

@@ -1,67 +1,43 @@
 #!/usr/bin/env python3
-"""Benchmark the timbre engine on ../shared/bench/data/timbre (evaluation only; never trained on).
+"""Benchmark the timbre engine on both bench sets (evaluation only; never trained on).
+
+The sets are ../shared/bench/data/timbre (rendered) and ../shared/bench/data_real/timbre (freepats
+piano inputs); they are printed side by side with each set's baselines (benchmarks/common.py).
 
 For every case: piano.wav -> violin (scored by the shared scorer against the reference violin),
 and piano.wav -> piano (reconstruction, scored with the same metrics against the input). Reports
 the real-time factor (processing time / audio duration) with the requested threads.
 
     python benchmarks/timbre_bench.py [--model NAME | --checkpoint PATH] [--threads 2]
-        [--out /work/runs/timbre-bench] [--register]
+        [--out /work/runs/timbre-bench] [--sets rendered real] [--limit N] [--register]
 
-``--register`` writes the measured means into the model's registry entry (``scores``).
+``--register`` writes the measured means into the model's registry entry (``scores``; per set in
+``scores["bench"][set]``, the flat keys stay the rendered set's).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH = ROOT.parent / "shared" / "bench"
+from benchmarks.common import (add_set_arguments, list_cases, load_baselines, registry_set_scores,  # noqa: E402
+                               results_json, score, scorer, selected_sets, set_label, side_by_side, write_json)
 
 
-def _scorer():
-    spec = importlib.util.spec_from_file_location("bench_score", BENCH / "score.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(BENCH / "data" / "timbre"))
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--model", default=None)
-    g.add_argument("--checkpoint", default=None)
-    p.add_argument("--out", default="/work/runs/timbre-bench")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--phase", default="input", choices=["griffinlim", "input"])
-    p.add_argument("--gl_iters", type=int, default=32)
-    p.add_argument("--no_recon", action="store_true", help="skip the piano -> piano reconstruction")
-    p.add_argument("--register", action="store_true", help="store the scores in the model's registry entry")
-    args = p.parse_args(argv)
-
+def run_set(eng, data: Path, out: Path, sc, args) -> dict:
+    """piano -> violin on every case of one set (scored by score.py), piano -> piano reconstruction."""
     import numpy as np
-    import torch
 
     from engines.audio import io as audio_io
-    from engines.timbre.api import load_engine
 
-    torch.set_num_threads(args.threads)
-    score = _scorer()
-    eng = load_engine(args.model, args.checkpoint, threads=args.threads)
-    data, out = Path(args.data), Path(args.out)
     pred = out / "pred"
-    cases = sorted(d.name for d in data.iterdir() if (d / "piano.wav").is_file())
+    cases = [c.name for c in list_cases(data, "piano.wav", args.limit)]
     secs = dur = 0.0
     recon = []
-    eng.transfer(str(data / cases[0] / "piano.wav"), "violin", gl_iters=2)  # warm-up (imports, caches)
     for case in cases:
         src = data / case / "piano.wav"
         t0 = time.time()
@@ -72,32 +48,85 @@ def main(argv=None) -> int:
         if not args.no_recon:
             rec = eng.transfer(str(src), "piano", phase=args.phase, gl_iters=args.gl_iters)
             ref, sr = audio_io.load(src, mono=True)
-            m = score.timbre_metrics(ref[0].astype(np.float64), rec.audio[0].astype(np.float64), sr)
+            m = sc.timbre_metrics(ref[0].astype(np.float64), rec.audio[0].astype(np.float64), sr)
             recon.append({"case": case, **{k: round(float(v), 4) for k, v in m.items()}})
         print(f"{case}: {res.seconds:.2f} s for {res.duration:.1f} s (rtf {res.rtf:.3f})", flush=True)
-    js = out / "scores.json"
-    r = subprocess.run([sys.executable, str(BENCH / "score.py"), "timbre", "--data", str(data), "--pred", str(pred),
-                        "--json", str(js)], capture_output=True, text=True)
-    print(r.stdout)
-    if r.returncode != 0:
-        print(r.stderr, file=sys.stderr)
-        return r.returncode
-    means = json.loads(r.stdout.strip().splitlines()[-1])
+    means = score("timbre", data, pred, allow_missing=bool(args.limit), table=True)
     summary = {"mrstft": means.get("mrstft"), "logmel_l1": means.get("logmel_l1"), "chroma_cos": means.get("chroma_cos"),
                "rtf": round(secs / dur, 4), "threads": args.threads, "phase": args.phase, "cases": len(cases)}
     if recon:
         for k in ("mrstft", "logmel_l1", "chroma_cos"):
             summary[f"recon_piano_{k}"] = round(float(np.mean([x[k] for x in recon])), 4)
-    print("SUMMARY " + json.dumps(summary))
-    (out / "summary.json").write_text(json.dumps({"summary": summary, "recon": recon}, indent=1))
+    print("SUMMARY " + json.dumps(summary), flush=True)
+    write_json(out / "summary.json", {"summary": summary, "recon": recon})
+    return {"data": str(data), "summary": summary, "scores": means, "recon": recon,
+            "baselines": load_baselines(data, "timbre", cases if args.limit else None)}
+
+
+def figures(r: dict) -> dict:
+    s = r["summary"]
+    out = {"cases": s["cases"], "mrstft": s["mrstft"], "logmel_l1": s["logmel_l1"], "chroma_cos": s["chroma_cos"]}
+    out.update({f"recon piano {k}": s[f"recon_piano_{k}"] for k in ("mrstft", "logmel_l1", "chroma_cos")
+                if f"recon_piano_{k}" in s})
+    out["rtf"] = s["rtf"]
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_set_arguments(p)
+    p.add_argument("--data", default=None, help="run this one timbre folder instead of --sets")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--model", default=None)
+    g.add_argument("--checkpoint", default=None)
+    p.add_argument("--out", default="/work/runs/timbre-bench")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--phase", default="input", choices=["griffinlim", "input"])
+    p.add_argument("--gl_iters", type=int, default=32)
+    p.add_argument("--no_recon", action="store_true", help="skip the piano -> piano reconstruction")
+    p.add_argument("--register", action="store_true", help="store the scores in the model's registry entry")
+    args = p.parse_args(argv)
+    if args.register and (args.limit or args.data):
+        p.error("--register needs whole bench sets (no --limit, no --data)")
+
+    import torch
+
+    from engines.timbre.api import load_engine
+
+    torch.set_num_threads(args.threads)
+    sc = scorer()
+    eng = load_engine(args.model, args.checkpoint, threads=args.threads)
+    sets, out = selected_sets(args, "timbre"), Path(args.out)
+    first = list_cases(next(iter(sets.values())), "piano.wav", 1)[0]
+    eng.transfer(str(first / "piano.wav"), "violin", gl_iters=2)  # warm-up (imports, caches)
+    per_set = {}
+    for name, data in sets.items():
+        print(f"== {name}: {data}", flush=True)
+        per_set[name] = run_set(eng, data, out / name, sc, args)
+    table = side_by_side("timbre", {n: figures(r) for n, r in per_set.items()},
+                         {n: r["baselines"] for n, r in per_set.items()},
+                         title=f"timbre piano -> violin ({args.model or args.checkpoint or 'default model'}), "
+                               "distances lower = better, chroma_cos higher = better")
+    write_json(out / "bench.json", results_json("timbre", per_set, table, threads=args.threads, phase=args.phase,
+                                                model=args.model, checkpoint=args.checkpoint))
+    print(f"results: {out / 'bench.json'}")
     if args.register:
         from engines import registry
 
         name = args.model or registry.default("timbre")["name"]
         entry = registry.get(name)
-        entry["scores"] = {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()},
-                           "bench": "shared/bench/data/timbre (10 pairs, piano -> violin)",
-                           "command": "python benchmarks/timbre_bench.py --register"}
+        scores = dict(entry.get("scores", {}))
+        for set_name, r in per_set.items():
+            summary = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r["summary"].items()}
+            b = r["baselines"].get("mean", {})
+            figs = {"set": f"{set_label(set_name)}/timbre ({summary['cases']} pairs, piano -> violin)", **summary,
+                    "do_nothing_piano_mrstft": round(b.get("do_nothing_piano", {}).get("mrstft", float("nan")), 4),
+                    "other_soundfont_violin_mrstft": round(b.get("other_soundfont_violin", {}).get("mrstft", float("nan")), 4)}
+            scores = registry_set_scores(scores, set_name, figs)
+            if set_name == "rendered":  # the old flat keys stay the rendered set's figures
+                scores.update(summary)
+        scores["command"] = "python benchmarks/timbre_bench.py --register"
+        entry["scores"] = scores
         registry.register(entry)
         print(f"Registered scores in {name}.json")
     return 0

@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""Vocal isolation benchmark: quality on the public bench set, speed, peak memory, comparisons.
+"""Vocal isolation benchmark: quality on both public bench sets, speed, peak memory, comparisons.
 
-    python benchmarks/vocals_bench.py [--model NAME | --checkpoint PATH] [--threads 2]
-        [--quality] [--speed] [--memory] [--demucs] [--register NAME] [--json out.json]
+    python benchmarks/vocals_bench.py [--model NAME | --checkpoint PATH] [--threads 2] [--sets rendered real]
+        [--quality] [--speed] [--memory] [--demucs] [--limit N] [--register NAME] [--json out.json]
 
-* quality: separates ``../shared/bench/data/vocals/song_XX/mixture.wav`` into
-  ``--pred/song_XX/{vocals,accompaniment}.wav`` and runs the bench's own scorer
-  (``score.py vocals``); its mean JSON line is kept (vocals and accompaniment SDR).
+* quality: on each set (``rendered``: ``../shared/bench/data/vocals``, ``real``:
+  ``../shared/bench/data_real/vocals``), separates ``song_XX/mixture.wav`` into
+  ``--pred/<set>/song_XX/{vocals,accompaniment}.wav`` and runs the bench's own scorer
+  (``score.py vocals``); its mean JSON line is kept (vocals and accompaniment SDR). Both sets are
+  printed side by side with each set's mixture / IRM baselines (``benchmarks/common.py``).
 * speed: real-time factor (processing time after loading / song length) on the bench songs, and the
-  same model run one frame at a time (the original's inference) on one song: the speed-up ratio.
+  same model run one frame at a time (the original's inference) on the first song of each set: the
+  speed-up ratio.
 * memory: peak RSS of ``launch.py vocals`` (a fresh process) on a 10-minute stereo 44.1 kHz song.
 * demucs: the Demucs v4 HTDemucs architecture with random weights on the same song (speed only),
   when ``demucs`` is importable (``pip install --no-deps --target DIR demucs einops julius`` and
   ``--demucs_path DIR`` work without torchaudio).
-* register: writes/updates the registry entry with the measured scores (evaluation only: nothing here
+* register: writes/updates the registry entry with the measured scores, per set in
+  ``scores["bench"][set]`` (the flat keys stay the rendered set's; evaluation only: nothing here
   trains or tunes on the bench).
 """
 from __future__ import annotations
@@ -30,22 +34,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-BENCH = ROOT.parent / "shared" / "bench"
-if not BENCH.is_dir():
-    BENCH = Path("/work/shared/bench")
+from benchmarks.common import (add_set_arguments, device, list_cases, load_baselines,  # noqa: E402
+                               registry_set_scores, results_json, score, selected_sets, set_label, side_by_side,
+                               write_json)
 
 
-def quality(iso, data: Path, pred: Path, binary: bool) -> dict:
+def quality(iso, data: Path, pred: Path, binary: bool, limit: int | None = None) -> dict:
     rtfs = []
-    for song in sorted(p for p in data.iterdir() if (p / "mixture.wav").is_file()):
+    for song in list_cases(data, "mixture.wav", limit):
         res = iso.isolate(song / "mixture.wav", binary_mask=binary)
         res.save(pred / song.name, subtype="FLOAT")
         rtfs.append(res.rtf)
-    out = subprocess.run([sys.executable, str(BENCH / "score.py"), "vocals", "--data", str(data), "--pred", str(pred)],
-                         capture_output=True, text=True, check=True).stdout
-    print(out)
-    means = json.loads([line for line in out.splitlines() if line.strip().startswith("{")][-1])
-    return {"means": means, "rtf_mean": sum(rtfs) / len(rtfs), "rtf_max": max(rtfs)}
+    means = score("vocals", data, pred, allow_missing=bool(limit), table=True)
+    print(json.dumps(means), flush=True)
+    return {"means": means, "rtf_mean": sum(rtfs) / len(rtfs), "rtf_max": max(rtfs), "n_cases": len(rtfs)}
 
 
 def speed(iso, song: Path) -> dict:
@@ -115,13 +117,34 @@ def demucs_speed(song: Path, path: str | None) -> dict:
             "seconds": dur, "time_s": round(t, 2), "rtf": round(t / dur, 3), "weights": "random (speed only)"}
 
 
+def figures(rep: dict) -> dict:
+    """Flat figures of one set's report for the side-by-side table."""
+    out: dict = {}
+    q = rep.get("quality")
+    if q:
+        m = q["means"]
+        out.update({"songs": q["n_cases"], **{k: round(m[k], 2) for k in ("si_sdr", "si_sdri", "sdr", "sdri", "acc_si_sdr", "acc_sdr")
+                                            if isinstance(m.get(k), (int, float))},
+                    "rtf mean (bench songs)": round(q["rtf_mean"], 4), "rtf max": round(q["rtf_max"], 4)})
+    sp = rep.get("speed")
+    if sp:
+        out.update({"rtf (best of 3, first song)": sp["rtf"], "speed-up vs frame by frame x": sp["speedup_vs_frame_by_frame"]})
+    if rep.get("demucs", {}).get("available"):
+        out["HTDemucs (random) rtf"] = rep["demucs"]["rtf"]
+        if "ratio_vs_ours" in rep["demucs"]:
+            out["HTDemucs / ours time x"] = rep["demucs"]["ratio_vs_ours"]
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--model", default=None)
     g.add_argument("--checkpoint", default=None)
-    p.add_argument("--data", default=str(BENCH / "data" / "vocals"))
-    p.add_argument("--pred", default="/tmp/vocals_bench_pred")
+    add_set_arguments(p)
+    p.add_argument("--data", default=None, help="run this one vocals folder instead of --sets")
+    p.add_argument("--pred", default="/tmp/vocals_bench_pred", help="predictions go to PRED/<set>/<song>/")
+    p.add_argument("--out", default=None, help="write bench.json here (folder); default: PRED")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--binary_mask", action="store_true")
     p.add_argument("--quality", action="store_true")
@@ -135,6 +158,8 @@ def main(argv=None) -> int:
     p.add_argument("--from_json", nargs="+", default=None,
                    help="register from earlier --json reports of this script instead of measuring again")
     args = p.parse_args(argv)
+    if args.register and (args.limit or args.data):
+        p.error("--register needs whole bench sets (no --limit, no --data)")
     if args.from_json:
         args.quality = args.speed = args.memory = args.demucs = False
     elif not (args.quality or args.speed or args.memory or args.demucs):
@@ -145,27 +170,52 @@ def main(argv=None) -> int:
     from engines.vocals.api import VocalIsolator
 
     iso = VocalIsolator(args.checkpoint or args.model)
-    data = Path(args.data)
-    song = sorted(data.glob("song_*/mixture.wav"))[0]
+    sets = selected_sets(args, "vocals")
+    pred_root = Path(args.pred)
     report: dict = {"model": iso.model_name, "threads": args.threads, "binary_mask": args.binary_mask,
-                    "cpu": os.cpu_count(), "load_avg": os.getloadavg()}
+                    "device": device(), "cpu": os.cpu_count(), "load_avg": os.getloadavg(), "sets": list(sets)}
+    per_set: dict[str, dict] = {}
     for f in args.from_json or []:
-        report.update({k: v for k, v in json.loads(Path(f).read_text()).items()
-                       if k in ("quality", "speed", "memory", "demucs", "threads", "load_avg")})
-    if args.quality:
-        report["quality"] = quality(iso, data, Path(args.pred), args.binary_mask)
-    if args.speed:
-        report["speed"] = speed(iso, song)
-    if args.memory:
+        old = json.loads(Path(f).read_text())
+        if any(isinstance(old.get(n), dict) for n in sets):  # a report of this script, keyed by set
+            for n in sets:
+                per_set.setdefault(n, {}).update(old.get(n, {}))
+            report.update({k: old[k] for k in ("memory", "threads", "load_avg") if k in old})
+        else:  # an older single-set report (the rendered set)
+            per_set.setdefault("rendered", {}).update({k: v for k, v in old.items() if k in ("quality", "speed", "demucs")})
+            report.update({k: v for k, v in old.items() if k in ("memory", "threads", "load_avg")})
+    for name, data in sets.items():
+        rep = per_set.setdefault(name, {"data": str(data)})
+        song = list_cases(data, "mixture.wav", 1)[0] / "mixture.wav"
+        if args.quality:
+            print(f"== {name}: {data}", flush=True)
+            rep["quality"] = quality(iso, data, pred_root / name, args.binary_mask, args.limit)
+            rep["baselines"] = load_baselines(data, "vocals", [c.name for c in list_cases(data, "mixture.wav", args.limit)]
+                                              if args.limit else None)
+        if args.speed:
+            rep["speed"] = speed(iso, song)
+        if args.demucs:
+            rep["demucs"] = demucs_speed(song, args.demucs_path)
+            if rep["demucs"].get("available") and "speed" in rep:
+                rep["demucs"]["ratio_vs_ours"] = round(rep["demucs"]["time_s"] / rep["speed"]["batched_s"], 1)
+    if args.memory:  # a 10-minute song tiled from the first song of the first set: one figure for the model
         model_args = ["--checkpoint", args.checkpoint] if args.checkpoint else (["--model", args.model] if args.model else [])
-        report["memory"] = memory(model_args, song, args.threads)
-    if args.demucs:
-        report["demucs"] = demucs_speed(song, args.demucs_path)
-        if report["demucs"].get("available") and "speed" in report:
-            report["demucs"]["ratio_vs_ours"] = round(report["demucs"]["time_s"] / report["speed"]["batched_s"], 1)
-    print(json.dumps(report, indent=1))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        first = list_cases(next(iter(sets.values())), "mixture.wav", 1)[0] / "mixture.wav"
+        report["memory"] = memory(model_args, first, args.threads)
+    per_set = {n: per_set[n] for n in sets if n in per_set}
+    notes = {}
+    if "memory" in report:
+        notes["memory (both sets)"] = (f"peak RSS {report['memory']['peak_rss_mb']} MB for a {report['memory']['minutes']:g}-min "
+                                       f"stereo song through launch.py vocals (wall {report['memory']['wall_s']} s)")
+    table = side_by_side("vocals", {n: figures(r) for n, r in per_set.items()},
+                         {n: per_set[n].get("baselines") or load_baselines(sets[n], "vocals") for n in per_set},
+                         title=f"vocal isolation ({iso.model_name}), dB", notes=notes)
+    report = results_json("vocals", per_set, table, **{k: v for k, v in report.items() if k != "sets"})
+    print(json.dumps({k: v for k, v in report.items() if k != "table"}, indent=1, default=float))
+    for path in [args.json] if args.json else []:
+        write_json(path, report)
+    bench_json = write_json(Path(args.out or pred_root) / "bench.json", report)
+    print(f"results: {bench_json}")
     if args.register:
         from engines import checkpoint, registry
 
@@ -175,18 +225,34 @@ def main(argv=None) -> int:
             dst.write_bytes(src.read_bytes())
         header = checkpoint.read_header(dst)
         meta = header["metadata"]
-        q = report.get("quality", {}).get("means", {})
-        scores = {k: round(v, 2) for k, v in q.items() if isinstance(v, (int, float)) and k != "n_missing"}
-        if "speed" in report:
-            scores.update({"rtf": report["speed"]["rtf"], "speedup_vs_frame_by_frame": report["speed"]["speedup_vs_frame_by_frame"]})
+        try:
+            scores = dict(registry.get(args.register).get("scores", {}))
+        except Exception:  # a new entry
+            scores = {}
+        for name, rep in per_set.items():
+            q = rep.get("quality", {}).get("means", {})
+            figs = {k: round(v, 2) for k, v in q.items() if isinstance(v, (int, float)) and k != "n_missing"}
+            b = (rep.get("baselines") or {}).get("mean", {})
+            if b.get("irm_mag", {}).get("si_sdri") and "si_sdri" in figs:
+                figs["share_of_irm_mag_si_sdri"] = round(figs["si_sdri"] / b["irm_mag"]["si_sdri"], 3)
+                figs["irm_mag_si_sdri"] = round(b["irm_mag"]["si_sdri"], 2)
+                figs["mixture_si_sdr"] = round(b["mixture"]["si_sdr"], 2)
+            if "speed" in rep:
+                figs.update({"rtf": rep["speed"]["rtf"], "speedup_vs_frame_by_frame": rep["speed"]["speedup_vs_frame_by_frame"]})
+            if rep.get("demucs", {}).get("available"):
+                figs["htdemucs_random_rtf"] = rep["demucs"]["rtf"]
+            n = rep.get("quality", {}).get("n_cases")
+            scores = registry_set_scores(scores, name, {"set": f"{set_label(name)}/vocals ({n} songs, score.py vocals)",
+                                                        **figs})
+            if name == "rendered":  # the old flat keys stay the rendered set's figures
+                scores.update({k: v for k, v in figs.items() if not k.startswith(("share_", "irm_", "mixture_"))})
         if "memory" in report:
             scores["peak_rss_mb_10min_stereo"] = report["memory"]["peak_rss_mb"]
-        if report.get("demucs", {}).get("available"):
-            scores["htdemucs_random_rtf"] = report["demucs"]["rtf"]
         entry = {"name": args.register, "kind": "vocals", "file": dst.name, "sample_rate": 22050, "default": True,
                  "description": args.description or "vocal mask CNN (25-frame context, soft mask)",
                  "trained_on": meta.get("trained_on", ""), "config": header["kwargs"].get("hparams", {}),
-                 "scores": scores, "scored_on": "shared/bench/data/vocals (8 songs, score.py vocals)",
+                 "scores": scores, "scored_on": "shared/bench/data/vocals (8 songs) and shared/bench/data_real/vocals "
+                                                "(6 songs), score.py vocals; per set in scores.bench",
                  "threads": report["threads"], "load_avg_at_measurement": report.get("load_avg")}
         print("registered", registry.register(entry))
     return 0
