@@ -21,7 +21,7 @@ REAL_PKGS=(
   asterisk-prompt-fr-armelle asterisk-prompt-it-menardi-wav ktuberling-data hedgewars-data
   megaglest-data
   # drums and instruments
-  hydrogen-drumkits hydrogen-drumkits-effects avldrums.lv2-soundfont sonic-pi-samples lmms-common
+  hydrogen-drumkits hydrogen-drumkits-effects sonic-pi-samples lmms-common
   freepats csound-soundfont
   # music beds and soundtracks
   asterisk-moh-opsound-wav warzone2100-music hyperrogue-music singularity-music planetblupi-music-ogg

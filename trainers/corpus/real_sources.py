@@ -160,13 +160,17 @@ EVALUATION_ONLY_PATHS: tuple[Rule, ...] = (
     Rule("**/pyannote/audio/**", _README + " (the sample recording in the pyannote.audio wheel)"),
     Rule("**/music21/corpus/miscFolk/americanfifeopus.abc", _README + " (timbre tunes X:5, X:6, X:30)"),
     Rule("**/music21/corpus/miscFolk/northumbrianminstrelsyopus.abc", _README + " (timbre tunes X:3, X:10, X:28)"),
-    # Held back by us, not by the README: they may hold the same recordings as a reserved pack or kit.
-    Rule("**/hedgewars/Data/Sounds/voices/Default/**",
-         "held back: shares a recording (same md5) with an evaluation-only hedgewars pack"),
-    Rule("**/hedgewars/Data/Sounds/voices/Russian_pl/**",
-         "held back: shares recordings (same md5) with an evaluation-only hedgewars pack"),
-    Rule("**/Black_Pearl*", "held back: the AVL Black Pearl kit is by the same author as the "
-                            "evaluation-only hydrogen kit The Black Pearl 1.0 and may share recordings"),
+    # Held back by us, not by the README: they hold, or may hold, the same recordings as a reserved
+    # pack or kit (checked by md5 and by waveform correlation; see docs/corpus.md).
+    Rule("**/hedgewars/Data/Sounds/voices/**",
+         "held back: the other hedgewars voice packs share files (same md5) with the evaluation-only "
+         "packs or may be processed copies of the same takes"),
+    Rule("**/drumkits/Gimme A Hand 1.0/**",
+         "held back: its hand claps are the recording of The Black Pearl 1.0's HandClap (r = 0.98)"),
+    Rule("**/Black_Pearl_4_LV2.sf2", "held back: the AVL kits reuse The Black Pearl 1.0's samples"),
+    Rule("**/Red_Zeppelin_4_LV2.sf2",
+         "held back: its hi-hat samples are The Black Pearl 1.0's recordings (r = 1.0)"),
+    Rule("**/avldrums.lv2/**", "held back: the AVL kits reuse The Black Pearl 1.0's samples"),
 )
 
 
@@ -296,13 +300,9 @@ _KT_LANGS = ("ca", "da", "de", "el", "en", "es", "fi", "fr", "ga", "gl", "it", "
              "nn", "pt", "ro", "ru", "sl", "sr", "sv", "uk", "wa")
 _KT_DEV = ("nl", "sv")
 
-#: hedgewars voice packs that are *not* on the evaluation-only list and share no file with one.
-_HW_PACKS = {"Classic": None, "Default_es": "es", "Default_ru": "ru", "Default_uk": "uk",
-             "Pirate": None, "Robot": None, "Russian": None}
-_HW_DEV = ("Default_uk",)
-
-#: hydrogen acoustic kits not on the evaluation-only list (no sample shares an md5 with the
-#: reserved kits; each has its own author). The electronic kits (ElectricEmpireKit, HardElectro1,
+#: hydrogen acoustic kits not on the evaluation-only list: no sample shares an md5 with the
+#: reserved kits, and no sample's waveform correlates above 0.95 with one of theirs (Gimme A Hand
+#: 1.0, by the author of The Black Pearl 1.0, does: it is held back). The electronic kits (ElectricEmpireKit, HardElectro1,
 #: VariBreaks, Audiophob) are left out: they are not recordings of acoustic instruments.
 _H2_KITS = {
     "BJA_Pacific": ("CC-BY-SA-3.0", "BJA Pacific kit (c) Luc Tunguay", "dev"),
@@ -312,7 +312,6 @@ _H2_KITS = {
     "Millo_MultiLayered3": ("GPL-2", "Millo MultiLayered 3 (c) Emiliano Grilli (Emillo)", "train"),
     "rumpf_kit_z01_h2": ("CC-BY-3.0", "rumpf kit z01 (c) Emanuel Rumpf", "train"),
     "circAfrique v4": ("CC-BY-SA-3.0", "circAfrique (c) Jim Harney", "train"),
-    "Gimme A Hand 1.0": ("GPL-2", "Gimme A Hand 1.0 (hand claps) (c) Glen MacArthur", "train"),
 }
 
 
@@ -377,16 +376,6 @@ def _build() -> tuple[RealSource, ...]:
             "Eric Bischoff and the KDE translation teams",
             split="dev" if lang in _KT_DEV else "train",
             note="single spoken words (names of the toys); one speaker per language assumed"))
-    # speech: hedgewars character voices
-    for pack, lang in _HW_PACKS.items():
-        s.append(RealSource(
-            id=f"hedgewars-voice-{pack.lower()}", package="hedgewars-data", version=_HW_V,
-            root=f"{_HW}/Sounds/voices/{pack}", globs=("*.ogg",), kind="speech", lang=lang,
-            speaker=f"hedgewars-{pack}", licence="GFDL-1.3", attribution=_HW_ATTR,
-            split="dev" if pack in _HW_DEV else "train",
-            note="acted game character voice (short exclamations)"
-                 + ("; processed robot voice" if pack == "Robot" else "")
-                 + ("" if lang else "; language not given by the layout")))
     # speech: megaglest unit voices (acknowledgements and selection lines), one speaker per unit
     for faction, units in _MG_UNITS.items():
         s.append(RealSource(
@@ -416,11 +405,6 @@ def _build() -> tuple[RealSource, ...]:
             globs=("*.wav", "*.flac", "*.aiff"), kind="drums", instrument=kit, licence=lic,
             attribution=attr, split=split, note="one-shot drum samples (velocity layers)"))
     s += [
-        RealSource(id="avldrums-red-zeppelin", package="avldrums.lv2-soundfont", version="0.5.2-2",
-                   root="/usr/share/sounds/sf2", globs=("Red_Zeppelin_4_LV2.sf2",), kind="drums",
-                   instrument="Red Zeppelin kit", container="sf2", licence="CC-BY-SA-3.0",
-                   attribution="AVL Drumkits (c) 2015 Glen MacArthur",
-                   note="multi-velocity acoustic kit; Black_Pearl_4_LV2.sf2 held back"),
         RealSource(id="sonic-pi-drums", package="sonic-pi-samples", version=_SP_V, root=_SP,
                    globs=("drum_*.flac", "bd_*.flac", "sn_*.flac", "perc_*.flac", "tabla_*.flac"),
                    kind="drums", instrument="mixed kit and percussion", licence="CC0-1.0",
