@@ -31,6 +31,14 @@ _PID_RE = re.compile(r"(?:\.astmp-|^\.astage-)(\d+)-")
 STALE_SECONDS = 24 * 3600
 
 
+def safe_name(text: str, fallback: str = "output", max_len: int = 80) -> str:
+    """A file or folder name made from user text: letters, digits, ``-``, ``_`` and inner dots only;
+    never empty, never hidden (no leading dot), never ``.``/``..``, at most ``max_len`` characters."""
+    s = "".join(c if (c.isalnum() or c in "-_.") else "_" for c in str(text).strip())
+    s = s.lstrip(".").replace("..", "_")[:max_len].strip("_.")
+    return s or fallback
+
+
 class OutputError(ValueError):
     """The output folder cannot be used, or an output would replace an input."""
 

@@ -520,8 +520,10 @@ def _evaluate(gt: np.ndarray, est: np.ndarray, mix: np.ndarray) -> dict:
 
 
 def safe_name(name: str) -> str:
-    s = "".join(c if c.isalnum() or c in "-_" else "_" for c in name.strip().lower())
-    return s.strip("_") or "query"
+    """The class name as a file name (lower case; :func:`engines.atomic.safe_name`)."""
+    from engines.atomic import safe_name as _safe
+
+    return _safe(name.strip().lower().replace(".", "_"), "query")
 
 
 def write_outputs(result: SeparationResult, out_dir: str | os.PathLike, *, save_renamed_query: bool = True,

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from engines.atomic import OutputError, OutputStage, check_names
+from engines.atomic import OutputError, OutputStage, check_names, safe_name
 from engines.audio import io as audio_io
 from engines.audio import limits
 from engines.audio import spectral
@@ -336,7 +336,7 @@ def isolate_to_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.Path
             targets.append(out)
         else:
             # songs stored as <song>/mixture.wav are named after their folder
-            name = f.parent.name if stems.count(f.stem) > 1 and f.parent.name else f.stem
+            name = safe_name(f.parent.name if stems.count(f.stem) > 1 and f.parent.name else f.stem, "song")
             used[name] = used.get(name, 0) + 1
             targets.append(out / (name if used[name] == 1 else f"{name}_{used[name]}"))
     # before any work: a usable output folder, and no output that would be an input

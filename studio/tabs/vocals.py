@@ -7,7 +7,7 @@ import gradio as gr
 import numpy as np
 
 from studio import plots
-from engines.atomic import OutputStage
+from engines.atomic import OutputStage, safe_name
 from studio.common import (check_model, check_uploaded, guard, load_audio, model_picker, progress_callback,
                            session_of, zip_files)
 
@@ -68,7 +68,7 @@ def build(ctx) -> None:
         failed: list[tuple[str, str]] = []
         stems: list[str] = []
         for i, p in enumerate(paths):
-            name = _unique(Path(p).stem, done)
+            name = _unique(safe_name(Path(p).stem, "song"), done)
             sub = progress_callback(progress, i / len(paths), (i + 1) / len(paths))
             try:
                 audio, sr = load_audio(p, "The song", ctx)

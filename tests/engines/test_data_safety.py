@@ -213,3 +213,18 @@ def test_stage_publishes_all_or_nothing(tmp_path):
     for bad in ("../x", "/etc/passwd", ".hidden", ""):
         with pytest.raises(ValueError):
             OutputStage(tmp_path / "o").path(bad)
+
+
+def test_names_made_from_user_file_names_stay_inside_the_output_folder(tmp_path, capsys):
+    from engines.atomic import safe_name
+
+    for bad in ("..", ".", "...", "../x", ".hidden", "", "a/b", "a..b"):
+        s = safe_name(bad, "song")
+        assert s and not s.startswith(".") and "/" not in s and ".." not in s, (bad, s)
+    songs = tmp_path / "songs"
+    _tone(songs / "...wav", 2.0, sr=22050)  # stem '..'
+    _tone(songs / "b.wav", 2.0, sr=22050, seed=1)
+    out = tmp_path / "out"
+    assert launch.main(["vocals", "-i", str(songs), "-o", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["b", "song"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "songs"]  # nothing written beside out
