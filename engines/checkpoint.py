@@ -412,6 +412,13 @@ def check_kwargs(cls: type, kwargs: dict, where: str = "The checkpoint") -> dict
     return kwargs
 
 
+def build_checked(cls: type, where: str = "The training options", **kwargs) -> nn.Module:
+    """``cls(**kwargs)`` after :func:`check_kwargs`: a trainer refuses, before it allocates anything, a model
+    that could not be loaded back from its exported checkpoint."""
+    check_kwargs(cls, kwargs, where)
+    return cls(**kwargs)
+
+
 def _build(cls: type, kwargs: dict, where: str, device: str | None = None) -> nn.Module:
     try:
         if device is None:

@@ -248,7 +248,8 @@ def run(args) -> int:
                           args.unity_test, seed=args.seed)
     val_set = PairCrops(val_pairs, sr, args.crop_seconds, 2, False, args.unity_test, fixed=True, seed=args.seed)
     val_batch = [val_set[i] for i in range(len(val_set))]
-    model = CascadeFusion(channels=codec.channels, d_model=args.d_model, num_stages=args.num_stages,
+    from engines.checkpoint import build_checked
+    model = build_checked(CascadeFusion, channels=codec.channels, d_model=args.d_model, num_stages=args.num_stages,
                           num_transformer_layers=args.num_transformer_layers, nhead=args.nhead,
                           dim_feedforward=args.dim_feedforward, cascade=args.cascade)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)

@@ -550,7 +550,8 @@ def run(args) -> int:
     val_clips = [c for c in clips if c["source"] in val_src] or clips
     train = MixtureSet(train_clips, args.examples_per_epoch)
     val = MixtureSet(val_clips + train_clips[: max(0, 50 - len(val_clips))], args.val_examples, fixed_seed=7)
-    net = QueryNet(n_classes=len(classes), hidden=args.hidden, class_names=classes)
+    from engines.checkpoint import build_checked
+    net = build_checked(QueryNet, n_classes=len(classes), hidden=args.hidden, class_names=classes)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     cfg = config_from_args(args, progress_bar=False)
     cfg.grad_clip = 5.0

@@ -449,7 +449,8 @@ def run(args) -> int:
         model.load_state_dict(init.state_dict())
         print(f"Initialised from {args.init}", flush=True)
     else:
-        model = TimbreTransfer(d_model=args.d_model, style_dim=args.style_dim, enc_layers=args.enc_layers,
+        from engines.checkpoint import build_checked
+        model = build_checked(TimbreTransfer, d_model=args.d_model, style_dim=args.style_dim, enc_layers=args.enc_layers,
                                dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
                                residual=not args.no_residual)
     model.set_stats(stats)

@@ -175,7 +175,8 @@ def run(args) -> int:
     hp.res_dims, hp.dilations, hp.stem = list(args.res_dims), list(args.dilations), list(args.stem or [])
     hp.save_every_epoch, hp.eval_every_epoch, hp.num_evals = args.save_every_epoch, args.eval_every_epoch, args.num_evals
     hp.mask_at_eval, hp.loss = bool(args.mask_at_eval), args.loss
-    model = VocalMaskCNN(n_bins=hp.n_fft // 2 + 1, context=hp.context, res_dims=hp.res_dims,
+    from engines.checkpoint import build_checked
+    model = build_checked(VocalMaskCNN, n_bins=hp.n_fft // 2 + 1, context=hp.context, res_dims=hp.res_dims,
                          dilations=hp.dilations, hparams=hp.to_dict(), stem=hp.stem)
     if args.init:
         from engines.checkpoint import load_model

@@ -318,3 +318,15 @@ def test_save_refuses_what_load_would_refuse(tmp_path):
     with pytest.raises(CheckpointError, match="Saving 'm.safetensors' asks for TinyNet with hidden that is 60000"):
         save_model(m, tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_trainers_refuse_an_unloadable_model_before_building_it(monkeypatch):
+    """build_checked: the kwargs bound of the exported checkpoint applies when the trainer builds the model."""
+    from engines.checkpoint import CheckpointError, build_checked
+    from engines.vocals.model import VocalMaskCNN
+
+    built = []
+    monkeypatch.setattr(VocalMaskCNN, "__init__", lambda self, **k: built.append(k))
+    with pytest.raises(CheckpointError, match="res_dims"):
+        build_checked(VocalMaskCNN, n_bins=513, context=25, res_dims=[60000] * 4, dilations=[1, 2, 4, 8])
+    assert built == []
