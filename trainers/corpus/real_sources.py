@@ -295,9 +295,10 @@ def _asterisk(id_, folder, lang, speaker, package, version, licence, attribution
                             "recorded" + (f"; {note}" if note else "")))
 
 
-#: ktuberling: one folder of spoken words per language (recorded by the KDE translation teams).
+#: ktuberling: one folder of spoken words per language (recorded by the KDE translation teams;
+#: ``<lang>.soundtheme`` maps each file to its word). ``sr@*`` repeat ``sr``; ``nn`` has no files.
 _KT_LANGS = ("ca", "da", "de", "el", "en", "es", "fi", "fr", "ga", "gl", "it", "lt", "nds", "nl",
-             "nn", "pt", "ro", "ru", "sl", "sr", "sv", "uk", "wa")
+             "pt", "ro", "ru", "sl", "sr", "sv", "uk", "wa")
 _KT_DEV = ("nl", "sv")
 
 #: hydrogen acoustic kits not on the evaluation-only list: no sample shares an md5 with the
@@ -328,8 +329,6 @@ _MG_UNITS = {
     "norsemen": ("battleaxe", "battleaxe_berserk", "cudgel_lady", "flying_valkyrie", "spearman",
                  "spearman_berserk", "swordman", "swordman_berserk", "valkyrie"),
     "persian": ("fakir", "genie", "magician", "princess", "stickfighter", "swordman", "worker"),
-    "romans": ("gladiator",),
-    "tech": ("technician",),
 }
 _MG_DEV = ("persian",)
 _MG_COMMON = ("technician", "archer", "horseman", "guard", "swordman", "worker", "axe_thrower",
