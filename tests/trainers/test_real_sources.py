@@ -274,6 +274,14 @@ def test_read_decodes_and_refuses_evaluation_only(tmp_path):
     bad = tmp_path / "shared/bench/data_real/query/case_00/gt.flac"
     with pytest.raises(R.EvaluationOnlyError):
         R.read(bad, 16000)
+    # a harmless name that links to a reserved recording is refused too, before anything is read
+    song = tmp_path / "usr/share/games/fretsonfire/data/songs/sectoid/feelings/guitar.wav"
+    song.parent.mkdir(parents=True)
+    sf.write(song, np.zeros(800, dtype=np.float32), 8000)
+    link = tmp_path / "mine.wav"
+    link.symlink_to(song)
+    with pytest.raises(R.EvaluationOnlyError, match="fretsonfire"):
+        R.read(link, 16000)
 
 
 @pytest.mark.skipif(not __import__("shutil").which("ffmpeg"), reason="ffmpeg is not installed")

@@ -218,13 +218,24 @@ def _candidates(path: str | os.PathLike) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _any_rule(rules: tuple[Rule, ...]) -> re.Pattern:
+    """One regex for all the rules (a quick first test; the reason is looked up on a match)."""
+    return re.compile("|".join(f"(?:{_glob_regex(r.pattern).pattern})" for r in rules), re.IGNORECASE)
+
+
+def _reason(path: str) -> str | None:
+    if _any_rule(EVALUATION_ONLY_PATHS).fullmatch(path) is None:
+        return None
+    return next((r.reason for r in EVALUATION_ONLY_PATHS if _match(r.pattern, path)), None)
+
+
 def evaluation_only_reason(path: str | os.PathLike) -> str | None:
     """Why ``path`` (or the file it resolves to) is evaluation-only, or None when it is not."""
     for cand in _candidates(path):
-        s = Path(cand).as_posix()
-        for rule in EVALUATION_ONLY_PATHS:
-            if _match(rule.pattern, s):
-                return rule.reason
+        reason = _reason(Path(cand).as_posix())
+        if reason is not None:
+            return reason
     return None
 
 
@@ -596,10 +607,10 @@ def _system_path(path: Path, root: Path) -> str:
 def _allowed(path: Path, root: Path) -> bool:
     """False when ``path`` (as installed, as it resolves, or as the system path of either) is
     evaluation-only."""
-    checks = [path.as_posix(), _system_path(path, root)]
     real = Path(os.path.realpath(path))
-    checks += [real.as_posix(), _system_path(real, Path(os.path.realpath(root)))]
-    return not any(is_evaluation_only(c) for c in checks)
+    checks = {path.as_posix(), _system_path(path, root), real.as_posix(),
+              _system_path(real, Path(os.path.realpath(root)))}
+    return not any(_reason(os.path.normpath(c)) is not None for c in checks)
 
 
 def files(source: RealSource | str, root: str | os.PathLike | None = None) -> Iterator[Path]:
