@@ -58,6 +58,13 @@ def _arrangement_distance(r, sc) -> float:
     return sc.mrstft(ref, r.audio)["mrstft"]
 
 
+def _sig4(v):
+    """``v`` with every float rounded to 4 significant digits (nested dicts too): short registry lines."""
+    if isinstance(v, float):
+        return float(f"{v:.4g}")
+    return {k: _sig4(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+
 def register_scores(name: str, summaries: dict[str, dict]) -> None:
     """Create or update the registry entry ``name`` (kind fusion) with the measured ``summaries``
     (``{set: summary}``): per set in ``scores["bench"][set]``; the flat keys stay the rendered set's."""
@@ -89,7 +96,7 @@ def register_scores(name: str, summaries: dict[str, dict]) -> None:
                    "rtf_mean": {m: v.get("mean") for m, v in summary.get("rtf", {}).items()}}
         if "unity_rms_relative" in summary:
             compact["unity_rms_relative"] = summary["unity_rms_relative"]
-        scores = registry_set_scores(scores, set_name, compact)
+        scores = registry_set_scores(scores, set_name, _sig4(compact))
         if set_name == "rendered":  # the old flat keys stay the rendered set's figures
             scores.update({k: v for k, v in summary.items() if k != "bench"})
     entry["scores"] = scores

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         per_set[name] = run_set(eng, data, out / name, sc, args)
     table = side_by_side("timbre", {n: figures(r) for n, r in per_set.items()},
                          {n: r["baselines"] for n, r in per_set.items()},
-                         title=f"timbre piano -> violin ({args.model or args.checkpoint or 'default model'}), "
+                         title=f"timbre piano -> violin ({getattr(eng, 'name', None) or args.model or args.checkpoint}), "
                                "distances lower = better, chroma_cos higher = better")
     write_json(out / "bench.json", results_json("timbre", per_set, table, threads=args.threads, phase=args.phase,
                                                 model=args.model, checkpoint=args.checkpoint))

@@ -186,6 +186,8 @@ def main(argv=None) -> int:
             report.update({k: v for k, v in old.items() if k in ("memory", "threads", "load_avg")})
     for name, data in sets.items():
         rep = per_set.setdefault(name, {"data": str(data)})
+        if rep.get("quality") and not rep.get("baselines"):  # an older --from_json report
+            rep["baselines"] = load_baselines(data, "vocals")
         song = list_cases(data, "mixture.wav", 1)[0] / "mixture.wav"
         if args.quality:
             print(f"== {name}: {data}", flush=True)
