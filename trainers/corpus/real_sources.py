@@ -482,8 +482,8 @@ def _build() -> tuple[RealSource, ...]:
                    licence="CC-BY-SA-3.0", attribution="(c) 2007-2012 Max McCracken", split="dev"),
         RealSource(id="planetblupi-music", package="planetblupi-music-ogg", version="1.14.2-3",
                    root="/usr/share/planetblupi/music", globs=("*.ogg",), kind="music",
-                   licence="GPL-3+", attribution="Planet Blupi music (c) 2017-2018 Mathieu Schroeter "
-                   "and Epsitec"),
+                   licence="GPL-3+", attribution="Planet Blupi (c) 2017-2018 Mathieu Schroeter, 1997 "
+                   "Daniel Roux, EPSITEC SA & Denis Dumoulin"),
         RealSource(id="colobot-music", package="colobot-common-sounds", version="0.2.0-2",
                    root="/usr/share/games/colobot/music", globs=("*.ogg",), kind="music",
                    licence="GPL-3+", attribution="Colobot (c) 2001-2016 Daniel Roux, EPSITEC SA & "
@@ -503,10 +503,10 @@ def _build() -> tuple[RealSource, ...]:
         RealSource(id="frozen-bubble-music", package="frozen-bubble-data", version="2.212-11",
                    root="/usr/share/games/frozen-bubble/snd",
                    globs=("frozen-mainzik-*.ogg", "introzik.ogg"), kind="music", licence="GPL-2",
-                   attribution="Frozen-Bubble (c) Guillaume Cottenceau, Matthias Le Bidan"),
+                   attribution="Frozen-Bubble (c) 2000-2010 The Frozen-Bubble Team, 2012 Karthik Thakore"),
         RealSource(id="asc-music", package="asc-music", version="1.3-6",
                    root="/usr/share/games/asc/music", globs=("*.mp3",), kind="music",
-                   licence="GPL-2+", attribution="Advanced Strategic Command music pack"),
+                   licence="GPL-2+", attribution="ASC music (c) 2002 Michael Kievernagel"),
     ]
     s.append(RealSource(
         id="megaglest-music", package="megaglest-data", version=_MG_V, root=_MG,
@@ -542,8 +542,8 @@ def _build() -> tuple[RealSource, ...]:
         RealSource(id="frozen-bubble-sfx", package="frozen-bubble-data", version="2.212-11",
                    root="/usr/share/games/frozen-bubble/snd", globs=("*.ogg",),
                    exclude=("frozen-mainzik-*", "introzik.ogg"), kind="effect", label="game",
-                   licence="GPL-2", attribution="Frozen-Bubble (c) Guillaume Cottenceau, "
-                   "Matthias Le Bidan (applause, snore, typewriter, ...)"),
+                   licence="GPL-2", attribution="Frozen-Bubble (c) 2000-2010 The Frozen-Bubble Team, 2012 "
+                   "Karthik Thakore (applause, snore, typewriter, ...)"),
         RealSource(id="lomiri-ringtones", package="lomiri-sounds", version="22.02-1",
                    root="/usr/share/sounds/lomiri", globs=("ringtones/*.ogg", "notifications/*.ogg"),
                    kind="effect", label="alarms", licence="CC-BY-SA-3.0 / CC-BY-3.0 / CC-BY-4.0 / CC0-1.0",
@@ -564,8 +564,8 @@ def _build() -> tuple[RealSource, ...]:
                    licence="GPL-2+", attribution=_LM_ATTR),
         RealSource(id="oxygen-sounds", package="oxygen-sounds", version="4:5.27.5-2",
                    root="/usr/share/sounds", globs=("Oxygen-*.ogg",), kind="effect", label="bells",
-                   licence="LGPL-3.0-or-later", attribution="KDE Oxygen sounds (c) Nuno Pinheiro "
-                   "and the KDE community", note="desktop notification sounds (partly synthesised)"),
+                   licence="LGPL-3.0-or-later", attribution="Oxygen sounds (c) 2008 Nuno Filipe Povoa",
+                   note="desktop notification sounds (partly synthesised)"),
     ]
     return tuple(s)
 
