@@ -303,7 +303,7 @@ def _asterisk(id_, folder, lang, speaker, package, version, licence, attribution
                       globs=("**/*.wav", "**/*.gsm"), exclude=("silence/**",), kind="speech", lang=lang,
                       speaker=speaker, licence=licence, attribution=attribution, split=split,
                       note=("telephone prompts (words, digits, letters, short sentences), studio "
-                            "recorded" + (f"; {note}" if note else "")))
+                            "recorded, 8 kHz telephone band" + (f"; {note}" if note else "")))
 
 
 #: ktuberling: one folder of spoken words per language (recorded by the KDE translation teams;
