@@ -432,3 +432,55 @@ def test_owner_studio_runs_one_job_at_a_time(studio):
         while time.time() - t0 < 90 and _processes_mentioning(str(out)):
             time.sleep(0.5)
     assert not _processes_mentioning(str(out))
+
+
+def test_launch_decides_the_policy_before_building_the_app(monkeypatch):
+    """`studio.app.launch` sets ctx.policy from its host/share (the Train tab reads it when built)."""
+    from studio import app as studio_app
+
+    seen = []
+
+    class FakeApp:
+        def launch(self, **kwargs):
+            seen.append(kwargs)
+
+    def fake_build(ctx):
+        seen.append(ctx.policy)
+        return FakeApp()
+
+    monkeypatch.setattr(studio_app, "build_app", fake_build)
+    for var in ("SPACE_ID", "AUDIO_STUDIO_ALLOW_TRAINING", "GRADIO_SHARE"):
+        monkeypatch.delenv(var, raising=False)
+    cases = [(dict(host="127.0.0.1", port=1), True), (dict(host="0.0.0.0", port=1), False),
+             (dict(host="127.0.0.1", port=1, share=True), False)]
+    for kwargs, training_on in cases:
+        seen.clear()
+        assert studio_app.launch(**kwargs) == 0
+        assert seen[0].training is training_on, (kwargs, seen[0])
+        assert seen[1]["server_name"] == kwargs["host"]
+    monkeypatch.setenv("AUDIO_STUDIO_ALLOW_TRAINING", "0")
+    seen.clear()
+    studio_app.launch(host="127.0.0.1", port=1)
+    assert seen[0].training is False and "AUDIO_STUDIO_ALLOW_TRAINING=0" in seen[0].reason
+
+
+def test_public_studio_train_tab_in_the_browser(browser, public_studio):
+    """A visitor sees why training is off and no Train control at all."""
+    from tests.studio.conftest import ARTIFACTS
+    from tests.studio.helpers import open_tab
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    try:
+        page.goto(public_studio[0])
+        page.wait_for_selector("button[role=tab]", timeout=60_000)
+        open_tab(page, "Train")
+        page.wait_for_selector("#train-off")
+        text = page.locator("#train-off").inner_text()
+        assert OFF in text and "Hugging Face Space" in text and "AUDIO_STUDIO_ALLOW_TRAINING=1" in text
+        for elem in ("#train-start", "#train-out", "#train-extra", "#train-watch", "#train-use"):
+            assert page.locator(elem).count() == 0 or not page.locator(elem).first.is_visible(), elem
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "public_train_tab.png"), full_page=True)
+    finally:
+        ctx.close()
