@@ -196,31 +196,25 @@ def check_model(kind: str, value: Any, ctx, session: str | None) -> str | None:
     raise _gr().Error(unknown_model_message(value), print_exception=False)
 
 
-@functools.lru_cache(maxsize=None)
-def _picker_class():
-    gr = _gr()
-
-    class ModelPicker(gr.Dropdown):
-        """A ``gr.Dropdown`` that accepts only its (per-session) choices and refuses anything else
-        with :func:`unknown_model_message` (Gradio's own message would list every choice)."""
-
-        is_template = True  # rendered by the frontend's Dropdown
-
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except gr.Error:
-                raise gr.Error(unknown_model_message(payload), print_exception=False) from None
-
-    return ModelPicker
-
-
 def model_picker(kind: str, ctx, **kwargs):
     """A model picker for ``kind``: registry names (and, after a page load, the session's own
     checkpoints); ``allow_custom_value=False``, so a typed server path is refused on the server."""
     kwargs.setdefault("choices", model_choices(kind, ctx))
     kwargs.setdefault("value", default_model(kind, ctx))
-    picker = _picker_class()(allow_custom_value=False, **kwargs)
+    gr = _gr()
+    picker = gr.Dropdown(allow_custom_value=False, **kwargs)
+    original = picker.preprocess
+
+    def preprocess(payload):
+        """Anything but an offered choice gets one neutral message (Gradio's own lists every choice)."""
+        try:
+            return original(payload)
+        except gr.Error:
+            raise gr.Error(unknown_model_message(payload), print_exception=False) from None
+
+    # an instance attribute, not a subclass: a gr.Dropdown subclass makes Gradio write a .pyi stub
+    # next to this file at import time (and fail where the source folder is read-only)
+    picker.preprocess = preprocess
     ctx.model_pickers.setdefault(kind, []).append(picker)
     return picker
 
