@@ -1,6 +1,7 @@
 """``corpus`` command: render the training corpus of every default model.
 
     python launch.py corpus --out DIR --minutes M --seed S [--soundfont PATH] [--kinds ...] [--workers N]
+                            [--effects S | --no-effects] [--real S | --no-real]
     python -m trainers.corpus.cli --out DIR --minutes M ...
 
 ``--minutes`` is the audio duration to plan *per kind* (songs: mixture length; timbre: melody
@@ -45,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0 = none (see docs/corpus.md)")
     parser.add_argument("--no-effects", dest="effects", action="store_const", const=0.0,
                         help="no production chain (same as --effects 0)")
+    parser.add_argument("--real", type=float, default=1.0, metavar="STRENGTH",
+                        help="real recordings where installed (trainers/corpus/real_sources.py): scales the chance "
+                             "of a real speaker, drum loop or kit, effect file or music bed instead of a render; "
+                             "1 = the documented probabilities, 0 = renders only (see docs/corpus.md)")
+    parser.add_argument("--no-real", dest="real", action="store_const", const=0.0,
+                        help="renders only, no real recordings (same as --real 0)")
     parser.add_argument("--estimate", action="store_true", help="print the plan and estimates, render nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -81,8 +88,11 @@ def run(args: argparse.Namespace) -> int:
     if not (0.0 <= float(args.effects) <= 1.5):
         print("error: --effects must be between 0 and 1.5", file=sys.stderr)
         return 2
+    if not (0.0 <= float(args.real) <= 2.0):
+        print("error: --real must be between 0 and 2", file=sys.stderr)
+        return 2
     ctx = Context(root=root, soundfont=found["soundfont"], seed=int(args.seed), stereo=bool(args.stereo),
-                  effects=float(args.effects))
+                  effects=float(args.effects), real=float(args.real))
     workers = max(1, int(args.workers))
 
     plans = []
@@ -101,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if args.estimate:
         return 0
     summary = {"seed": ctx.seed, "soundfont": Path(ctx.soundfont).name, "stereo": ctx.stereo,
-               "effects": ctx.effects, "kinds": {}}
+               "effects": ctx.effects, "real": ctx.real, "kinds": {}}
     failed = 0
     for p in plans:
         t0 = time.time()

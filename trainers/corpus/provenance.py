@@ -3,6 +3,8 @@
 Rendered material names the package of each ingredient (the soundfont, the music21 score corpus,
 espeak-ng, Debian's sound theme and alsa-utils recordings) with its licence as read from
 ``/usr/share/doc/PKG/copyright`` (or the PyPI metadata); ``real`` tells recordings from renders.
+Registered real recordings (:mod:`trainers.corpus.real_sources`) are listed file by file, with
+the package and licence of their registry entry (:func:`real`).
 """
 from __future__ import annotations
 
@@ -45,9 +47,20 @@ def synthetic(what: str) -> Source:
     return src(f"synthetic:{what}", "audio-studio", False)
 
 
+def real(source_id: str, paths: list[str]) -> list[Source]:
+    """Rows of the files read from one registered real source (package and licence from the
+    registry, :mod:`trainers.corpus.real_sources`); the source's root when no file is named."""
+    from .real_sources import BY_ID
+    reg = BY_ID[source_id]
+    return [Source(str(p), reg.package, reg.licence, bool(reg.real)) for p in paths] or \
+        [Source(reg.root, reg.package, reg.licence, bool(reg.real))]
+
+
 def of_info(info: dict, soundfont_path: str) -> list[Source]:
     """Sources of one :mod:`trainers.corpus.sources` source (by its ``info`` dict)."""
     t = info.get("type", "")
+    if info.get("real_source"):
+        return real(info["real_source"], info.get("files", []))
     if t == "espeak-speech":
         return [espeak()]
     if t == "recorded-speech":

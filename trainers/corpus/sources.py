@@ -8,8 +8,10 @@ query kind uses excerpts 0..n-1 as target events and excerpt n as the query.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -391,14 +393,27 @@ class NoiseSound(Source):
 
 # -- factory ------------------------------------------------------------------------------------
 
-def make_source(cls: str, sr: int, rng: np.random.Generator, ctx) -> Source:
-    """Draw a source of class ``cls`` (``ctx``: the render context, for scores and the soundfont)."""
+def make_source(cls: str, sr: int, rng: np.random.Generator, ctx, split: str = "train",
+                avoid_speakers: set[str] | frozenset = frozenset()) -> Source:
+    """Draw a source of class ``cls`` (``ctx``: the render context, for scores, the soundfont and
+    ``ctx.real``). For the classes of :data:`REAL_P` a real recording of ``split`` is used with
+    probability ``REAL_P[cls] * ctx.real`` where one is installed (else the renders below);
+    ``avoid_speakers``: real speaker ids not to draw."""
     presets = ctx.presets
 
     def prog_from(progs: list[int]) -> int:
         ok = [p for p in progs if (0, p) in presets] or progs
         return M.choose(rng, ok)
 
+    if cls in REAL_P and want_real(rng, REAL_P[cls], ctx):
+        if cls == "speech":
+            real = real_speech(cls, sr, rng, split, avoid_speakers)
+        elif cls == "drums":
+            real = real_drums(cls, sr, rng, split)
+        else:
+            real = real_effect(cls, sr, rng, split, REAL_LABEL[cls])
+        if real is not None:
+            return real
     if cls == "speech":
         if rng.random() < 0.25 and S.speech_files():
             return RecordedSpeech(cls, sr, rng)
@@ -442,3 +457,388 @@ def make_source(cls: str, sr: int, rng: np.random.Generator, ctx) -> Source:
             return src
         return FileSound(cls, sr, rng)
     raise ValueError(f"unknown class {cls!r}")
+
+
+# -- real recordings (trainers/corpus/real_sources.py) -----------------------------------------
+#
+# A real source reads files of the registry only through :func:`real_files` (which never lists an
+# evaluation-only path) and :func:`read_real` (which refuses one). Each keeps in ``info`` what
+# provenance needs: ``real_source`` (the registry id; package and licence come from the registry)
+# and ``files`` (every file it has read so far, in order of use).
+
+#: Sonic Pi loops that are drum or percussion loops (the others are drones, synth riffs, printers).
+DRUM_LOOPS = ("loop_amen", "loop_amen_full", "loop_breakbeat", "loop_compus", "loop_industrial",
+              "loop_perc1", "loop_perc2", "loop_safari", "loop_tabla")
+#: files at most this long are decoded whole and cached; longer ones are read by window
+_WHOLE_S = 30.0
+_LOGGED: set[tuple[str, str]] = set()
+
+
+def _root_key() -> str:
+    from . import real_sources as R
+    return str(R.SYSTEM_ROOT)
+
+
+@functools.lru_cache(maxsize=512)
+def _files_cached(root: str, source_id: str) -> tuple[Path, ...]:
+    from . import real_sources as R
+    return tuple(R.files(source_id))
+
+
+def real_files(source) -> list[Path]:
+    """Files of a registered source under the current ``real_sources.SYSTEM_ROOT`` (sorted, cached)."""
+    return list(_files_cached(_root_key(), source.id if hasattr(source, "id") else str(source)))
+
+
+def clear_real_cache() -> None:
+    """Forget the cached file lists, durations and decoded files (tests change the installed tree)."""
+    _files_cached.cache_clear()
+    _speakers_cached.cache_clear()
+    _duration.cache_clear()
+    _decode_whole.cache_clear()
+    _LOGGED.clear()
+
+
+def real_pool(kind: str, split: str, label: str | None = None) -> list:
+    """Installed registry sources of ``kind`` (and effect ``label``) in ``split``, by id."""
+    from . import real_sources as R
+    return [s for s in R.SOURCES if s.kind == kind and s.split == split
+            and (label is None or s.label == label) and real_files(s)]
+
+
+def log_fallback_once(what: str, split: str) -> None:
+    """Say once per process that no real ``what`` of ``split`` is installed (renders are used)."""
+    if (what, split) not in _LOGGED:
+        _LOGGED.add((what, split))
+        log.info("no real %s recordings of the %s split installed: using renders", what, split)
+
+
+def want_real(rng: np.random.Generator, p: float, ctx) -> bool:
+    """One draw of ``rng`` (always made, so the stream does not depend on what is installed):
+    whether to use a real recording, with probability ``p * ctx.real``."""
+    u = float(rng.random())
+    return u < p * float(getattr(ctx, "real", 0.0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _duration(path: str, container: str) -> float:
+    from . import real_sources as R
+    try:
+        return float(R.duration(path, container))
+    except (OSError, ValueError, RuntimeError):
+        return 0.0
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_whole(path: str, sr: int) -> np.ndarray:
+    from . import real_sources as R
+    x = R.read(path, sr)
+    x.setflags(write=False)
+    return x
+
+
+def read_real(path: str | Path, sr: int, offset_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """A registered file (or ``seconds`` of it from ``offset_s``) as mono float32 at ``sr``.
+
+    Refuses evaluation-only paths. Short files are decoded whole (cached); long ones are read by
+    window with libsndfile (seeking), or decoded whole where it cannot seek.
+    """
+    from . import real_sources as R
+    R.assert_not_evaluation_only(path)
+    p = str(path)
+    dur = _duration(p, "audio")
+    if seconds is None or dur <= _WHOLE_S:
+        x = _decode_whole(p, int(sr))
+        if seconds is None:
+            return np.array(x)
+        a = int(offset_s * sr)
+        return np.array(x[a: a + int(seconds * sr)])
+    import soundfile as sf
+    try:
+        with sf.SoundFile(p) as f:
+            f.seek(int(offset_s * f.samplerate))
+            data = f.read(int(seconds * f.samplerate) + 1, dtype="float32", always_2d=True)
+            return A.resample(data.mean(axis=1), int(f.samplerate), int(sr))[: int(seconds * sr)]
+    except (RuntimeError, sf.LibsndfileError):
+        x = R.read(p, int(sr))
+        a = int(offset_s * sr)
+        return x[a: a + int(seconds * sr)]
+
+
+class RecordingSource(Source):
+    """Base of the sources made of registered real recordings (``info['files']`` grows as read)."""
+
+    def __init__(self, cls: str, sr: int, reg, info: dict):
+        self.reg = reg
+        super().__init__(cls, sr, {"real_source": reg.id, "split": reg.split, "files": [], **info})
+
+    def _use(self, path: Path) -> None:
+        s = str(path)
+        if s not in self.info["files"]:
+            self.info["files"].append(s)
+
+    def _read(self, path: Path, offset_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
+        self._use(path)
+        return read_real(path, self.sr, offset_s, seconds)
+
+
+@functools.lru_cache(maxsize=64)
+def _speakers_cached(root: str, split: str) -> tuple:
+    from . import real_sources as R
+    out: dict[str, tuple] = {}
+    for s in R.SOURCES:
+        if s.kind != "speech" or s.split != split:
+            continue
+        for f in _files_cached(root, s.id):
+            spk = R.speaker_of(s, f) or s.id
+            reg, fs = out.get(spk, (s, ()))
+            out[spk] = (reg, fs + (f,))
+    return tuple((spk, reg, fs) for spk, (reg, fs) in sorted(out.items()))
+
+
+def real_speakers(split: str) -> list[tuple[str, object, tuple[Path, ...]]]:
+    """``(speaker id, RealSource, files)`` of every installed real speaker of ``split``, by id."""
+    return list(_speakers_cached(_root_key(), split))
+
+
+class RealSpeech(RecordingSource):
+    """One real speaker (all the files of that speaker id); excerpt k = the next files of the
+    speaker (in an order drawn per source) joined with 0.2-0.4 s gaps until long enough, each
+    trimmed of silence. Excerpts are made in the order they are asked for and never share a file
+    until the speaker's files are used up."""
+
+    def __init__(self, cls: str, sr: int, rng: np.random.Generator, speaker: tuple):
+        spk, reg, fs = speaker
+        self.speaker = spk
+        self.paths = list(fs)
+        self.order = [int(i) for i in rng.permutation(len(self.paths))]
+        self.seed = int(rng.integers(2**31))
+        self._starts: dict[int, tuple[int, int]] = {}
+        self._cursor = 0
+        super().__init__(cls, sr, reg, {"type": "real-speech", "speaker": spk, "lang": reg.lang,
+                                        "relation": "same speaker, another recording"})
+
+    def excerpt(self, k: int, seconds: float, ctx) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, k])
+        sr, n = self.sr, int(seconds * self.sr)
+        start = self._starts[k][0] if k in self._starts else self._cursor
+        chunks, total, i = [], 0, 0
+        while total < n and i < len(self.paths) * 2:
+            path = self.paths[self.order[(start + i) % len(self.paths)]]
+            i += 1
+            x = A.trim_silence(self._read(path), -45, sr)
+            if x.size == 0:
+                continue
+            if chunks:
+                gap = np.zeros(int(rng.uniform(0.2, 0.4) * sr), np.float32)
+                chunks.append(gap)
+                total += gap.size
+            chunks.append(x.astype(np.float32))
+            total += x.size
+        if k not in self._starts:
+            self._starts[k] = (start, i)
+            self._cursor = start + i
+        y = np.concatenate(chunks)[:n] if chunks else np.zeros(0, np.float32)
+        return A.fade(y, sr)
+
+
+class RealEffectFiles(RecordingSource):
+    """Recorded effects of one registry source (alarms, bells, ambience): excerpt k = file k of an
+    order drawn per source, windowed when long, repeated with short gaps when short."""
+
+    def __init__(self, cls: str, sr: int, rng: np.random.Generator, reg):
+        self.paths = real_files(reg)
+        self.order = [int(i) for i in rng.permutation(len(self.paths))]
+        self.seed = int(rng.integers(2**31))
+        super().__init__(cls, sr, reg, {"type": "real-effect", "label": reg.label,
+                                        "relation": "same kind of sound, another file"})
+
+    def excerpt(self, k: int, seconds: float, ctx) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, k])
+        path = self.paths[self.order[k % len(self.paths)]]
+        n = int(seconds * self.sr)
+        dur = _duration(str(path), "audio")
+        if dur > seconds + 0.05:
+            y = self._read(path, float(rng.uniform(0.0, dur - seconds)), seconds)
+        else:
+            x = A.trim_silence(self._read(path), -55, self.sr)
+            parts, total = [], 0
+            while x.size and total < n * 0.6:
+                gap = np.zeros(int(rng.uniform(0.05, 0.5) * self.sr), np.float32)
+                parts += [x, gap]
+                total += x.size + gap.size
+                if x.size < 0.05 * self.sr:
+                    break
+            y = np.concatenate(parts)[:n] if parts else np.zeros(0, np.float32)
+        return A.fade(np.asarray(y, np.float32), self.sr, 0.002, 0.03)
+
+
+class RealDrumLoops(RecordingSource):
+    """Real drum/percussion loops (Sonic Pi); excerpt k = loop k of an order drawn per source,
+    tiled to length from a random point, at one speed per source."""
+
+    def __init__(self, cls: str, sr: int, rng: np.random.Generator, reg):
+        self.paths = [p for p in real_files(reg) if p.stem in DRUM_LOOPS]
+        if not self.paths:
+            raise FileNotFoundError(f"{reg.id}: no drum loops installed")
+        self.order = [int(i) for i in rng.permutation(len(self.paths))]
+        self.speed = float(rng.uniform(0.92, 1.08))
+        self.seed = int(rng.integers(2**31))
+        super().__init__(cls, sr, reg, {"type": "real-drum-loop", "speed": round(self.speed, 3),
+                                        "relation": "same loop set, another loop"})
+
+    def excerpt(self, k: int, seconds: float, ctx) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, k])
+        x = A.change_speed(self._read(self.paths[self.order[k % len(self.paths)]]), self.speed)
+        n = int(seconds * self.sr)
+        if x.size == 0:
+            return np.zeros(n, np.float32)
+        off = int(rng.integers(0, x.size))
+        y = np.tile(x, n // x.size + 2)[off: off + n]
+        return A.fade(y.astype(np.float32), self.sr, 0.002, 0.05)
+
+
+#: kit-piece names of hydrogen kits (file name without its layer number, lower case) -> GM pitch
+_KIT_PIECES = (
+    (r"^(bd|kick|bassdrum)", 36), (r"^(sn|sd|snare|jsnare|rsnare)", 38), (r"^(rim|stick|rs$|sr$)", 37),
+    (r"^clap", 39), (r"^(hh_p|hihatfoot|pedalhihat|hhpedal)", 44), (r"^(ho$|hihatopen|openhat|hhopen)", 46),
+    (r"^(hh|hihatclosed|closehihat|hhclosed)", 42), (r"^(rd|ride|rc)", 51), (r"^(crash|cra_|cc$|china|splash)", 49),
+    (r"^(tom|tm|t\d|ft|floortom)", 45),
+)
+#: GM drum pitches -> the kit piece they are played on (with fall-backs)
+_GM_TO_PIECE = {35: (36,), 36: (36,), 38: (38,), 40: (38,), 37: (37, 38), 39: (39, 38), 42: (42,), 44: (44, 42),
+                46: (46, 42), 49: (49, 51), 52: (49, 51), 55: (49, 51), 57: (49, 51), 51: (51, 42), 53: (51, 42),
+                59: (51, 42), 41: (45,), 43: (45,), 45: (45,), 47: (45,), 48: (45,), 50: (45,)}
+
+
+def kit_pieces(reg) -> dict[int, list[Path]]:
+    """Files of a hydrogen kit by kit piece (GM pitch), layers sorted by name."""
+    import re
+    out: dict[int, dict[str, list[Path]]] = {}
+    for p in real_files(reg):
+        name = re.sub(r"[-_ ]*\d+$", "", p.stem).lower()
+        for pat, pitch in _KIT_PIECES:
+            if re.search(pat, name):
+                out.setdefault(pitch, {}).setdefault(name, []).append(p)
+                break
+    # one instrument per piece (the first name, e.g. "hh" before "hh2"); its velocity layers
+    return {pitch: sorted(groups[sorted(groups)[0]]) for pitch, groups in out.items()}
+
+
+def drum_kits(split: str) -> list:
+    """Installed hydrogen kits of ``split`` with at least a kick, a snare and a hi-hat or ride."""
+    return [s for s in real_pool("drums", split) if s.id.startswith("hydrogen-")
+            and {36, 38} <= set(kit_pieces(s)) and ({42, 51} & set(kit_pieces(s)))]
+
+
+class RealDrumKit(RecordingSource):
+    """One real drum kit (hydrogen samples) playing a generated groove (the GM drum patterns of
+    :func:`trainers.corpus.music.drum_notes`); excerpt k = bars k*n.. of the pattern."""
+
+    def __init__(self, cls: str, sr: int, rng: np.random.Generator, reg):
+        self.pieces = kit_pieces(reg)
+        num, den = M.choose(rng, [(4, 4), (4, 4), (4, 4), (3, 4), (6, 8), (2, 4), (12, 8)])
+        self.meter = M.meter_of(num, den)
+        self.bpm, self.qpm = M.draw_tempo(rng, self.meter, 70, 150)
+        n_meas = int(40 * self.qpm / 60.0 / self.meter.measure_q) + 2
+        measures = [[i * self.meter.measure_q, self.meter.measure_q, num, den] for i in range(n_meas)]
+        qn, self.style = M.drum_notes(measures, rng)
+        self.qnotes = [[n[0], n[1], n[2], n[3]] for n in qn]
+        self.seed = int(rng.integers(2**31))
+        super().__init__(cls, sr, reg, {"type": "real-drum-kit", "kit": reg.instrument, "style": self.style,
+                                        "time_signature": f"{num}/{den}", "tempo_bpm": self.bpm,
+                                        "relation": "same kit and groove, other bars"})
+
+    def excerpt(self, k: int, seconds: float, ctx) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, k])
+        spq = 60.0 / self.qpm
+        mq = self.meter.measure_q
+        bars = max(1, int(np.ceil(WINDOW_S / (mq * spq))))
+        s = k * bars * mq
+        n = int(seconds * self.sr)
+        y = np.zeros(n + self.sr, np.float32)
+        for on, _, pitch, vel in window_notes(self.qnotes, s, s + seconds / spq):
+            piece = next((p for p in _GM_TO_PIECE.get(int(pitch), ()) if p in self.pieces), None)
+            if piece is None:
+                continue
+            layers = self.pieces[piece]
+            # louder notes on later layers (hydrogen layers are numbered soft to loud), with a random neighbour
+            li = min(len(layers) - 1, max(0, int(vel / 128 * len(layers)) + int(rng.integers(-1, 2))))
+            x = self._read(layers[li])[: int(1.5 * self.sr)]
+            a = int(on * spq * self.sr + rng.normal(0, 0.004) * self.sr)
+            a = min(max(a, 0), n)
+            e = min(y.size, a + x.size)
+            y[a:e] += x[: e - a] * (vel / 127.0)
+        return A.fade(y[:n], self.sr, 0.001, 0.05)
+
+
+class RealMusicBed(RecordingSource):
+    """Real music (game soundtracks, assumed instrumental) of one registry source; excerpt k = a
+    stretch of file k of an order drawn per source, from a random point past the intro."""
+
+    def __init__(self, cls: str, sr: int, rng: np.random.Generator, reg):
+        self.paths = real_files(reg)
+        self.order = [int(i) for i in rng.permutation(len(self.paths))]
+        self.seed = int(rng.integers(2**31))
+        super().__init__(cls, sr, reg, {"type": "real-music", "relation": "same soundtrack, another track"})
+
+    def excerpt(self, k: int, seconds: float, ctx) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, k])
+        for j in range(len(self.paths)):
+            path = self.paths[self.order[(k + j) % len(self.paths)]]
+            dur = _duration(str(path), "audio")
+            if dur <= 1.0:
+                continue
+            lo = min(10.0, max(0.0, dur - seconds) * 0.2)
+            off = float(rng.uniform(lo, max(lo, dur - seconds)))
+            y = self._read(path, off, seconds)
+            self.info.setdefault("offsets_s", []).append(round(off, 3))
+            if y.size and A.rms_db(y) > -50:
+                return A.fade(A.fit_length(np.asarray(y, np.float32), int(seconds * self.sr)), self.sr, 0.05, 0.1)
+        return np.zeros(int(seconds * self.sr), np.float32)
+
+
+def real_music_bed(sr: int, rng: np.random.Generator, split: str) -> RealMusicBed | None:
+    """A music bed of one installed real soundtrack source of ``split`` (None when none is)."""
+    pool = real_pool("music", split)
+    if not pool:
+        log_fallback_once("music", split)
+        return None
+    return RealMusicBed("music", sr, rng, pool[int(rng.integers(len(pool)))])
+
+
+def real_speech(cls: str, sr: int, rng: np.random.Generator, split: str,
+                avoid: set[str] | frozenset = frozenset()) -> RealSpeech | None:
+    """A real speaker of ``split`` other than those in ``avoid`` (None when none is installed)."""
+    spk = [s for s in real_speakers(split) if s[0] not in avoid]
+    if not spk:
+        log_fallback_once("speech", split)
+        return None
+    return RealSpeech(cls, sr, rng, spk[int(rng.integers(len(spk)))])
+
+
+def real_effect(cls: str, sr: int, rng: np.random.Generator, split: str, label: str) -> RealEffectFiles | None:
+    """Recorded effects labelled ``label`` of ``split`` (None when none is installed)."""
+    pool = real_pool("effect", split, label)
+    if not pool:
+        log_fallback_once(f"{label} effect", split)
+        return None
+    return RealEffectFiles(cls, sr, rng, pool[int(rng.integers(len(pool)))])
+
+
+def real_drums(cls: str, sr: int, rng: np.random.Generator, split: str) -> Source | None:
+    """Real drums of ``split``: a Sonic Pi drum loop set or a hydrogen kit playing a groove."""
+    loops = [s for s in real_pool("drums", split) if s.id == "sonic-pi-loops"
+             and any(p.stem in DRUM_LOOPS for p in real_files(s))]
+    options = [("loops", s) for s in loops] + [("kit", s) for s in drum_kits(split)]
+    if not options:
+        log_fallback_once("drums", split)
+        return None
+    how, reg = options[int(rng.integers(len(options)))]
+    return RealDrumLoops(cls, sr, rng, reg) if how == "loops" else RealDrumKit(cls, sr, rng, reg)
+
+
+#: probability of a real recording (times ``ctx.real``) per class where one may be installed
+REAL_P = {"speech": 0.5, "alarms": 0.5, "bells": 0.5, "noise": 0.5, "drums": 0.4}
+#: effect label of the real recordings of a class
+REAL_LABEL = {"alarms": "alarms", "bells": "bells", "noise": "ambience"}

@@ -31,6 +31,9 @@ class Context:
     stereo: bool = False
     #: production-chain strength (0 = no effects, 1 = the documented probabilities; trainers/corpus/effects.py)
     effects: float = 1.0
+    #: chance scale of real recordings where installed (0 = renders only, 1 = the documented
+    #: probabilities; trainers/corpus/sources.py REAL_P, docs/corpus.md)
+    real: float = 1.0
     _library: ScoreLibrary | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -60,6 +63,19 @@ def item_rng(seed: int, kind: str, index: int, stream: int) -> np.random.Generat
     """Independent generator of one item: stream 0 plans it (duration, type), stream 1 renders it,
     stream 2 draws its production chain (so turning effects off changes nothing else)."""
     return np.random.default_rng([int(seed), KIND_IDS[kind], int(index), int(stream)])
+
+
+#: every DEV_EVERY-th item (index % DEV_EVERY == DEV_EVERY - 1) is a dev item
+DEV_EVERY = 10
+
+
+def item_split(index: int) -> str:
+    """The split of item ``index``: ``"dev"`` when ``index % 10 == 9``, else ``"train"``.
+
+    A dev item draws real recordings only from the registry's ``split="dev"`` sources, a train item
+    only from ``split="train"`` ones (renders are shared by both), so the real dev split holds
+    speakers, soundtracks and kits that no train item has heard."""
+    return "dev" if int(index) % DEV_EVERY == DEV_EVERY - 1 else "train"
 
 
 def random_synth_settings(rng: np.random.Generator) -> SynthSettings:

@@ -1,7 +1,8 @@
 """``clips/``: labelled 1-4 s clips over :data:`trainers.corpus.CLASSES` at 16 kHz.
 
 Item ``i`` has class ``CLASSES[i % 14]`` (balanced classes); files ``clips/<class>/clip_NNNNN.wav``.
-Manifest row: :class:`trainers.data.ClipRow`.
+Manifest row: :class:`trainers.data.ClipRow`. Items with ``index % 10 == 9`` are dev items
+(:func:`trainers.corpus.kinds.base.item_split`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from .. import audio as A
 from ...data import ClipRow
 from .. import provenance as P
 from ..sources import make_source
-from .base import Context, Kind, item_rng
+from .base import Context, Kind, item_rng, item_split
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ class Clips(Kind):
     def render(self, ctx: Context, index: int, plan: dict) -> dict:
         rng = item_rng(ctx.seed, self.name, index, 1)
         cls, seconds = plan["label"], plan["seconds"]
-        src = make_source(cls, self.sr, rng, ctx)
+        split = item_split(index)
+        src = make_source(cls, self.sr, rng, ctx, split)
         y = np.zeros(0, np.float32)
         for k in range(3):  # retry other excerpts if one is (nearly) silent
             y = src.excerpt(k, seconds, ctx)
@@ -53,5 +55,6 @@ class Clips(Kind):
         A.write_pcm16(path, y, self.sr)
         return ClipRow(id=f"clip_{index:05d}", index=index, path=self.rel_path(index, plan), sr=self.sr,
                        seconds=round(y.size / self.sr, 4), sources=P.of_info(src.info, ctx.soundfont), effects=[],
+                       split=split,
                        label=cls, label_index=CLASSES.index(cls), rms_db=round(A.rms_db(y), 2),
                        info={"source": src.info}).to_json()

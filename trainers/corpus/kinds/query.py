@@ -20,9 +20,10 @@ from .. import voices as V
 from ..arrange import arrange, melody_track
 from ...data import QueryRow
 from .. import provenance as P
-from ..sources import CLASS_AVOID, NOISE_PROGRAMS, GMEffect, NoiseSound, make_source
+from ..sources import (CLASS_AVOID, NOISE_PROGRAMS, GMEffect, NoiseSound, RealSpeech, make_source, real_effect,
+                       real_music_bed, real_speakers, want_real)
 from ..synth import render
-from .base import Context, ItemFolder, Kind, item_rng, random_synth_settings, write_json
+from .base import Context, ItemFolder, Kind, item_rng, item_split, random_synth_settings, write_json
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ TARGET_WEIGHTS: dict[str, float] = {
 }
 MUSIC_POOLS = {"chorale": 0.25, "quartet": 0.15, "fiddle": 0.2, "folk": 0.2, "keys": 0.1, "madrigal": 0.1}
 SECONDS = 10.0
+#: target classes under which a real music bed may play (soundtracks may hold any instrument)
+REAL_BED_TARGETS = {"speech", "singing", "bells", "alarms", "birds"}
+#: probability (times ``ctx.real``) of a real recording for each background component
+REAL_BG_P = {"music": 0.5, "babble": 0.5, "ambience": 0.5}
 
 
 class Query(Kind):
@@ -57,13 +62,23 @@ class Query(Kind):
     def rel_path(self, index: int, plan: dict) -> str:
         return f"q_{index:05d}"
 
-    def _background(self, ctx: Context, rng: np.random.Generator, cls: str) -> tuple[np.ndarray, list[dict]]:
+    def _background(self, ctx: Context, rng: np.random.Generator, cls: str, split: str = "train",
+                    avoid_speakers: frozenset = frozenset()) -> tuple[np.ndarray, list[dict]]:
+        """Music, babble and/or ambience; each is a real recording of ``split`` with probability
+        :data:`REAL_BG_P` x ``ctx.real`` where installed (babble never by a speaker of ``avoid_speakers``)."""
         sr, n = self.sr, int(SECONDS * self.sr)
         use = {"music": rng.random() < 0.6, "babble": rng.random() < 0.45, "ambience": rng.random() < 0.45}
         if not any(use.values()):
             use[["music", "babble", "ambience"][int(rng.integers(3))]] = True
         bg = np.zeros(n, np.float32)
         comps: list[dict] = []
+        if use["music"] and want_real(rng, REAL_BG_P["music"], ctx) and cls in REAL_BED_TARGETS:
+            bed = real_music_bed(sr, rng, split)
+            if bed is not None:
+                use["music"] = False
+                y = bed.excerpt(0, SECONDS, ctx)
+                comps.append(self._add(bg, y, rng, {**bed.info, "type": "music", "sound": "real-music"}))
+                self._sources += P.of_info(bed.info, ctx.soundfont)
         if use["music"]:
             avoid = CLASS_AVOID.get(cls, set())
             _, piece = ctx.library.draw(rng, MUSIC_POOLS)
@@ -78,11 +93,34 @@ class Query(Kind):
             comps.append(self._add(bg, y, rng, {"type": "music", "source": arr.source,
                                                  "instruments": [i["name"] for i in arr.instruments]}))
             self._sources += [P.soundfont(ctx.soundfont), P.score(arr.source)]
+        if use["babble"] and want_real(rng, REAL_BG_P["babble"], ctx):
+            speakers = [s for s in real_speakers(split) if s[0] not in avoid_speakers]
+            k = min(len(speakers), int(rng.integers(2, 4)))
+            if k >= 2:
+                use["babble"] = False
+                y, who = np.zeros(n, np.float32), []
+                for i in rng.choice(len(speakers), size=k, replace=False):
+                    spk = RealSpeech("speech", sr, rng, speakers[int(i)])
+                    x = spk.excerpt(0, SECONDS, ctx)
+                    seg = A.fit_length(np.roll(x, int(rng.integers(0, max(1, x.size)))), n)
+                    r = A.rms(seg)
+                    if r > 0:
+                        y += seg * (A.db_to_gain(rng.uniform(-6, 0)) / r) * 0.1
+                    who.append({"speaker": spk.speaker, "real_source": spk.reg.id, "files": spk.info["files"]})
+                    self._sources += P.of_info(spk.info, ctx.soundfont)
+                comps.append(self._add(bg, y, rng, {"type": "babble", "voices": who, "real": True}))
         if use["babble"]:
             y, who = V.babble(rng, SECONDS, sr, int(rng.integers(2, 4)))
             comps.append(self._add(bg, y, rng, {"type": "babble", "voices": who}))
             self._sources.append(P.espeak())
-        if use["ambience"]:
+        amb = None
+        if use["ambience"] and want_real(rng, REAL_BG_P["ambience"], ctx):
+            amb = real_effect("noise", sr, rng, split, "ambience")
+        if amb is not None:
+            y = amb.excerpt(0, SECONDS, ctx)
+            comps.append(self._add(bg, y, rng, {**amb.info, "type": "ambience", "sound": amb.info.get("type")}))
+            self._sources += P.of_info(amb.info, ctx.soundfont)
+        elif use["ambience"]:
             if rng.random() < 0.5:
                 src = NoiseSound("noise", sr, rng)
             else:
@@ -110,7 +148,8 @@ class Query(Kind):
         rng = item_rng(ctx.seed, self.name, index, 1)
         sr, n = self.sr, int(SECONDS * self.sr)
         cls = plan["label"]
-        src = make_source(cls, sr, rng, ctx)
+        split = item_split(index)
+        src = make_source(cls, sr, rng, ctx, split)
         n_ev = int(rng.integers(1, 4))
         durs = rng.uniform(1.0, 4.0, n_ev)
         if durs.sum() > 7.5:
@@ -140,7 +179,8 @@ class Query(Kind):
         query = A.normalize_rms(query if query.size else np.zeros(int(sr * q_len), np.float32),
                                 float(rng.uniform(-24, -16)), 0.95)
         self._sources = list(P.of_info(src.info, ctx.soundfont))
-        bg, comps = self._background(ctx, rng, cls)
+        avoid = frozenset({src.speaker}) if isinstance(src, RealSpeech) else frozenset()
+        bg, comps = self._background(ctx, rng, cls, split, avoid)
         tbr = float(rng.uniform(-5.0, 5.0))
         # the production chain: the target, the background and the query each get their own
         fx = E.process_stems({"target": target, "background": bg, "query": query},
@@ -175,7 +215,7 @@ class Query(Kind):
                 "query": {"seconds": round(query.size / sr, 4), "relation": relation, "excerpt": n_ev},
                 "background": comps, "effects": effects})
         return QueryRow(id=rel, index=index, path=rel, sr=sr, seconds=SECONDS, sources=P.merge(self._sources),
-                        effects=effects, label=cls, label_index=CLASSES.index(cls), events=events,
+                        effects=effects, split=split, label=cls, label_index=CLASSES.index(cls), events=events,
                         tbr_db_active=round(float(tbr_active), 3),
                         info={"source_type": src.info.get("type"), "background": [c["type"] for c in comps]}).to_json()
 

@@ -10,6 +10,12 @@ Vocals come in two sections (40-70 % of the bars): espeak-ng sung lyrics, GM cho
 oohs / synth voice on the melody, or spoken lines; an instrument may play the melody in the gaps
 (it belongs to the accompaniment). The vocal-to-accompaniment ratio over vocal-active samples is
 drawn from U(-3, +4) dB.
+
+Real recordings (``ctx.real``, :mod:`trainers.corpus.real_sources`): a spoken section is a real
+speaker with p 0.5 (one speaker per song), and with p 0.25 the accompaniment is a real music bed
+(a soundtrack excerpt) in the ``other`` stem with ``drums``/``bass`` silent (``meta.json``
+``"accompaniment": "real-bed"``), so both sums stay exact. Items with ``index % 10 == 9`` are dev
+items and use only dev sources (:func:`trainers.corpus.kinds.base.item_split`).
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from .. import provenance as P
 from ..arrange import arrange, melody_track, notes_json
 from ..music import fit_octave
 from ..synth import Track, render
-from .base import Context, ItemFolder, Kind, item_rng, random_synth_settings, write_json
+from ..sources import real_music_bed, real_speech, want_real
+from .base import Context, ItemFolder, Kind, item_rng, item_split, random_synth_settings, write_json
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,9 @@ SONG_POOLS = {"chorale": 0.28, "folk": 0.22, "fiddle": 0.14, "quartet": 0.1, "ma
 VOCAL_KINDS = {"sung": 0.45, "choir_aahs": 0.14, "voice_oohs": 0.12, "synth_voice": 0.05, "spoken": 0.24}
 VOCAL_PROGRAMS = {"choir_aahs": 52, "voice_oohs": 53, "synth_voice": 54}
 STEMS = ["vocals", "drums", "bass", "other"]
+#: probability (times ``ctx.real``) that a spoken section is a real speaker / the accompaniment a real bed
+REAL_SPOKEN_P = 0.5
+REAL_BED_P = 0.25
 
 
 def _sections(n_meas: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -99,7 +109,11 @@ class Songs(Kind):
         sections_meta = []
         gap_melody: list[list] = []
         in_vocal = np.zeros(len(arr.melody_q), bool)
-        for sec in secs:
+        split = item_split(index)
+        real_sources: list = []
+        real_speaker = None  # one real speaker per song, drawn at its first real spoken section
+        real_vocal_s = 0.0
+        for k_sec, sec in enumerate(secs):
             a, b = span_s(sec)
             qa, qb = meas[sec[0]][0], meas[sec[1] - 1][0] + meas[sec[1] - 1][1]
             idx = [i for i, n_ in enumerate(arr.melody_q) if qa - 1e-6 <= n_[0] < qb - 1e-6]
@@ -120,6 +134,16 @@ class Songs(Kind):
                 info.update({"singer": singer.as_dict(), "lyrics": src,
                              "syllables": " ".join(syls)[:400],
                              "notes": [[round(x[0] + a, 4), round(x[0] + a + x[1], 4), int(x[2])] for x in notes]})
+            elif vk == "spoken" and want_real(rng, REAL_SPOKEN_P, ctx) and (
+                    real_speaker is not None or (real_speaker := real_speech("speech", sr, rng, split)) is not None):
+                y = real_speaker.excerpt(k_sec, b - a, ctx)
+                s0 = int(a * sr)
+                e0 = min(n, s0 + y.size)
+                vocals[s0:e0] += y[: e0 - s0]
+                real_vocal_s += (e0 - s0) / sr
+                info.update({"real": True, "speaker": {"speaker": real_speaker.speaker,
+                                                        "real_source": real_speaker.reg.id},
+                             "seconds": round((e0 - s0) / sr, 4)})
             elif vk == "spoken":
                 speaker = V.random_voice(rng, lang=lang if lang != "la" else "en")
                 y, said = V.speech_line(speaker, rng, (b - a) * 0.8, sr, max_seconds=b - a)
@@ -141,15 +165,22 @@ class Songs(Kind):
             vocals += render(vocal_tracks, total, sr, ctx.soundfont, settings)
         # melody on an instrument in the gaps (part of the accompaniment)
         lead_meta = None
-        if rng.random() < 0.5:
+        bed = real_music_bed(sr, rng, split) if want_real(rng, REAL_BED_P, ctx) else None
+        if bed is None and rng.random() < 0.5:
             gap_melody = [n_ for n_, v in zip(arr.melody_q, in_vocal) if not v]
             tr = melody_track(arr, rng, ctx.presets, qnotes=gap_melody, stem="other", role="melody-in-gaps")
             if tr is not None:
                 arr.stems["other"].append(tr)
                 lead_meta = tr.program
         stems = {"vocals": vocals}
-        for st in ("drums", "bass", "other"):
-            stems[st] = render(arr.stems.get(st, []), total, sr, ctx.soundfont, settings)
+        if bed is not None:  # a real music bed is the whole accompaniment: in "other", drums and bass silent
+            stems["drums"] = np.zeros(n, np.float32)
+            stems["bass"] = np.zeros(n, np.float32)
+            stems["other"] = A.fit_length(bed.excerpt(0, total, ctx), n)
+            real_sources += P.of_info(bed.info, ctx.soundfont)
+        else:
+            for st in ("drums", "bass", "other"):
+                stems[st] = render(arr.stems.get(st, []), total, sr, ctx.soundfont, settings)
         # the production chain, per stem (the mixture is their sum below, so sums stay exact)
         stems, effects = E.process_stems(stems, {st: st for st in STEMS}, sr, item_rng(ctx.seed, self.name, index, 2),
                                          stereo=ctx.stereo, strength=ctx.effects)
@@ -184,21 +215,30 @@ class Songs(Kind):
                            "var_db_active": round(float(var_mask_safe(var_meas)), 3),
                            "fraction": round(float(voc_mask.mean()), 3)},
                 "melody_in_gaps_program": lead_meta,
-                "notes": {st: notes_json(arr.stems.get(st, [])) for st in ("drums", "bass", "other")}
-                | {"vocals_gm": notes_json(vocal_tracks)},
+                "accompaniment": "real-bed" if bed is not None else "render",
+                "real_bed": bed.info if bed is not None else None,
+                "real_vocal_seconds": round(real_vocal_s, 4),
+                "notes": {st: ([] if bed is not None else notes_json(arr.stems.get(st, [])))
+                          for st in ("drums", "bass", "other")} | {"vocals_gm": notes_json(vocal_tracks)},
                 "stems": STEMS + ["accompaniment", "mixture"],
                 "effects": effects,
             }
             write_json(tmp / "meta.json", meta)
         kinds = sorted({s["kind"] for s in sections_meta})
-        sources = [P.soundfont(ctx.soundfont), P.score(arr.source)]
-        if {"sung", "spoken"} & set(kinds):
+        if real_speaker is not None:
+            real_sources = P.of_info(real_speaker.info, ctx.soundfont) + real_sources
+        rendered = bed is None or bool(vocal_tracks)
+        sources = ([P.soundfont(ctx.soundfont)] if rendered else []) + [P.score(arr.source)]
+        if any(s["kind"] == "sung" or (s["kind"] == "spoken" and not s.get("real")) for s in sections_meta):
             sources.append(P.espeak())
+        sources = P.merge(sources, real_sources)
         return SongRow(id=rel, index=index, path=rel, sr=sr, seconds=round(n / sr, 4), sources=sources,
-                       effects=effects, stems=list(STEMS),
+                       effects=effects, stems=list(STEMS), split=split,
                        info={"source": arr.source, "pool": arr.pool, "tempo_bpm": arr.bpm, "key": arr.key["name"],
                              "time_signature": f"{arr.meter.num}/{arr.meter.den}", "vocal_kinds": kinds,
-                             "var_db": round(var_db, 3), "has_drums": bool(arr.stems.get("drums"))}).to_json()
+                             "var_db": round(var_db, 3), "has_drums": bed is None and bool(arr.stems.get("drums")),
+                             "accompaniment": "real-bed" if bed is not None else "render",
+                             "real_vocal_seconds": round(real_vocal_s, 4)}).to_json()
 
     def is_complete(self, kind_dir, row) -> bool:
         d = kind_dir / row["path"]
