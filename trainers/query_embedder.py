@@ -312,7 +312,8 @@ def _triple_rows(folder: str | os.PathLike) -> list[dict]:
     for r in rows:
         f = r.files(base)
         if all(f[n].is_file() for n in ("target", "background", "query")):
-            out.append({"dir": str(base / r.path), "id": r.id, "events": r.events, "label": r.label})
+            out.append({"dir": str(base / r.path), "id": r.id, "events": r.events, "label": r.label,
+                        "split": r.split})
     return out
 
 
@@ -339,12 +340,15 @@ class TripleSet(Dataset):
     the triple's own query clip (a different excerpt of the same source). Crops of ``seg`` samples
     overlap an event with probability 0.85. Item: ``(mix, target, query (QLEN,), present)``.
     ``refresh()`` re-reads the manifests (a corpus still being rendered grows between epochs).
+    ``split`` keeps the rows of one split (default ``"train"``: the corpus's dev rows, items with
+    ``index % 10 == 9``, are the held-out validation set); ``None`` keeps every row.
     """
 
     def __init__(self, folders, length: int, *, exclude: set | None = None, seg: int = 4 * SR,
                  remix_p: float = 0.5, tbr_db=(-5.0, 5.0), fixed_seed: int | None = None, only: set | None = None,
-                 absent_p: float = 0.0):
+                 absent_p: float = 0.0, split: str | None = "train"):
         self.folders, self.length, self.exclude, self.only = list(folders), length, exclude or set(), only
+        self.split = split
         self.seg, self.remix_p, self.tbr_db, self.fixed_seed = seg, remix_p, tbr_db, fixed_seed
         self.absent_p = absent_p
         self.refresh()
@@ -353,7 +357,8 @@ class TripleSet(Dataset):
         rows = []
         for f in self.folders:
             rows += [r for r in _triple_rows(f) if r["dir"] not in self.exclude
-                     and (self.only is None or r["dir"] in self.only)]
+                     and (self.only is None or r["dir"] in self.only)
+                     and (self.split is None or r["split"] == self.split)]
         self.rows = rows
         # per label, the rows of every other class in row order (queries for absent-target items)
         self._others = {lab: [o for o in rows if o["label"] != lab] for lab in {r["label"] for r in rows}}
@@ -458,7 +463,10 @@ def run_finetune(args) -> int:
     net.train()
     for name, p in net.named_parameters():  # the embedder stays as it is (detection and the condition use it)
         p.requires_grad = not name.startswith(("stem.", "proj.", "frame_proj.", "classifier."))
-    held = sorted(r["dir"] for r in _triple_rows(args.triples[0]))[: args.holdout]
+    # the corpus's dev rows are the held-out set when it has some (TripleSet trains on train rows
+    # only); otherwise the first --holdout triples of the first folder
+    dev = sorted(r["dir"] for f in args.triples for r in _triple_rows(f) if r["split"] == "dev")
+    held = dev[: max(args.holdout, 1)] if dev else sorted(r["dir"] for r in _triple_rows(args.triples[0]))[: args.holdout]
     train = TripleSet(args.triples, args.examples_per_epoch, exclude=set(held), seg=int(args.seg_s * SR),
                       remix_p=args.remix_p, absent_p=args.absent_p)
     print(f"fine-tuning on {len(train.rows)} triples ({', '.join(args.triples)}), {len(held)} held out", flush=True)
@@ -512,7 +520,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--triples", nargs="*", default=[], help="fine-tune the mask net on corpus query folders "
                    "(q_*/{mix,query,target,background}.wav) instead of training from clips")
     p.add_argument("--init", default=None, help="with --triples: the model to start from (registry name or path)")
-    p.add_argument("--holdout", type=int, default=40, help="with --triples: first N triples of the first folder held out")
+    p.add_argument("--holdout", type=int, default=40, help="with --triples: first N triples of the first folder held out; when the "
+                   "corpus has dev rows (index %% 10 == 9), at most N of those instead (train rows only are trained on)")
     p.add_argument("--seg_s", type=float, default=4.0, help="with --triples: training crop length (s)")
     p.add_argument("--remix_p", type=float, default=0.5, help="with --triples: share of dynamically remixed items")
     p.add_argument("--absent_p", type=float, default=0.0,
