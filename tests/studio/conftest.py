@@ -64,6 +64,7 @@ def start_studio(tmp: Path, extra_env: dict | None = None) -> tuple[subprocess.P
     with open(log, "wb") as f:
         proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py")], cwd=str(ROOT), env=env, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+    (tmp / "studio.pid").write_text(str(proc.pid))
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/config", proc)

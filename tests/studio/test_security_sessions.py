@@ -317,3 +317,33 @@ def test_a_vocals_batch_is_bounded(public_studio, tmp_path):
     index, data = _inputs(url, "vocals", **{"Song(s): one or several audio files": [raw_api.file_value(uploaded)] * 17})
     r = raw_api.call(url, index, data)
     assert not r["success"] and "at most 16" in str(r["error"]), r
+
+
+def test_checkpoint_bomb_uploaded_to_the_vocals_tab_is_refused(public_studio, tmp_path):
+    """Hole 5 replayed as a visitor would: a 2 KB .safetensors asking for res_dims=[60000]*4 uploaded as
+    the Vocals checkpoint is refused quickly with a readable message, and the server stays small."""
+    import time
+
+    import numpy as np
+    import soundfile as sf
+
+    from tests.engines.test_checkpoint import _craft
+
+    url, tmp = public_studio
+    bomb = _craft(tmp_path / "bomb.safetensors", "engines.vocals.model:VocalMaskCNN",
+                  {"n_bins": 513, "context": 25, "dilations": [1, 2, 4, 5], "hparams": None, "stem": [],
+                   "res_dims": [60000] * 4})
+    assert bomb.stat().st_size < 4096
+    song = tmp_path / "s.wav"
+    sf.write(song, (0.1 * np.sin(np.arange(2 * 22050) / 5)).astype(np.float32), 22050)
+    label = "...or upload a checkpoint (--checkpoint, .safetensors)"
+    index, data = _inputs(url, "vocals", **{label: raw_api.file_value(raw_api.upload(url, bomb)),
+                                            "Song(s): one or several audio files":
+                                                [raw_api.file_value(raw_api.upload(url, song))]})
+    t0 = time.perf_counter()
+    r = raw_api.call(url, index, data)
+    assert not r["success"] and "res_dims" in str(r["error"]), r
+    assert time.perf_counter() - t0 < 30
+    pid = int((tmp / "studio.pid").read_text())  # the server's peak resident memory: a small app's
+    peak_kb = int(next(ln for ln in open(f"/proc/{pid}/status") if ln.startswith("VmHWM")).split()[1])
+    assert peak_kb < 3_000_000, peak_kb
