@@ -415,7 +415,7 @@ def make_source(cls: str, sr: int, rng: np.random.Generator, ctx, split: str = "
         if real is not None:
             return real
     if cls == "speech":
-        if rng.random() < 0.25 and S.speech_files():
+        if rng.random() < 0.25 and ctx_real(ctx) > 0 and S.speech_files():
             return RecordedSpeech(cls, sr, rng)
         return EspeakSpeech(cls, sr, rng)
     if cls == "singing":
@@ -432,12 +432,12 @@ def make_source(cls: str, sr: int, rng: np.random.Generator, ctx, split: str = "
     if cls == "drums":
         return DrumSource(cls, sr, rng, ctx)
     if cls == "bells":
-        if rng.random() < 0.4 and S.class_files("bells"):
+        if rng.random() < 0.4 and ctx_real(ctx) > 0 and S.class_files("bells"):
             return FileSound(cls, sr, rng)
         return GMEffect(cls, sr, rng, prog_from(CLASS_PROGRAMS["bells"]), "bells")
     if cls == "alarms":
         r = rng.random()
-        if r < 0.45 and S.class_files("alarms"):
+        if r < 0.45 and ctx_real(ctx) > 0 and S.class_files("alarms"):
             return FileSound(cls, sr, rng)
         if r < 0.65:
             return GMEffect(cls, sr, rng, prog_from([124]), "ring")
@@ -450,7 +450,7 @@ def make_source(cls: str, sr: int, rng: np.random.Generator, ctx, split: str = "
         r = rng.random()
         if r < 0.45:
             return NoiseSound(cls, sr, rng)
-        if r < 0.85:
+        if r < 0.85 or ctx_real(ctx) <= 0 or not S.class_files("noise"):
             name = M.choose(rng, list(NOISE_PROGRAMS))
             src = GMEffect(cls, sr, rng, prog_from([NOISE_PROGRAMS[name]]), "ambience")
             src.info["ambience"] = name
@@ -513,11 +513,17 @@ def log_fallback_once(what: str, split: str) -> None:
         log.info("no real %s recordings of the %s split installed: using renders", what, split)
 
 
+def ctx_real(ctx) -> float:
+    """``ctx.real`` (1, the default, when the context has none): 0 turns off every recording, the registered
+    ones and the Debian sound-theme / alsa-utils files alike."""
+    return float(getattr(ctx, "real", 1.0))
+
+
 def want_real(rng: np.random.Generator, p: float, ctx) -> bool:
     """One draw of ``rng`` (always made, so the stream does not depend on what is installed):
     whether to use a real recording, with probability ``p * ctx.real``."""
     u = float(rng.random())
-    return u < p * float(getattr(ctx, "real", 0.0))
+    return u < p * ctx_real(ctx)
 
 
 @functools.lru_cache(maxsize=4096)
