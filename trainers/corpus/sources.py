@@ -535,12 +535,34 @@ def _duration(path: str, container: str) -> float:
         return 0.0
 
 
-@functools.lru_cache(maxsize=256)
-def _decode_whole(path: str, sr: int) -> np.ndarray:
-    from . import real_sources as R
-    x = R.read(path, sr)
-    x.setflags(write=False)
-    return x
+class _DecodeCache:
+    """Decoded short files, least recently used dropped past ``budget`` bytes (per process)."""
+
+    def __init__(self, budget: int = 200 * 2**20):
+        from collections import OrderedDict
+        self.budget, self.items, self.size = budget, OrderedDict(), 0
+
+    def __call__(self, path: str, sr: int) -> np.ndarray:
+        from . import real_sources as R
+        key = (path, int(sr))
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        x = R.read(path, int(sr))
+        x.setflags(write=False)
+        self.items[key] = x
+        self.size += x.nbytes
+        while self.size > self.budget and len(self.items) > 1:
+            _, old = self.items.popitem(last=False)
+            self.size -= old.nbytes
+        return x
+
+    def cache_clear(self) -> None:
+        self.items.clear()
+        self.size = 0
+
+
+_decode_whole = _DecodeCache()
 
 
 def read_real(path: str | Path, sr: int, offset_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
@@ -709,7 +731,7 @@ _KIT_PIECES = (
     (r"^(bd|kick|bassdrum)", 36), (r"^(sn|sd|snare|jsnare|rsnare)", 38), (r"^(rim|stick|rs$|sr$)", 37),
     (r"^clap", 39), (r"^(hh_p|hihatfoot|pedalhihat|hhpedal)", 44), (r"^(ho$|hihatopen|openhat|hhopen)", 46),
     (r"^(hh|hihatclosed|closehihat|hhclosed)", 42), (r"^(rd|ride|rc)", 51), (r"^(crash|cra_|cc$|china|splash)", 49),
-    (r"^(tom|tm|t\d|ft|floortom)", 45),
+    (r"^(tom|tm|t\d|t$|ft|floortom)", 45),
 )
 #: GM drum pitches -> the kit piece they are played on (with fall-backs)
 _GM_TO_PIECE = {35: (36,), 36: (36,), 38: (38,), 40: (38,), 37: (37, 38), 39: (39, 38), 42: (42,), 44: (44, 42),
@@ -727,8 +749,11 @@ def kit_pieces(reg) -> dict[int, list[Path]]:
             if re.search(pat, name):
                 out.setdefault(pitch, {}).setdefault(name, []).append(p)
                 break
-    # one instrument per piece (the first name, e.g. "hh" before "hh2"); its velocity layers
-    return {pitch: sorted(groups[sorted(groups)[0]]) for pitch, groups in out.items()}
+    # one instrument per piece (the first name, e.g. "hh" before "hh2"; a crash before a china or
+    # splash); its velocity layers
+    def first(pitch: int, names) -> str:
+        return sorted(names, key=lambda n: (pitch == 49 and not n.startswith(("crash", "cra", "cc")), n))[0]
+    return {pitch: sorted(groups[first(pitch, groups)]) for pitch, groups in out.items()}
 
 
 def drum_kits(split: str) -> list:
@@ -768,7 +793,7 @@ class RealDrumKit(RecordingSource):
             if piece is None:
                 continue
             layers = self.pieces[piece]
-            # louder notes on later layers (hydrogen layers are numbered soft to loud), with a random neighbour
+            # louder notes on later layers (assumed: layers numbered soft to loud), with a random neighbour
             li = min(len(layers) - 1, max(0, int(vel / 128 * len(layers)) + int(rng.integers(-1, 2))))
             x = self._read(layers[li])[: int(1.5 * self.sr)]
             a = int(on * spq * self.sr + rng.normal(0, 0.004) * self.sr)
