@@ -43,9 +43,20 @@ def run_cases(cases, pred: Path, models, **cfg) -> list[float]:
     return times
 
 
+def _dev_rows(dev: Path, limit: int | None) -> list[dict]:
+    """The corpus's own dev split (typed rows, trainers.data) when it has one, else its first rows."""
+    from trainers.data import kind_folder, read
+
+    rows = read(dev, "query")
+    held = [r for r in rows if r.split == "dev"] or rows
+    base = kind_folder(dev, "query")
+    return [{"path": str(base / r.path), "label": r.label, "real": r.real,
+             "source_type": r.info.get("source_type", r.label)} for r in held[:limit]]
+
+
 def dev_eval(dev: Path, models, threads: int = 1, limit: int | None = None, **cfg) -> dict:
-    """Mean SI-SDRi on a corpus query folder (``q_*/{mix,query,target}.wav``): a development set
-    rendered by the training corpus, never the bench."""
+    """Mean SI-SDRi on a corpus query folder (``q_*/{mix,query,target}.wav``): its dev split, a
+    development set rendered by the training corpus, never the bench."""
     import numpy as np
     import soundfile as sf
 
@@ -53,16 +64,19 @@ def dev_eval(dev: Path, models, threads: int = 1, limit: int | None = None, **cf
     from engines.separation.api import separate
 
     out: dict[str, list[float]] = {}
-    for row in [json.loads(x) for x in (dev / "manifest.jsonl").read_text().splitlines() if x.strip()][:limit]:
-        d = dev / row["path"]
+    by_real: dict[str, list[float]] = {}
+    for row in _dev_rows(dev, limit):
+        d = Path(row["path"])
         r = separate(str(d / "mix.wav"), str(d / "query.wav"), models=models, threads=threads, **cfg)
         tgt, _ = sf.read(d / "target.wav", dtype="float32")
         mix = r.mixture[0]
         v = si_sdr(tgt, r.target[0]) - si_sdr(tgt, mix)
         out.setdefault(row["source_type"], []).append(v)
+        by_real.setdefault("real" if row["real"] else "rendered", []).append(v)
     allv = [v for vs in out.values() for v in vs]
     return {"n": len(allv), "si_sdri_mean": round(float(np.mean(allv)), 2),
-            "by_source_type": {k: round(float(np.mean(v)), 2) for k, v in sorted(out.items())}}
+            "by_source_type": {k: round(float(np.mean(v)), 2) for k, v in sorted(out.items())},
+            "by_material": {k: {"n": len(v), "si_sdri": round(float(np.mean(v)), 2)} for k, v in sorted(by_real.items())}}
 
 
 def calibrate(dev: Path, models, threads: int = 1, limit: int = 30) -> dict:
@@ -72,14 +86,14 @@ def calibrate(dev: Path, models, threads: int = 1, limit: int = 30) -> dict:
 
     from engines.separation.api import separate
 
-    rows = [json.loads(x) for x in (dev / "manifest.jsonl").read_text().splitlines() if x.strip()][:limit]
+    rows = _dev_rows(dev, limit)
     stats = {"present": [], "absent": []}
     for i, row in enumerate(rows):
         other = next((r for r in rows[i + 1:] + rows[:i] if r["label"] != row["label"]), None)
         for kind, q in (("present", row), ("absent", other)):
             if q is None:
                 continue
-            r = separate(str(dev / row["path"] / "mix.wav"), str(dev / q["path"] / "query.wav"), models=models,
+            r = separate(str(Path(row["path"]) / "mix.wav"), str(Path(q["path"]) / "query.wav"), models=models,
                          threads=threads, not_found_db=-1000)
             stats[kind].append((r.windows["estimated_target_db"], float(np.max(r.windows["cosine"])), len(r.segments)))
     out = {}
