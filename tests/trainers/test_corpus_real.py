@@ -270,3 +270,31 @@ def test_triple_set_trains_on_train_rows(tmp_path):
     assert [r["split"] for r in _triple_rows(q)].count("dev") == 1
     assert len(TripleSet([q], 2).rows) == 11
     assert len(TripleSet([q], 2, split="dev").rows) == 1 and len(TripleSet([q], 2, split=None).rows) == 12
+
+
+def test_a_trainer_steps_on_a_tiny_real_source_corpus(fake_root, tmp_path):
+    """Triples rendered from (fake) real recordings are read through the data contract by the query
+    trainer, which fine-tunes a step on them and exports a model."""
+    import os
+    import subprocess
+    import sys
+
+    from trainers.corpus.kinds import KIND_CLASSES
+    from trainers.corpus.runner import plan_kind, render_plan
+    from trainers.data import read
+
+    root, _seen = fake_root
+    ctx = _ctx(tmp_path)
+    render_plan(plan_kind(KIND_CLASSES["query"](), ctx.seed, 1.7), ctx, progress=False)  # 10 triples, one dev
+    rows = read(ctx.root, "query", check_files=True)
+    assert len(rows) >= 10 and any(r.real for r in rows) and [r.split for r in rows].count("dev") >= 1
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(repo / "launch.py"), "train", "query", "--triples", str(ctx.root / "query"),
+           "--init", "query-builtin", "--out_dir", str(out), "--max_steps", "2", "--epochs", "1", "--batch_size", "2",
+           "--examples_per_epoch", "4", "--seg_s", "2", "--threads", "1", "--no_mlflow",
+           "--export", str(out / "q.safetensors")]
+    p = subprocess.run(cmd, cwd=str(repo), capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true", "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "held out" in p.stdout and (out / "q.safetensors").is_file()
