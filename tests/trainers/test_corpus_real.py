@@ -298,3 +298,39 @@ def test_a_trainer_steps_on_a_tiny_real_source_corpus(fake_root, tmp_path):
                        env={**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true", "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stderr[-2000:]
     assert "held out" in p.stdout and (out / "q.safetensors").is_file()
+
+
+def test_songs_real_sung_sections_are_pitch_locked_real_words(fake_root, tmp_path, monkeypatch):
+    """A sung section made of a real speaker's recorded words, pitch-locked to the melody: listed as
+    that speaker's real recordings (no espeak-ng), with exact sums."""
+    from trainers.corpus.kinds import KIND_CLASSES
+    from trainers.corpus.kinds import songs as SG
+    root, _ = fake_root
+    monkeypatch.setattr(SG, "VOCAL_KINDS", {"sung": 1.0})
+    monkeypatch.setattr(SG, "REAL_SUNG_P", 0.5)  # x ctx.real 2 = always
+    k, ctx = KIND_CLASSES["songs"](), _ctx(tmp_path)
+    row = k.render(ctx, 0, k.plan(5, 0))
+    _check_sources(row, root)
+    assert row["info"]["real_vocal_seconds"] > 0 and "espeak-ng" not in {s["package"] for s in row["sources"]}
+    d = ctx.root / "songs" / row["path"]
+    meta = json.loads((d / "meta.json").read_text())
+    secs = meta["vocals"]["sections"]
+    assert secs and all(s["kind"] == "sung" and s.get("real") and s["singer"]["words"] > 0 and s["notes"] for s in secs)
+    mix, _ = sf.read(str(d / "mixture.wav"), dtype="float32")
+    voc, _ = sf.read(str(d / "vocals.wav"), dtype="float32")
+    acc, _ = sf.read(str(d / "accompaniment.wav"), dtype="float32")
+    assert np.array_equal(mix, voc + acc) and np.abs(voc).max() > 0.01
+
+
+def test_sing_words_locks_a_recorded_word_to_the_note():
+    import librosa
+
+    from trainers.corpus import voices as V
+    sr = V.ESPEAK_SR
+    t = np.arange(int(0.4 * sr)) / sr
+    f0 = 140 * (1 + 0.15 * t)  # a gliding "spoken" word
+    word = (0.3 * np.sign(np.sin(2 * np.pi * np.cumsum(f0) / sr)) * np.hanning(t.size)).astype(np.float32)
+    y = V.sing_words([(0.1, 0.8, 69)], [word], 1.2, sr, np.random.default_rng(0))
+    core = y[int(0.4 * sr): int(0.7 * sr)].astype(np.float64)
+    f = librosa.yin(core, fmin=200, fmax=900, sr=sr, frame_length=2048)
+    assert abs(12 * np.log2(np.median(f) / 440.0)) < 0.5  # within half a semitone of A4

@@ -670,6 +670,23 @@ class RealSpeech(RecordingSource):
         return A.fade(y, sr)
 
 
+    def words(self, n_max: int = 24, max_seconds: float = 0.6) -> list[np.ndarray]:
+        """Up to ``n_max`` short recordings of this speaker at 22050 Hz, each trimmed of silence and cut to
+        ``max_seconds`` (a word or the start of a phrase): the syllables of real sung lines."""
+        from .voices import ESPEAK_SR
+
+        out = []
+        for j in range(min(len(self.paths), 3 * n_max)):
+            x = A.trim_silence(self._read(self.paths[self.order[j]]), -40, self.sr)
+            if x.size < 0.08 * self.sr:
+                continue
+            x = A.resample(np.asarray(x[: int(max_seconds * self.sr)], np.float32), self.sr, ESPEAK_SR)
+            out.append(A.fade(x, ESPEAK_SR, 0.005, 0.03))
+            if len(out) >= n_max:
+                break
+        return out
+
+
 class RealEffectFiles(RecordingSource):
     """Recorded effects of one registry source (alarms, bells, ambience): excerpt k = file k of an
     order drawn per source, windowed when long, repeated with short gaps when short."""

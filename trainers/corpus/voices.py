@@ -191,10 +191,15 @@ def _flat_syllable(syl: str, voice: Voice) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2048)
 def _analyse(syl: str, voice: Voice) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """Analysis of a sung syllable: signal, pitch marks, periods, voiced-core start/end."""
+    """Analysis of a sung espeak-ng syllable (see :func:`analyse_signal`)."""
+    return analyse_signal(_flat_syllable(syl, voice))
+
+
+def analyse_signal(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Analysis of one syllable or word (22050 Hz): signal, pitch marks, periods, voiced-core start/end."""
     import librosa
 
-    x = _flat_syllable(syl, voice)
+    x = np.asarray(x, dtype=np.float32)
     sr = ESPEAK_SR
     if x.size < 1024:
         x = np.pad(x, (0, 1024 - x.size))
@@ -228,8 +233,15 @@ def _analyse(syl: str, voice: Voice) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def sing_note(syl: str, voice: Voice, midi: float, dur: float, rng: np.random.Generator,
               vibrato_cents: float = 30.0, vibrato_hz: float = 5.5, scoop: bool = True) -> np.ndarray:
     """One sung note: syllable ``syl`` at MIDI pitch ``midi`` lasting ``dur`` seconds (22050 Hz)."""
+    return sing_analysed(_analyse(syl, voice), midi, dur, rng, vibrato_cents, vibrato_hz, scoop)
+
+
+def sing_analysed(analysis: tuple, midi: float, dur: float, rng: np.random.Generator,
+                  vibrato_cents: float = 30.0, vibrato_hz: float = 5.5, scoop: bool = True) -> np.ndarray:
+    """One sung note from an :func:`analyse_signal` analysis: pitch-synchronous overlap-add locks the
+    voiced core to ``midi`` (with vibrato and a small scoop) and stretches it to ``dur`` s (22050 Hz)."""
     sr = ESPEAK_SR
-    x, marks, periods, a, b = _analyse(syl, voice)
+    x, marks, periods, a, b = analysis
     n_out = max(int(dur * sr), 64)
     ls = x.size
     onset, coda = a, ls - b
@@ -330,3 +342,22 @@ def sing_line(notes: list[tuple[float, float, int, str]], voice: Voice, total: f
             out[s:e] += y[: e - s]
     out = out[: int(total * ESPEAK_SR)]
     return A.resample(out, ESPEAK_SR, sr)
+
+
+def sing_words(notes: list[tuple[float, float, int]], words: list[np.ndarray], total: float, sr: int,
+               rng: np.random.Generator, legato: float = 0.95) -> np.ndarray:
+    """Sing ``notes`` ``(start_s, dur_s, midi)`` with recorded ``words`` (22050 Hz, used in turn as the
+    syllables: real voices pitch-locked to the melody) into a track of ``total`` seconds at ``sr``."""
+    out = np.zeros(int(total * ESPEAK_SR) + ESPEAK_SR, dtype=np.float32)
+    if not words:
+        return A.resample(out[: int(total * ESPEAK_SR)], ESPEAK_SR, sr)
+    analyses = [analyse_signal(w) for w in words]
+    vib = float(rng.uniform(15, 45))
+    vib_hz = float(rng.uniform(4.8, 6.2))
+    for k, (start, dur, midi) in enumerate(notes):
+        y = sing_analysed(analyses[k % len(analyses)], midi, max(0.08, dur * legato), rng, vib, vib_hz)
+        s = int(start * ESPEAK_SR)
+        e = min(out.size, s + y.size)
+        if e > s:
+            out[s:e] += y[: e - s]
+    return A.resample(out[: int(total * ESPEAK_SR)], ESPEAK_SR, sr)

@@ -12,7 +12,9 @@ oohs / synth voice on the melody, or spoken lines; an instrument may play the me
 drawn from U(-3, +4) dB.
 
 Real recordings (``ctx.real``, :mod:`trainers.corpus.real_sources`): a spoken section is a real
-speaker with p 0.5 (one speaker per song), and with p 0.25 the accompaniment is a real music bed
+speaker with p 0.5 (one speaker per song), a sung section is sung with p 0.4 by that speaker's
+recorded words, pitch-locked to the melody and stretched to the notes (as the bench's sung vocals
+are made from espeak-ng syllables; :func:`trainers.corpus.voices.sing_words`), and with p 0.25 the accompaniment is a real music bed
 (a soundtrack excerpt) in the ``other`` stem with ``drums``/``bass`` silent (``meta.json``
 ``"accompaniment": "real-bed"``), so both sums stay exact. Items with ``index % 10 == 9`` are dev
 items and use only dev sources (:func:`trainers.corpus.kinds.base.item_split`).
@@ -42,6 +44,8 @@ VOCAL_PROGRAMS = {"choir_aahs": 52, "voice_oohs": 53, "synth_voice": 54}
 STEMS = ["vocals", "drums", "bass", "other"]
 #: probability (times ``ctx.real``) that a spoken section is a real speaker / the accompaniment a real bed
 REAL_SPOKEN_P = 0.5
+#: probability (times ``ctx.real``) that a sung section is sung by a real speaker's recorded words
+REAL_SUNG_P = 0.4
 REAL_BED_P = 0.25
 
 
@@ -124,7 +128,21 @@ class Songs(Kind):
             if not qn and vk != "spoken":
                 vk = "spoken"
             info = {"start": round(a, 4), "end": round(b, 4), "kind": vk, "measures": list(sec)}
-            if vk == "sung":
+            words = None
+            if vk == "sung" and want_real(rng, REAL_SUNG_P, ctx) and (
+                    real_speaker is not None or (real_speaker := real_speech("speech", sr, rng, split)) is not None):
+                words = real_speaker.words()
+            if words:  # real sung: the speaker's recorded words, pitch-locked to the melody
+                notes = [(n_[0] * spq - a, n_[1] * spq, n_[2] + vshift) for n_ in qn]
+                y = V.sing_words(notes, words, b - a + 0.3, sr, rng, legato=float(rng.uniform(0.9, 0.99)))
+                s0 = int(a * sr)
+                e0 = min(n, s0 + y.size)
+                vocals[s0:e0] += y[: e0 - s0]
+                real_vocal_s += (e0 - s0) / sr
+                info.update({"real": True, "singer": {"speaker": real_speaker.speaker,
+                                                       "real_source": real_speaker.reg.id, "words": len(words)},
+                             "notes": [[round(x[0] + a, 4), round(x[0] + a + x[1], 4), int(x[2])] for x in notes]})
+            elif vk == "sung":
                 syls, src = V.lyric_syllables(qn, piece.get("lyric_lang"), rng, fallback_lang=lang)
                 notes = [(n_[0] * spq - a, n_[1] * spq, n_[2] + vshift, s) for n_, s in zip(qn, syls)]
                 y = V.sing_line(notes, singer, b - a + 0.3, sr, rng, legato=float(rng.uniform(0.9, 0.99)))
@@ -229,7 +247,7 @@ class Songs(Kind):
             real_sources = P.of_info(real_speaker.info, ctx.soundfont) + real_sources
         rendered = bed is None or bool(vocal_tracks)
         sources = ([P.soundfont(ctx.soundfont)] if rendered else []) + [P.score(arr.source)]
-        if any(s["kind"] == "sung" or (s["kind"] == "spoken" and not s.get("real")) for s in sections_meta):
+        if any(s["kind"] in ("sung", "spoken") and not s.get("real") for s in sections_meta):
             sources.append(P.espeak())
         sources = P.merge(sources, real_sources)
         return SongRow(id=rel, index=index, path=rel, sr=sr, seconds=round(n / sr, 4), sources=sources,
