@@ -288,3 +288,23 @@ def test_every_row_follows_the_contract_with_licensed_sources(corpus_dir):
         for r in rows:
             assert r.sources and all(s.package and s.licence and "NC" not in s.licence.split("-") for s in r.sources)
             assert r.split == "train" and isinstance(r.effects, list)
+
+
+def test_timbre_pairs_share_one_production_chain(corpus_dir, tmp_path):
+    from trainers.corpus.kinds import KIND_CLASSES
+    from trainers.corpus.kinds.base import Context
+
+    shutil.copytree(corpus_dir / ".cache", tmp_path / "fx" / ".cache")
+    k = KIND_CLASSES["timbre"]()
+    row = k.render(Context(root=tmp_path / "fx", soundfont=_soundfont(), seed=7, effects=1.5), 0, k.plan(7, 0))
+    assert row["type"] == "pair" and row["effects"]
+    by = {s: [{k_: v for k_, v in e.items() if k_ != "stem"} for e in row["effects"] if e["stem"] == s]
+          for s in ("piano", "violin")}
+    assert by["piano"] and by["piano"] == by["violin"]  # the same room and chain for both
+    d = tmp_path / "fx" / "timbre" / row["path"]
+    for name in ("piano", "violin"):
+        x, _ = _read(d / f"{name}.wav")
+        assert abs(_rms_db(x) + 20) < 1.5
+    assert json.loads((d / "melody.json").read_text())["effects"] == row["effects"]
+    off = k.render(Context(root=tmp_path / "fx0", soundfont=_soundfont(), seed=7, effects=0.0), 0, k.plan(7, 0))
+    assert off["effects"] == []

@@ -21,6 +21,7 @@ from .. import music as M
 from ..scores import excerpt, full_measure_indices, melody_part_index, skyline
 from ..synth import Note, Track, render
 from ...data import TimbreRow
+from .. import effects as E
 from .. import provenance as P
 from .base import Context, ItemFolder, Kind, item_rng, random_synth_settings, write_json
 
@@ -111,22 +112,33 @@ class Timbre(Kind):
         rel = self.rel_path(index, plan)
         meta = {"id": rel, "sr": self.sr, "seconds": seconds, "rms_dbfs": TARGET_DB, "reverb_send": reverb,
                 "room_size": round(settings.room_size, 3), **info, "notes": melody_json(notes)}
+        # the production chain: one chain (a room, a microphone, a codec) for both instruments of a
+        # pair, so the pair stays the same performance in the same place; then back to TARGET_DB
+        chain = E.draw_chain(item_rng(ctx.seed, self.name, index, 2), "instrument", self.sr, strength=ctx.effects)
+        effects = [{"stem": s, **e} for s in (("piano", "violin") if plan["type"] == "pair"
+                                             else (plan["instrument"],)) for e in chain]
+
+        meta["effects"] = effects
+
+        def produced(y):
+            return A.normalize_rms(E.apply_chain(y, self.sr, chain), TARGET_DB, peak_limit=0.99) if chain else y
+
         if plan["type"] == "pair":
-            piano = self._render_one(ctx, 0, notes, seconds, reverb, settings)
-            violin = self._render_one(ctx, 40, notes, seconds, reverb, settings)
+            piano = produced(self._render_one(ctx, 0, notes, seconds, reverb, settings))
+            violin = produced(self._render_one(ctx, 40, notes, seconds, reverb, settings))
             with ItemFolder(ctx.root / self.name / rel) as tmp:
                 A.write_pcm16(tmp / "piano.wav", piano, self.sr)
                 A.write_pcm16(tmp / "violin.wav", violin, self.sr)
                 write_json(tmp / "melody.json", {**meta, "programs": {"piano": 0, "violin": 40}})
         else:
             prog = 0 if plan["instrument"] == "piano" else 40
-            y = self._render_one(ctx, prog, notes, seconds, reverb, settings)
+            y = produced(self._render_one(ctx, prog, notes, seconds, reverb, settings))
             path = ctx.root / self.name / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path.with_suffix(".json"), {**meta, "program": prog})
             A.write_pcm16(path, y, self.sr)
         return TimbreRow(id=rel.split("/")[-1].removesuffix(".wav"), index=index, path=rel, sr=self.sr,
-                         seconds=seconds, sources=[P.soundfont(ctx.soundfont), P.score(info["source"])], effects=[],
+                         seconds=seconds, sources=[P.soundfont(ctx.soundfont), P.score(info["source"])], effects=effects,
                          type=plan["type"], instrument=plan.get("instrument", "pair"),
                          info={"source": info["source"], "n_notes": len(notes),
                                "pitch_range": [min(n.pitch for n in notes), max(n.pitch for n in notes)]}).to_json()
