@@ -308,3 +308,19 @@ def test_timbre_pairs_share_one_production_chain(corpus_dir, tmp_path):
     assert json.loads((d / "melody.json").read_text())["effects"] == row["effects"]
     off = k.render(Context(root=tmp_path / "fx0", soundfont=_soundfont(), seed=7, effects=0.0), 0, k.plan(7, 0))
     assert off["effects"] == []
+
+
+def test_fusion_songs_get_their_own_chain_at_their_level(corpus_dir, tmp_path):
+    from trainers.corpus.kinds import KIND_CLASSES
+    from trainers.corpus.kinds.base import Context
+
+    shutil.copytree(corpus_dir / ".cache", tmp_path / "fx" / ".cache")
+    k = KIND_CLASSES["fusion"]()
+    on = k.render(Context(root=tmp_path / "fx", soundfont=_soundfont(), seed=7, effects=1.5), 0, k.plan(7, 0))
+    shutil.copytree(corpus_dir / ".cache", tmp_path / "fx0" / ".cache")
+    off = k.render(Context(root=tmp_path / "fx0", soundfont=_soundfont(), seed=7, effects=0.0), 0, k.plan(7, 0))
+    assert off["effects"] == [] and on["effects"] and {e["stem"] for e in on["effects"]} <= {"a", "b"}
+    for side in ("a", "b"):
+        x1, _ = _read(tmp_path / "fx" / "fusion" / on["path"] / f"{side}.wav")
+        x0, _ = _read(tmp_path / "fx0" / "fusion" / off["path"] / f"{side}.wav")
+        assert x1.shape == x0.shape and abs(_rms_db(x1) - _rms_db(x0)) < 1.0

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import audio as A
 from ...data import FusionRow
+from .. import effects as E
 from .. import provenance as P
 from ..arrange import arrange, melody_track, notes_json
 from ..music import beat_times
@@ -69,14 +70,28 @@ class Fusion(Kind):
         rng = item_rng(ctx.seed, self.name, index, 1)
         ya, ma = render_excerpt(ctx, rng, plan["a"], self.sr)
         yb, mb = render_excerpt(ctx, rng, plan["b"], self.sr, exclude={ma["source"]})
+        # the production chain: each song its own (two recordings from two places), level kept
+        fx = item_rng(ctx.seed, self.name, index, 2)
+        effects = []
+        for side, y in (("a", ya), ("b", yb)):
+            chain = E.draw_chain(fx, "other", self.sr, strength=ctx.effects)
+            if chain:
+                z = E.apply_chain(y, self.sr, chain)
+                y = (z * (A.rms(y) / max(A.rms(z), 1e-9))).astype(np.float32)
+                y = y if A.peak(y) <= 0.99 else (y * (0.99 / A.peak(y))).astype(np.float32)
+                effects += [{"stem": side, **e} for e in chain]
+            if side == "a":
+                ya = y
+            else:
+                yb = y
         rel = self.rel_path(index, plan)
         with ItemFolder(ctx.root / self.name / rel) as tmp:
             A.write_pcm16(tmp / "a.wav", ya, self.sr)
             A.write_pcm16(tmp / "b.wav", yb, self.sr)
-            write_json(tmp / "meta.json", {"id": rel, "sr": self.sr, "a": ma, "b": mb})
+            write_json(tmp / "meta.json", {"id": rel, "sr": self.sr, "a": ma, "b": mb, "effects": effects})
         return FusionRow(id=rel.split("/")[-1], index=index, path=rel, sr=self.sr,
                          seconds=round(plan["a"] + plan["b"], 3),
-                         sources=[P.soundfont(ctx.soundfont), P.score(ma["source"]), P.score(mb["source"])], effects=[],
+                         sources=[P.soundfont(ctx.soundfont), P.score(ma["source"]), P.score(mb["source"])], effects=effects,
                          a={k: ma[k] for k in ("source", "tempo_bpm", "tempo_qpm", "time_signature", "seconds")}
                          | {"key": ma["key"]["name"]},
                          b={k: mb[k] for k in ("source", "tempo_bpm", "tempo_qpm", "time_signature", "seconds")}
