@@ -44,6 +44,10 @@ class DataError(ValueError):
     """A manifest row or a dataset folder does not follow the contract (message names where)."""
 
 
+class NoDataError(DataError):
+    """A folder holds no items of the kind asked for (no manifest, or no known layout)."""
+
+
 # ---------------------------------------------------------------------------------- sources
 @dataclass(frozen=True)
 class Source:
@@ -255,7 +259,7 @@ def manifest_path(folder: str | os.PathLike, kind: str) -> Path:
     for p in (folder / MANIFEST, folder / kind / MANIFEST):
         if p.is_file():
             return p
-    raise DataError(f"'{folder}' holds no {MANIFEST} of {kind} items (nor '{kind}/{MANIFEST}'): render it with "
+    raise NoDataError(f"'{folder}' holds no {MANIFEST} of {kind} items (nor '{kind}/{MANIFEST}'): render it with "
                     f"`launch.py corpus --kinds {kind}`, or see docs/corpus.md for the layout.")
 
 
@@ -364,7 +368,7 @@ def rows_from_folder(folder: str | os.PathLike, kind: str) -> list[Row]:
     else:
         raise DataError(f"no folder layout for {kind!r} without a manifest; render it with `launch.py corpus`.")
     if not rows:
-        raise DataError(f"'{folder}' holds no {kind} items in a known layout (see docs/corpus.md).")
+        raise NoDataError(f"'{folder}' holds no {kind} items in a known layout (see docs/corpus.md).")
     return rows
 
 
@@ -381,7 +385,5 @@ def load(folder: str | os.PathLike, kind: str, **kw) -> tuple[list[Row], Path]:
     """Rows and their base folder: a manifest when there is one, else :func:`rows_from_folder`."""
     try:
         return read(folder, kind, **kw), kind_folder(folder, kind)
-    except DataError as err:
-        if "holds no" not in str(err):
-            raise
+    except NoDataError:
         return rows_from_folder(folder, kind), Path("/")

@@ -299,14 +299,12 @@ def evaluate(net, dataset: MixtureSet, batch: int = 16) -> dict:
 # ---------------------------------------------------------------------- fine-tuning on query triples
 def _triple_rows(folder: str | os.PathLike) -> list[dict]:
     """Rows of a corpus query folder (typed :class:`trainers.data.QueryRow` rows; files must exist)."""
-    from .data import DataError, kind_folder, read
+    from .data import NoDataError, kind_folder, read
 
     try:
         rows = read(folder, "query")
-    except DataError as err:
-        if "holds no" in str(err):
-            return []
-        raise
+    except NoDataError:
+        return []
     base = kind_folder(folder, "query")
     out = []
     for r in rows:

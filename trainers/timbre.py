@@ -48,7 +48,7 @@ def phase_of(step: int, total: int) -> int:
 # --------------------------------------------------------------------------- data
 def discover(data_dirs: list[str]) -> tuple[list[tuple[str, str, str]], list[str], list[str]]:
     """``(pairs [(id, piano, violin)], unpaired piano files, unpaired violin files)`` under the folders."""
-    from .data import DataError, load
+    from .data import NoDataError, load
 
     pairs, pianos, violins = [], [], []
     for d in data_dirs:
@@ -57,9 +57,7 @@ def discover(data_dirs: list[str]) -> tuple[list[tuple[str, str, str]], list[str
             raise FileNotFoundError(f"Timbre data folder not found: '{root}'.")
         try:  # a corpus timbre folder (typed rows) or the user layouts of trainers.data.rows_from_folder
             rows, base = load(root, "timbre")
-        except DataError as err:
-            if "holds no" not in str(err):
-                raise
+        except NoDataError:
             continue
         for r in rows:
             f = r.files(base)

@@ -42,16 +42,14 @@ def find_songs(root: str | os.PathLike) -> list[dict]:
     A corpus ``songs`` folder (or corpus root) is read as typed rows (:mod:`trainers.data`; rows of the
     ``dev`` split are the held-out songs); other folders are walked for MUSDB18 / DSD100 layouts.
     """
-    from .data import DataError, kind_folder, read
+    from .data import NoDataError, kind_folder, read
 
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset root not found: '{root}'.")
     try:
         rows = read(root, "songs")
-    except DataError as err:
-        if "holds no" not in str(err):
-            raise
+    except NoDataError:
         rows = None
     if rows is not None:
         base = kind_folder(root, "songs")
