@@ -147,22 +147,52 @@ class InputSet:
         return real in self._paths or (ino is not None and ino in self._inodes)
 
 
-def check_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Check (before any work) that ``out_dir`` is, or can be made, a writable folder.
+def _missing_dirs(folder: Path) -> list[Path]:
+    """The folders that would have to be created for ``folder`` to exist, deepest first."""
+    missing, probe = [], folder.absolute()
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    return missing
 
-    Creates it when missing. Raises :class:`OutputError` with a readable message otherwise.
-    """
+
+def _check_folder(out_dir: str | os.PathLike) -> Path:
+    """Refuse, without creating anything, an output folder that is empty, a file, under a file or not
+    writable (:class:`OutputError`)."""
     out = Path(out_dir)
     if str(out_dir) == "":
         raise OutputError("No output folder given.")
     if out.exists() and not out.is_dir():
         raise OutputError(f"The output folder '{out}' is a file, not a folder.")
+    missing = _missing_dirs(out)
+    probe = missing[-1].parent if missing else out
+    if not probe.is_dir():
+        raise OutputError(f"The output folder '{out}' cannot be created: '{probe}' is a file.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"The output folder '{out}' is not writable." if not missing else
+                          f"The output folder '{out}' cannot be written ('{probe}' is not writable).")
+    return out
+
+
+def _input_set(inputs: "InputSet | Iterable[str | os.PathLike | None]") -> InputSet:
+    """``inputs`` plus every file this process loaded (outputs never replace either)."""
+    from .audio import io as _io  # (imported late: audio.io imports this module)
+
+    ins = inputs if isinstance(inputs, InputSet) else InputSet(inputs)
+    ins.add(*_io.loaded_inputs())
+    return ins
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Check (before any work) that ``out_dir`` is, or can be made, a writable folder.
+
+    Creates it when missing. Raises :class:`OutputError` with a readable message otherwise.
+    """
+    out = _check_folder(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"The output folder '{out}' cannot be created: {err.strerror or err}.") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"The output folder '{out}' is not writable.")
     return out
 
 
@@ -170,22 +200,8 @@ def check_names(out_dir: str | os.PathLike, names: Iterable[str],
                 inputs: "InputSet | Iterable[str | os.PathLike | None]" = ()) -> None:
     """Refuse, before any work and without creating anything, outputs ``out_dir/<name>`` that would be
     an input, or an ``out_dir`` that is a file. Every file this process loaded counts as an input."""
-    out = Path(out_dir)
-    if str(out_dir) == "":
-        raise OutputError("No output folder given.")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"The output folder '{out}' is a file, not a folder.")
-    probe = out.absolute()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise OutputError(f"The output folder '{out}' cannot be created: '{probe}' is a file.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"The output folder '{out}' cannot be written ('{probe}' is not writable).")
-    ins = inputs if isinstance(inputs, InputSet) else InputSet(inputs)
-    from .audio import io as _io
-
-    ins.add(*_io.loaded_inputs())
+    out = _check_folder(out_dir)
+    ins = _input_set(inputs)
     for n in names:
         dest = out / n
         if dest in ins:
@@ -210,17 +226,10 @@ class OutputStage:
 
     def __init__(self, out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
                  names: Iterable[str] = ()) -> None:
-        missing, probe = [], Path(out_dir).absolute()
-        while not probe.exists():
-            missing.append(probe)
-            probe = probe.parent
+        self._created = _missing_dirs(Path(out_dir))  # removed again (when empty) if nothing is published
         self.out_dir = check_out_dir(out_dir)
-        self._created = missing  # removed again (when empty) if nothing is published
         clean_stale(self.out_dir)
-        self.inputs = InputSet(inputs)
-        from .audio import io as _io  # every file this process loaded is an input too
-
-        self.inputs.add(*_io.loaded_inputs())
+        self.inputs = _input_set(inputs)
         self._names: list[str] = []
         self._dir: Path | None = None
         self.published: dict[str, Path] = {}
