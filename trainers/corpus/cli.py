@@ -83,14 +83,15 @@ def run(args: argparse.Namespace) -> int:
     except CorpusDependencyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from engines.audio.limits import Range
+
+    for flag, value, allowed in (("--effects", args.effects, Range(0.0, 1.5)), ("--real", args.real, Range(0.0, 2.0))):
+        problem = allowed.problem(value)
+        if problem:  # before anything is created
+            print(f"error: {flag} {value:g}: {problem}", file=sys.stderr)
+            return 2
     root = Path(args.out).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
-    if not (0.0 <= float(args.effects) <= 1.5):
-        print("error: --effects must be between 0 and 1.5", file=sys.stderr)
-        return 2
-    if not (0.0 <= float(args.real) <= 2.0):
-        print("error: --real must be between 0 and 2", file=sys.stderr)
-        return 2
     ctx = Context(root=root, soundfont=found["soundfont"], seed=int(args.seed), stereo=bool(args.stereo),
                   effects=float(args.effects), real=float(args.real))
     workers = max(1, int(args.workers))
