@@ -29,6 +29,11 @@ DEFAULT_ENGINE_CACHE = 4
 MAX_CHECKPOINTS = 4
 
 
+def outputs_root() -> Path:
+    """The root of the per-session output folders: ``AUDIO_STUDIO_OUTPUTS``, else ``$TMPDIR/audio-studio``."""
+    return Path(os.environ.get("AUDIO_STUDIO_OUTPUTS") or Path(tempfile.gettempdir()) / "audio-studio")
+
+
 def session_key(session_hash: str | None) -> str:
     """A session id safe as a folder name: letters and digits only, at most 32 (``'anon'`` if none)."""
     return "".join(c for c in (session_hash or "") if c.isalnum())[:32] or "anon"
@@ -146,7 +151,7 @@ class StudioContext:
                  max_seconds: float | None = None, concurrency: int | None = None, keep_hours: float | None = None,
                  engine_cache: int | None = None):
         env = os.environ.get
-        self.root = Path(root or env("AUDIO_STUDIO_OUTPUTS", Path(tempfile.gettempdir()) / "audio-studio"))
+        self.root = Path(root or outputs_root())
         self.root.mkdir(parents=True, exist_ok=True)
         max_upload_mb = max_upload_mb if max_upload_mb is not None else float(env("AUDIO_STUDIO_MAX_UPLOAD_MB", 200))
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)

@@ -116,12 +116,10 @@ def _inside(path: str, root: str) -> bool:
 
 def served_folders() -> list[str]:
     """Folders the studio's web server hands out (Gradio's uploads, the session outputs): never written by a run."""
-    import tempfile
+    from .common import upload_folder
+    from .context import outputs_root
 
-    tmp = tempfile.gettempdir()
-    folders = [os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tmp, "gradio"),
-               os.environ.get("AUDIO_STUDIO_OUTPUTS") or os.path.join(tmp, "audio-studio")]
-    return [os.path.realpath(f) for f in folders]
+    return [str(upload_folder()), os.path.realpath(outputs_root())]
 
 
 def confine(path: str | os.PathLike | None, roots: list[Path], var: str, what: str, *,
