@@ -25,7 +25,7 @@ from typing import BinaryIO, Iterable, Union
 import numpy as np
 import soundfile as sf
 
-from ..atomic import atomic_path
+from ..atomic import InputSet, atomic_path
 from .errors import (
     ChannelError,
     CorruptAudioError,
@@ -402,8 +402,7 @@ def save(path: Union[str, os.PathLike], audio: np.ndarray, sr: int, subtype: str
         raise ValueError(f"Unknown sample format '{subtype}'; use 16, 24 or float.")
     if fmt == "FLAC" and sub == "FLOAT":
         raise ValueError("FLAC cannot store float samples; use 16 or 24 bit.")
-    resolved = str(path.resolve())
-    if resolved in _INPUT_PATHS or resolved in {str(Path(p).resolve()) for p in protect}:
+    if path in InputSet([*_INPUT_PATHS, *protect]):
         raise OverwriteInputError(f"Refusing to overwrite the input file '{path}'.")
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:

@@ -91,9 +91,11 @@ class VocalsResult:
         return {"vocals": self.vocals, "accompaniment": self.accompaniment}
 
     def save(self, out_dir: str | os.PathLike, *, subtype: str = "PCM_16", fmt: str = "wav",
-             protect: Iterable[str | os.PathLike] = ()) -> dict[str, Path]:
+             protect: Iterable[str | os.PathLike] = (),
+             extra: dict[str, Callable[[Path], object]] | None = None) -> dict[str, Path]:
         """Write ``out_dir/vocals.<fmt>`` and ``out_dir/accompaniment.<fmt>`` all-or-nothing, never over an
         input (``protect``, the source and every file this process loaded; see :class:`engines.atomic.OutputStage`).
+        ``extra``: more files published with the stems, ``{name: writer(path)}`` (the studio's mask and info).
 
         With a 16/24-bit subtype both stems are scaled by one common factor if either would clip,
         so that ``vocals + accompaniment`` still equals the (scaled) mixture.
@@ -107,10 +109,14 @@ class VocalsResult:
                 logger.info("Stems would clip: both scaled by %.3f", 0.999 / peak)
                 v, a = v * (0.999 / peak), a * (0.999 / peak)
         paths = {}
-        with OutputStage(out, inputs=protect, names=[f"{n}.{fmt}" for n in STEMS]) as stage:
+        extra = extra or {}
+        with OutputStage(out, inputs=protect, names=[*(f"{n}.{fmt}" for n in STEMS), *extra]) as stage:
             for name, audio in (("vocals", v), ("accompaniment", a)):
                 audio_io.save(stage.path(f"{name}.{fmt}"), audio, self.sample_rate, subtype, clip_protect=False)
                 paths[name] = stage.final(f"{name}.{fmt}")
+            for name, write in extra.items():
+                write(stage.path(name))
+                paths[name] = stage.final(name)
         return paths
 
 

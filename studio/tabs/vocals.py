@@ -7,7 +7,7 @@ import gradio as gr
 import numpy as np
 
 from studio import plots
-from engines.atomic import OutputStage, safe_name
+from engines.atomic import safe_name
 from studio.common import (check_model, check_uploaded, guard, load_audio, model_picker, progress_callback,
                            session_of, zip_files)
 
@@ -78,14 +78,13 @@ def build(ctx) -> None:
                 failed.append((Path(p).name, str(err) or type(err).__name__))
                 continue
             d = out / name
-            saved = res.save(d)
-            # the studio's own files, all-or-nothing and never over an input
-            with OutputStage(d, inputs=[p], names=["mask.npy", "info.json"]) as stage:
-                np.save(stage.path("mask.npy"), np.asarray(res.mask), allow_pickle=False)
-                stage.write_text("info.json", json.dumps({
-                    "mask_frame_rate": res.mask_frame_rate, "input": Path(p).name, "model": res.model_name,
-                    "binary": res.binary_mask, "model_sr": iso.hp.sample_rate, "duration_s": res.duration_s,
-                    "elapsed_s": res.elapsed_s}))
+            info = json.dumps({"mask_frame_rate": res.mask_frame_rate, "input": Path(p).name, "model": res.model_name,
+                               "binary": res.binary_mask, "model_sr": iso.hp.sample_rate,
+                               "duration_s": res.duration_s, "elapsed_s": res.elapsed_s})
+            # the stems and the studio's own files, published together and never over an input
+            saved = res.save(d, protect=[p], extra={
+                "mask.npy": lambda f, m=np.asarray(res.mask): np.save(f, m, allow_pickle=False),
+                "info.json": lambda f, t=info: f.write_text(t)})
             done[name] = {"vocals": str(saved["vocals"]), "accompaniment": str(saved["accompaniment"]),
                           "mixture": str(p), "dir": str(d), "rtf": res.rtf, "duration_s": res.duration_s,
                           "model": res.model_name, "binary": res.binary_mask}
