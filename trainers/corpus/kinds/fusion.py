@@ -71,19 +71,13 @@ class Fusion(Kind):
         ya, ma = render_excerpt(ctx, rng, plan["a"], self.sr)
         yb, mb = render_excerpt(ctx, rng, plan["b"], self.sr, exclude={ma["source"]})
         # the production chain: each song its own (two recordings from two places), level kept
-        fx = item_rng(ctx.seed, self.name, index, 2)
-        effects = []
-        for side, y in (("a", ya), ("b", yb)):
-            chain = E.draw_chain(fx, "other", self.sr, strength=ctx.effects)
-            if chain:
-                z = E.apply_chain(y, self.sr, chain)
-                y = (z * (A.rms(y) / max(A.rms(z), 1e-9))).astype(np.float32)
-                y = y if A.peak(y) <= 0.99 else (y * (0.99 / A.peak(y))).astype(np.float32)
-                effects += [{"stem": side, **e} for e in chain]
-            if side == "a":
-                ya = y
-            else:
-                yb = y
+        dry = {"a": ya, "b": yb}
+        wet, effects = E.process_stems(dry, {"a": "other", "b": "other"}, self.sr,
+                                       item_rng(ctx.seed, self.name, index, 2), strength=ctx.effects)
+        for side in {e["stem"] for e in effects}:
+            y = (wet[side] * (A.rms(dry[side]) / max(A.rms(wet[side]), 1e-9))).astype(np.float32)
+            wet[side] = y if A.peak(y) <= 0.99 else (y * (0.99 / A.peak(y))).astype(np.float32)
+        ya, yb = wet["a"], wet["b"]
         rel = self.rel_path(index, plan)
         with ItemFolder(ctx.root / self.name / rel) as tmp:
             A.write_pcm16(tmp / "a.wav", ya, self.sr)
