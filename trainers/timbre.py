@@ -116,13 +116,33 @@ class TimbreWindows(Dataset):
 
     Items: ``{"piano_wav" (Tw,), "violin_wav" (Tw,), "piano_cqt" (2,84,L), "violin_cqt" (2,84,L),
     "frames" () valid frames, "paired" () 1.0 when the violin window plays the piano window's notes}``.
+
+    Dynamic mixing (training only; validation reads the clips directly): with probability
+    ``remix_p`` (0 turns it off) an item is remixed on the fly. Its window start moves by a random
+    number of frames (up to ``REMIX_SHIFT`` of a window, the same shift on both sides of a pair), it
+    gets a random gain of ``±REMIX_GAIN_DB`` dB (one gain for piano and violin of a pair), and a paired
+    item, with probability ``REMIX_SECOND_P``, gets a window of another pair summed into both sides at
+    one relative gain drawn from ``REMIX_SECOND_DB``: piano A+B -> violin A+B is still a pair. The CQT
+    is linear in the signal and the second window is cut at whole frames (hop 256 samples), so the
+    stored CQTs are mixed with the same gains as the waveforms, which is the CQT of the mixed waveform
+    up to the window's edge frames (the same edge effect every window has). Draws come from
+    ``(seed, item, how many times this item was read)``: the same seed and read order give the same
+    items, and each epoch remixes an item anew.
     """
 
+    REMIX_GAIN_DB = 6.0
+    REMIX_SHIFT = 0.35
+    REMIX_SECOND_P = 0.5
+    REMIX_SECOND_DB = (-9.0, 0.0)
+
     def __init__(self, pairs: list[tuple[Clip, Clip]], pianos: list[Clip], violins: list[Clip],
-                 window: int = 287, overlap: float = 0.3, seed: int = 0):
+                 window: int = 287, overlap: float = 0.3, seed: int = 0, remix_p: float = 0.0):
         from engines.timbre.model import window_starts
 
-        self.window = window
+        if not 0.0 <= remix_p <= 1.0:
+            raise ValueError(f"remix_p must be within 0..1, got {remix_p}.")
+        self.window, self.seed, self.remix_p = window, seed, float(remix_p)
+        self._reads: dict[int, int] = {}
         hop = max(1, int(round(window * (1 - overlap))))
         self.pairs, self.pianos, self.violins = pairs, pianos, violins
         self.index: list[tuple] = []
@@ -152,20 +172,55 @@ class TimbreWindows(Dataset):
         cqt = torch.nn.functional.pad(cqt, (0, L - cqt.shape[-1]))
         return wav, cqt
 
+    def _shift(self, rng: np.random.Generator, start: int, n: int) -> int:
+        """``start`` moved by a random whole number of frames, kept inside a clip of ``n`` frames."""
+        m = max(1, int(self.window * self.REMIX_SHIFT))
+        return int(min(max(start + int(rng.integers(-m, m + 1)), 0), max(n - 1, 0)))
+
     def __getitem__(self, i: int) -> dict:
         kind, a, b = self.index[i]
+        rng = None
+        if self.remix_p > 0:
+            k = self._reads.get(i, 0)
+            self._reads[i] = k + 1
+            rng = np.random.default_rng([self.seed, i, k, 0x7E3])
+            if rng.random() >= self.remix_p:
+                rng = None
+        remix: dict = {}
         if kind == "pair":
             p, v = self.pairs[a]
-            frames = min(min(p.frames, v.frames) - b, self.window)
-            (pw, pc), (vw, vc) = self._crop(p, b, frames), self._crop(v, b, frames)
+            n = min(p.frames, v.frames)
+            start = b if rng is None else self._shift(rng, b, n)
+            frames = min(n - start, self.window)
+            (pw, pc), (vw, vc) = self._crop(p, start, frames), self._crop(v, start, frames)
             paired = 1.0
+            if rng is not None and len(self.pairs) > 1 and rng.random() < self.REMIX_SECOND_P:
+                j = int(rng.integers(len(self.pairs) - 1))
+                j += j >= a  # another pair
+                p2, v2 = self.pairs[j]
+                s2 = int(rng.integers(max(min(p2.frames, v2.frames) - frames, 0) + 1))
+                g2 = float(10 ** (rng.uniform(*self.REMIX_SECOND_DB) / 20))
+                (pw2, pc2), (vw2, vc2) = self._crop(p2, s2, frames), self._crop(v2, s2, frames)
+                pw, pc, vw, vc = pw + g2 * pw2, pc + g2 * pc2, vw + g2 * vw2, vc + g2 * vc2
+                remix.update(second=j, second_start=s2, second_gain=g2)
+            gains = (float(10 ** (rng.uniform(-self.REMIX_GAIN_DB, self.REMIX_GAIN_DB) / 20)),) * 2 \
+                if rng is not None else (1.0, 1.0)
         else:
             p, v = self.pianos[a[0]], self.violins[b[0]]
-            frames = min(p.frames - a[1], v.frames - b[1], self.window)
-            (pw, pc), (vw, vc) = self._crop(p, a[1], frames), self._crop(v, b[1], frames)
+            sp = a[1] if rng is None else self._shift(rng, a[1], p.frames)
+            sv = b[1] if rng is None else self._shift(rng, b[1], v.frames)
+            frames = min(p.frames - sp, v.frames - sv, self.window)
+            (pw, pc), (vw, vc) = self._crop(p, sp, frames), self._crop(v, sv, frames)
             paired = 0.0
-        return {"piano_wav": pw, "violin_wav": vw, "piano_cqt": pc, "violin_cqt": vc,
+            gains = tuple(float(10 ** (rng.uniform(-self.REMIX_GAIN_DB, self.REMIX_GAIN_DB) / 20))
+                          for _ in range(2)) if rng is not None else (1.0, 1.0)
+        if rng is not None:
+            pw, pc, vw, vc = pw * gains[0], pc * gains[0], vw * gains[1], vc * gains[1]
+        item = {"piano_wav": pw, "violin_wav": vw, "piano_cqt": pc, "violin_cqt": vc,
                 "frames": torch.tensor(frames), "paired": torch.tensor(paired)}
+        if self.remix_p > 0:  # the draw, for tests and logs (a tensor so the default collate batches it)
+            item["remixed"] = torch.tensor(float(rng is not None))
+        return item
 
 
 CACHE_FORMAT = "audio_studio.timbre_clips"
@@ -393,6 +448,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max_seconds", type=float, default=None, help="cut clips to this length")
     parser.add_argument("--window", type=int, default=287, help="frames per training window")
     parser.add_argument("--overlap", type=float, default=0.3, help="window overlap (fraction)")
+    parser.add_argument("--remix_p", type=float, default=0.3,
+                        help="dynamic mixing: share of training windows remixed on the fly (random gain and frame "
+                             "offset; half of the remixed pairs get a second pair summed into both sides); 0 = off")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--d_model", type=int, default=128)
     parser.add_argument("--style_dim", type=int, default=64)
@@ -454,7 +512,7 @@ def run(args) -> int:
     model.set_stats(stats)
     weights = {**DEFAULT_WEIGHTS, **(json.loads(args.weights) if args.weights else {})}
     wrapper = TimbreTrainer(model, weights)
-    ds = TimbreWindows(tp, pn, vn, args.window, args.overlap, args.seed)
+    ds = TimbreWindows(tp, pn, vn, args.window, args.overlap, args.seed, remix_p=args.remix_p)
     print(f"Dataset: {len(tp)} training pairs, {len(pn)}+{len(vn)} unpaired clips -> {len(ds)} windows "
           f"of {args.window} frames ({args.overlap:.0%} overlap); {len(vp)} validation pairs", flush=True)
     opt = torch.optim.AdamW(wrapper.parameters(), lr=args.lr, weight_decay=1e-4)
