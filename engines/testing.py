@@ -1,4 +1,9 @@
-"""Tiny random-init models for tests (like demucs' ``demucs_unittest``)."""
+"""Tiny random-init models for tests (like demucs' ``demucs_unittest``): one per engine, each a real model of
+the engine's own class with small sizes and seeded weights, saved as a self-describing checkpoint so the
+engines load it through their normal path.
+
+Sections: shared, separation, vocals, fusion, timbre (each engine's helper lives in its own section).
+"""
 from __future__ import annotations
 
 import torch
@@ -7,6 +12,7 @@ from torch import nn
 from .checkpoint import Int, capture_init
 
 
+# ------------------------------------------------------------------------------------------------ shared
 @capture_init
 class TinyNet(nn.Module):
     """A two-layer MLP: ``(B, in_dim) -> (B, out_dim)``; used by checkpoint and solver tests."""
@@ -19,3 +25,25 @@ class TinyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def randomize(model: nn.Module, seed: int = 0, scale: float = 0.5) -> nn.Module:
+    """Give every parameter non-trivial seeded values (so chunked-versus-whole tests can fail)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale / max(1.0, p.shape[-1] ** 0.5) if p.dim() > 1
+                    else torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
+# -------------------------------------------------------------------------------------------- separation
+
+
+# ------------------------------------------------------------------------------------------------ vocals
+
+
+# ------------------------------------------------------------------------------------------------ fusion
+
+
+# ------------------------------------------------------------------------------------------------ timbre

@@ -144,7 +144,8 @@ class StudioContext:
     Limits default to the environment: ``AUDIO_STUDIO_OUTPUTS`` (output root), ``AUDIO_STUDIO_MAX_UPLOAD_MB``
     (200), ``AUDIO_STUDIO_MAX_SECONDS`` (900 s per file), ``AUDIO_STUDIO_CONCURRENCY`` (2 jobs at a time
     per event), ``AUDIO_STUDIO_KEEP_HOURS`` (6 h: a session idle that long is forgotten and its folder
-    deleted), ``AUDIO_STUDIO_ENGINE_CACHE`` (4 registry engines loaded at once).
+    deleted), ``AUDIO_STUDIO_ENGINE_CACHE`` (4 registry engines loaded at once), ``AUDIO_STUDIO_DEVICE``
+    (``auto``: CUDA when available, else CPU; every engine tab loads its models there).
     """
 
     def __init__(self, root: str | os.PathLike | None = None, *, max_upload_mb: float | None = None,
@@ -164,6 +165,10 @@ class StudioContext:
         keep_hours = keep_hours if keep_hours is not None else float(env("AUDIO_STUDIO_KEEP_HOURS", 6.0))
         self.keep_seconds = keep_hours * 3600
         self.engines = EngineCache(engine_cache)
+        from engines import device as devices
+
+        #: where the engines run (``auto`` | ``cpu`` | ``cuda``), resolved once; shown in the Models tab
+        self.device = str(devices.resolve(env("AUDIO_STUDIO_DEVICE", "auto")))
         #: kind -> model-picker dropdowns of the engine tabs (the Train tab updates them)
         self.model_pickers: dict[str, list[Any]] = {}
         self._sessions: dict[str, SessionState] = {}

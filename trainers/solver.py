@@ -389,3 +389,44 @@ def _jsonable(x):
     if isinstance(x, (np.integer, np.floating)):
         return x.item()
     return str(x)
+
+
+# ------------------------------------------------------------------------------------------ schedules
+def total_steps(n_items: int, batch_size: int, *, epochs: int | None = None, max_steps: int | None = None,
+                world_size: int | None = None) -> int:
+    """The number of optimiser steps a run takes: ``max_steps``, capped by ``epochs`` full passes over
+    ``n_items`` in batches of ``batch_size`` per process (the same count :meth:`Solver.fit` uses)."""
+    import math
+
+    ws = max(world_size if world_size is not None else distrib.world_size(), 1)
+    per_epoch = max(1, math.ceil(n_items / (batch_size * ws)))
+    if max_steps is None and epochs is None:
+        raise ValueError("Set epochs or max_steps.")
+    total = max_steps or per_epoch * epochs
+    if epochs is not None:
+        total = min(total, per_epoch * epochs)
+    return int(total)
+
+
+def warmup_cosine(opt, total: int, warmup: int, floor: float = 0.05):
+    """``LambdaLR``: linear warm-up over ``warmup`` steps, then cosine decay from 1 to ``floor`` at ``total``."""
+    import math
+
+    import torch
+
+    warm, total = max(1, int(warmup)), max(1, int(total))
+
+    def at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        p = min(1.0, (step - warm) / max(1, total - warm))
+        return float(floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, at)
+
+
+def one_cycle(opt, max_lr: float, total: int, pct_start: float):
+    """``OneCycleLR`` over ``total`` steps (at least 2)."""
+    import torch
+
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=max(int(total), 2), pct_start=pct_start)

@@ -31,7 +31,11 @@ def rows() -> list[list[str]]:
 def build(ctx) -> None:
     import gradio as gr
 
-    gr.Markdown("Models registered in `assets/models` (also `python launch.py models`).")
+    from engines import device as devices
+
+    gr.Markdown("Models registered in `assets/models` (also `python launch.py models`). "
+                f"Engines run on **{devices.describe(ctx.device)}** (`AUDIO_STUDIO_DEVICE`: auto, cpu or cuda).",
+                elem_id="models-device")
     table = gr.Dataframe(value=rows(), headers=["model", "kind", "rate, size", "what it is", "trained on", "measured scores"],
                          interactive=False, wrap=True, elem_id="models-table")
     with gr.Accordion("Raw registry entries", open=False):
