@@ -224,6 +224,57 @@ def test_songs_real_speech_and_real_bed_keep_exact_sums(fake_root, tmp_path, mon
         assert all(s["kind"] == "spoken" and s.get("real") for s in meta["vocals"]["sections"])
 
 
+def test_fusion_real_bed_pairs_have_real_sources_and_estimated_meta(fake_root, tmp_path, monkeypatch):
+    """Both songs of a pair from (fake) real soundtracks of the item's split: real sources with
+    licences, estimated tempo/beats/key marked ``estimated``, no soundfont; the same seed gives the
+    same files and row."""
+    from trainers.corpus.kinds import KIND_CLASSES
+    from trainers.corpus.kinds import fusion as FU
+    from trainers.corpus.kinds.base import Context
+    from trainers.data import parse_row
+    root, seen = fake_root
+    monkeypatch.setattr(FU, "REAL_BED_P", 0.5)  # x ctx.real 2 = always, both sides
+    k, ctx = KIND_CLASSES["fusion"](), _ctx(tmp_path)
+    for i in (0, 9):
+        row = k.render(ctx, i, k.plan(5, i))
+        parse_row("fusion", row)
+        real = _check_sources(row, root)
+        assert real == row["sources"] and len(real) == 2  # one file per song, no soundfont
+        assert {s["package"] for s in real} == {{"train": "supertux-data", "dev": "singularity-music"}[row["split"]]}
+        d = ctx.root / "fusion" / row["path"]
+        meta = json.loads((d / "meta.json").read_text())
+        for side in ("a", "b"):
+            m = meta[side]
+            assert row[side]["real"] is True and row[side]["estimated"] is True and m["estimated"] is True
+            assert m["source"].startswith("real:") and m["real_bed"]["files"] == [real["ab".index(side)]["path"]]
+            assert m["tempo_bpm"] > 0 and m["key"]["name"] and m["time_signature"] in ("3/4", "4/4")
+            assert all(0 <= t < m["seconds"] for t in m["beats"]) and set(m["downbeats"]) <= set(m["beats"])
+            x, sr = sf.read(str(d / f"{side}.wav"), dtype="float32")
+            assert sr == 24000 and x.size == int(round(m["seconds"] * sr)) and np.abs(x).max() > 0.05
+    again = k.render(_ctx(tmp_path / "again"), 0, k.plan(5, 0))
+    row0 = k.render(_ctx(tmp_path / "again2"), 0, k.plan(5, 0))
+    assert again == row0
+    for side in ("a", "b"):
+        assert (tmp_path / "again" / "out" / "fusion" / again["path"] / f"{side}.wav").read_bytes() == \
+            (tmp_path / "again2" / "out" / "fusion" / row0["path"] / f"{side}.wav").read_bytes()
+    assert not any(Path(p).name in ("blackbird.ogg", "Oxygen-x_desc_y.ogg") for p in seen)
+
+
+def test_fusion_rhythm_estimate_of_a_click_track():
+    from trainers.corpus.kinds.fusion import estimate_rhythm
+    sr = 24000
+    y = np.zeros(12 * sr, np.float32)
+    t = np.arange(int(0.08 * sr)) / sr
+    for j in range(24):  # 120 bpm; a low kick on every 4th beat (beat 1 of 4/4 bars from 0 s), clicks between
+        a = int(j * 0.5 * sr)
+        hit = np.sin(2 * np.pi * (60 if j % 4 == 0 else 2000) * t) * np.exp(-t / 0.02)
+        y[a:a + hit.size] += (0.9 if j % 4 == 0 else 0.3) * hit
+    r = estimate_rhythm(y, sr)
+    assert abs(r["tempo_bpm"] - 120) < 4 and r["beats_per_bar"] == 4
+    assert len(r["beats"]) >= 18
+    assert all(abs(d / 2.0 - round(d / 2.0)) < 0.05 for d in r["downbeats"])  # on the kicks, every 2 s
+
+
 def test_no_installed_source_falls_back_to_renders(tmp_path, monkeypatch, caplog):
     from trainers.corpus.kinds import KIND_CLASSES
     monkeypatch.setattr(R, "SYSTEM_ROOT", tmp_path / "empty")

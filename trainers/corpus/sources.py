@@ -841,6 +841,7 @@ class RealMusicBed(RecordingSource):
             off = float(rng.uniform(lo, max(lo, dur - seconds)))
             y = self._read(path, off, seconds)
             self.info.setdefault("offsets_s", []).append(round(off, 3))
+            self.last = (str(path), round(off, 3))  # the file and offset of the latest excerpt
             if y.size and A.rms_db(y) > -50:
                 return A.fade(A.fit_length(np.asarray(y, np.float32), int(seconds * self.sr)), self.sr, 0.05, 0.1)
         return np.zeros(int(seconds * self.sr), np.float32)
