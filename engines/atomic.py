@@ -174,12 +174,19 @@ def _check_folder(out_dir: str | os.PathLike) -> Path:
     return out
 
 
+#: resolved paths of every file this process loaded (engines.audio.io adds to it): outputs never replace them
+_LOADED_INPUTS: set[str] = set()
+
+
+def loaded_inputs() -> list[str]:
+    """Resolved paths of every file this process has loaded (outputs must never replace them)."""
+    return sorted(_LOADED_INPUTS)
+
+
 def _input_set(inputs: "InputSet | Iterable[str | os.PathLike | None]") -> InputSet:
     """``inputs`` plus every file this process loaded (outputs never replace either)."""
-    from .audio import io as _io  # (imported late: audio.io imports this module)
-
     ins = inputs if isinstance(inputs, InputSet) else InputSet(inputs)
-    ins.add(*_io.loaded_inputs())
+    ins.add(*loaded_inputs())
     return ins
 
 

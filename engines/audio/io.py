@@ -25,7 +25,8 @@ from typing import BinaryIO, Iterable, Union
 import numpy as np
 import soundfile as sf
 
-from ..atomic import InputSet, atomic_path
+from ..atomic import InputSet, atomic_path, loaded_inputs  # noqa: F401 - loaded_inputs re-exported
+from ..atomic import _LOADED_INPUTS as _INPUT_PATHS  # resolved paths this process loaded
 from .errors import (
     ChannelError,
     CorruptAudioError,
@@ -60,13 +61,6 @@ _AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b"
 _AUDIO_EXT = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".m4a",
               ".aac", ".webm", ".wma", ".caf"}
 
-# Resolved paths this process loaded: ``save`` never writes over them.
-_INPUT_PATHS: set[str] = set()
-
-
-def loaded_inputs() -> list[str]:
-    """Resolved paths of every file this process has loaded (outputs must never replace them)."""
-    return sorted(_INPUT_PATHS)
 
 
 def _cap(text: str) -> str:
