@@ -39,6 +39,18 @@ TRAINERS: dict[str, tuple[str, str]] = {
 }
 
 
+def _with_discovered(table: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """``table`` plus every engine folder that declares its own command (engines/discovery.py)."""
+    from engines.discovery import engines
+
+    out = dict(table)
+    known = {module for module, _ in table.values()}
+    for found in engines():
+        if found.cli not in known and found.command not in out:
+            out[found.command] = (found.cli, found.help)
+    return out
+
+
 def _exists(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -59,7 +71,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    for name, (module, help_) in available(COMMANDS).items():
+    for name, (module, help_) in available(_with_discovered(COMMANDS)).items():
         p = sub.add_parser(name, help=help_, description=help_, add_help=False)
         p.set_defaults(_module=module)
     trainers = available(TRAINERS)

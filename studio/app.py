@@ -33,7 +33,23 @@ def _exists(module: str) -> bool:
 
 
 def available_tabs() -> list[str]:
-    return [tab for tab, engine in TABS if _exists(tab) and _exists(engine)]
+    """Tab module names: the studio's own tabs, then (as ``generic:<package>:<title>``) every engine folder that
+    declares a command but has no tab here (engines/discovery.py, docs/DEVELOPING.md)."""
+    tabs = [tab for tab, engine in TABS if _exists(tab) and _exists(engine)]
+    from engines.discovery import engines
+
+    own = {engine for _tab, engine in TABS}
+    tabs[-2:-2] = [f"generic:{f.package}:{f.title}" for f in engines() if f.package not in own]
+    return tabs
+
+
+def _tab_module(name: str):
+    if name.startswith("generic:"):
+        from .tabs.generic import make_module
+
+        _, package, title = name.split(":", 2)
+        return make_module(package, title)
+    return importlib.import_module(name)
 
 
 def build_app(ctx: StudioContext | None = None):
@@ -52,11 +68,11 @@ def build_app(ctx: StudioContext | None = None):
         with gr.Tabs():
             for name in available_tabs():
                 try:
-                    module = importlib.import_module(name)
+                    module = _tab_module(name)
                 except Exception:  # noqa: BLE001 - a broken tab must not take the studio down
                     logger.exception("tab %s could not be imported; it is not shown", name)
                     continue
-                short = name.rsplit(".", 1)[-1]
+                short = name.rsplit(".", 1)[-1].split(":")[0]
                 with gr.Tab(module.TITLE, id=short, elem_id=f"tab-{short}"):
                     try:
                         module.build(ctx)
