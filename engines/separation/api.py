@@ -1,32 +1,38 @@
-"""Query separation API: ``separate(mix, query, ...) -> SeparationResult`` and ``write_outputs``.
+"""Query separation API: the engine contract (:class:`SeparationEngine`, :class:`SeparationResult`) and the
+former functions ``separate(mix, query, ...)`` / ``write_outputs`` as thin wrappers over it.
 
-The CLI and the studio call these two functions. Processing happens at 16 kHz mono; the final mask
-is mapped onto the mixture's own rate and channels, so ``target`` and ``residual`` have the
-mixture's shape and ``residual == mixture - target`` exactly.
+``SeparationEngine.load(checkpoint, device=..., embedder=..., ast_model=...)`` loads the embedder and the
+built-in QueryNet once (on ``device``); ``engine.run({"mix": ..., "query": ..., "negative": ..., "gt": ...},
+config)`` separates one job; ``result.save(out_dir)`` writes target.wav, residual.wav, event.json, the
+class-named query and the PNGs all-or-nothing. Processing happens at 16 kHz mono; the final mask is mapped
+onto the mixture's own rate and channels (:func:`engines.audio.grid.to_grid`), so ``target`` and
+``residual`` have the mixture's shape and ``residual == mixture - target`` exactly.
 """
 from __future__ import annotations
 
 import importlib.util
-import json
+import io as _io
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, ClassVar, Sequence, Union
 
 import numpy as np
 import torch
 
-from engines.atomic import OutputStage
+from engines.audio import grid
 from engines.audio import io as aio
 from engines.audio import limits
-from engines.audio.errors import AudioError, SilentAudioError, TooLongError, TooShortError
+from engines.audio.errors import AudioError, SilentAudioError, TooLongError, TooShortError  # noqa: F401
 from engines.audio.spectral import stft
+from engines.base import Engine, Result
 
 from . import detection as det
 from . import reference as refmod
-from .embedders import DEFAULT_AST, BuiltinEmbedder, Embedder, load_embedder
+from .config import DEFAULT_AST, Config, SeparationConfig  # noqa: F401 - SeparationConfig: the former name
+from .embedders import BuiltinEmbedder, Embedder, load_embedder
 from .features import MODEL_HOP, MODEL_NFFT, SR, mel_fb
 from .mask import apply_mask, optimise_mask
 
@@ -44,96 +50,48 @@ class QueryTooLongError(AudioError):
 
 
 @dataclass
-class SeparationConfig:
-    """Every parameter of the CLI (the "balanced" preset) plus the engine's own options."""
+class SeparationResult(Result):
+    """Everything the CLI writes and the studio shows: ``audio = {"target", "residual"}`` (``(C, T)`` at
+    ``sample_rate``, ``residual = mixture - target``) plus the analysis below."""
 
-    window_sec: float = 1.0
-    hop_sec: float = 0.5
-    cls_threshold: float | None = None
-    cls_percentile: float = 92.0
-    use_cosine_gate: bool = True
-    cosine_threshold: float = 0.45
-    min_dur_ms: float = 500.0
-    merge_gap_ms: float = 200.0
-    segment_padding_ms: float = 50.0
-    time_mask_sharpening: float = 1.2
-    nfft: int = 512
-    hop: int = 256
-    n_mels: int = 64
-    opt_steps: int = 18
-    lr: float = 0.28
-    lambda_tv: float = 0.008
-    lambda_sat: float = 0.0010
-    gamma_profile: float = 0.25
-    mask_floor: float = 0.08
-    soft_masking: bool = True
-    use_embedding_masking: bool = False
-    use_spectrogram_features: bool = False
-    semantic_blending: float = 0.7
-    similarity_smoothing: float = 1.0
-    threads: int = 2
-    # engine options beyond the original
-    embedder: str = "auto"               # auto | ast | builtin
-    ast_model: str = DEFAULT_AST
-    checkpoint: str | None = None        # built-in model: registry name or path (None = default)
-    reference: str = "fitted"            # fitted (mask net, beyond the original) | stitch (original)
-    max_query_sec: float = 3.0
-    not_found_db: float = -25.0          # fitted: estimated target below this (dB re mixture) = not found
-    refine_net_mask: bool = False        # fitted: also run the DGMO optimisation on the mask net's mask
+    JSON_NAME: ClassVar[str | None] = "event.json"
 
-    def validate(self) -> None:
-        """Refuse any setting outside its range (:data:`engines.audio.limits.OPTIONS`), before any work."""
-        from engines.audio import limits
-
-        limits.check("separate", **{k: getattr(self, k) for k in limits.OPTIONS["separate"]})
-        limits.check_threads(self.threads)
-        checks = [
-            (self.hop_sec <= self.window_sec, f"hop_sec ({self.hop_sec:g}) must not exceed window_sec ({self.window_sec:g})"),
-            (self.hop <= self.nfft // 2, f"hop ({self.hop}) must be at most half of nfft ({self.nfft}): "
-                                         "the inverse STFT needs overlapping frames"),
-            (self.reference in ("fitted", "stitch"), "reference must be 'fitted' or 'stitch'"),
-            (self.embedder in ("auto", "ast", "builtin"), "embedder must be auto, ast or builtin"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"Invalid setting: {msg}.")
-
-
-@dataclass
-class SeparationResult:
-    """Everything the CLI writes and the studio shows."""
-
-    target: np.ndarray                 # (C, T) at ``sr``
-    residual: np.ndarray               # (C, T) = mixture - target
-    mixture: np.ndarray                # (C, T)
-    sr: int
-    query: np.ndarray                  # (Tq,) 16 kHz mono, trimmed (the first query)
-    query_trimmed: bool
-    query_class: str
-    query_class_index: int
-    class_probs: dict                  # top-5 {class: prob} of the query
-    embedder: str
-    reference: str
-    found: bool
-    segments: list
-    windows: dict                      # starts, class_scores, cosine, active, class_threshold
-    mask: np.ndarray                   # (F, N) final mask on the 16 kHz analysis grid
-    mix_mel: np.ndarray                # (M, N) analysis mel of the mixture
-    ref_mel: np.ndarray                # (M, N) reference mel
-    target_mel: np.ndarray             # (M, N) mel of the estimate
-    time_mask: np.ndarray              # (N,) detection time mask
-    losses: list
-    timings: dict
-    params: dict
+    mixture: np.ndarray | None = None  # (C, T)
+    query: np.ndarray | None = None    # (Tq,) 16 kHz mono, trimmed (the first query)
+    query_trimmed: bool = False
+    query_class: str = ""
+    query_class_index: int = 0
+    class_probs: dict = field(default_factory=dict)  # top-5 {class: prob} of the query
+    embedder: str = ""
+    reference: str = ""
+    found: bool = False
+    segments: list = field(default_factory=list)
+    windows: dict = field(default_factory=dict)      # starts, class_scores, cosine, active, class_threshold
+    mask: np.ndarray | None = None     # (F, N) final mask on the 16 kHz analysis grid
+    mix_mel: np.ndarray | None = None  # (M, N) analysis mel of the mixture
+    ref_mel: np.ndarray | None = None  # (M, N) reference mel
+    target_mel: np.ndarray | None = None  # (M, N) mel of the estimate
+    time_mask: np.ndarray | None = None   # (N,) detection time mask
+    losses: list = field(default_factory=list)
     metrics: dict | None = None
     warnings: list = field(default_factory=list)
+    #: the files of the last :meth:`save` (``event.json``'s ``outputs``)
+    outputs: list = field(default_factory=list)
 
     @property
-    def duration(self) -> float:
-        return self.mixture.shape[-1] / self.sr
+    def target(self) -> np.ndarray:
+        return self.audio["target"]
+
+    @property
+    def residual(self) -> np.ndarray:
+        return self.audio["residual"]
+
+    @property
+    def sr(self) -> int:
+        return self.sample_rate
 
     def event(self) -> dict:
-        """The ``event.json`` content."""
+        """The ``event.json`` content (without the common keys of :meth:`to_json`)."""
         return {
             "found": self.found,
             "message": None if self.found else "not found: the query does not occur in the mixture",
@@ -142,7 +100,7 @@ class SeparationResult:
             "segments": self.segments, "n_segments": len(self.segments),
             "windows": {k: (np.asarray(v).round(4).tolist() if isinstance(v, np.ndarray) else v)
                         for k, v in self.windows.items()},
-            "sample_rate": self.sr, "channels": int(self.mixture.shape[0]), "duration_s": round(self.duration, 3),
+            "sample_rate": self.sr, "channels": int(self.target.shape[0]), "duration_s": round(self.duration, 3),
             "query_trimmed": self.query_trimmed,
             "mask_activity": round(float((self.mask > 0.5).mean()), 4),
             "opt_losses": [round(v, 5) for v in self.losses],
@@ -150,21 +108,95 @@ class SeparationResult:
             "params": self.params, "metrics": self.metrics, "warnings": self.warnings,
         }
 
+    def info(self) -> dict:
+        ev = self.event()
+        if self.outputs:
+            ev["outputs"] = list(self.outputs)
+        return ev
 
-_CACHE: dict[tuple, Any] = {}
+    def save(self, out_dir: str | os.PathLike, *, inputs: Sequence[str | os.PathLike | None] = (),
+             save_renamed_query: bool = True, save_trimmed_query: bool = False, save_visualizations: bool = True,
+             fmt: str = "wav", subtype: str = "FLOAT", extras: bool = True,
+             extra: dict[str, Callable[[Path], None]] | None = None) -> dict[str, Path]:
+        """Write every output into ``out_dir`` all-or-nothing (one :class:`engines.atomic.OutputStage`).
+
+        Files: ``target.wav``, ``residual.wav`` (float: ``residual == mixture - target`` exactly),
+        ``event.json``, ``{class}.wav`` (the query at 16 kHz), ``{class}_comparison.png``,
+        ``{class}_timeline.png``, ``query_trimmed.wav`` (when trimmed and asked). No output replaces an
+        input (``inputs`` and every file this process loaded): a collision publishes nothing.
+        Returns ``{name: path}``.
+        """
+        t = time.perf_counter()
+        inputs = [p for p in inputs if p]
+        cls = safe_name(self.query_class)
+        writers: dict[str, Callable[[Path], None]] = {}
+        if save_renamed_query:
+            writers[f"{cls}.wav"] = lambda p: aio.save(p, self.query, SR, "PCM_16", protect=inputs)
+        if save_trimmed_query and self.query_trimmed:
+            writers["query_trimmed.wav"] = lambda p: aio.save(p, self.query, SR, "PCM_16", protect=inputs)
+        if extras and save_visualizations and importlib.util.find_spec("matplotlib") is None:
+            self.warnings.append("matplotlib is not installed: the PNGs were not written.")
+            logger.warning(self.warnings[-1])
+            save_visualizations = False
+        if extras and save_visualizations:
+            from . import plots
+
+            # drawn before the stage opens: a failing figure publishes nothing and leaves nothing behind
+            for name, draw in ((f"{cls}_comparison.png", plots.comparison_png), (f"{cls}_timeline.png",
+                                                                                 plots.timeline_png)):
+                buf = _io.BytesIO()
+                draw(self, buf)
+                writers[name] = (lambda data: lambda p: Path(p).write_bytes(data))(buf.getvalue())
+        writers.update(extra or {})
+        self.timings["write"] = time.perf_counter() - t
+        self.outputs = list(self.file_names(fmt).values()) + list(writers) + ["event.json"]
+        return super().save(out_dir, inputs=inputs, fmt=fmt, subtype=subtype, extras=False, extra=writers)
+
+
+class SeparationEngine(Engine):
+    """Query separation: the embedder (built-in or AST) and the built-in QueryNet, loaded once on a device."""
+
+    NAME = "separate"
+    INPUTS = ("mix", "query", "negative", "gt")
+    OPTIONAL_INPUTS = ("negative", "gt")
+    Config = Config
+
+    def __init__(self, embedder: Embedder, net=None, device: str | torch.device = "cpu"):
+        self.embedder, self.net, self.device = embedder, net, torch.device(device)
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike | None = None, *, device: str = "auto", embedder: str = "auto",
+             ast_model: str = DEFAULT_AST, need_net: bool = True, config: Config | None = None) -> "SeparationEngine":
+        """The embedder ``embedder`` (``auto``: AST when its weights are local, else built-in) and, when
+        ``need_net`` (the fitted reference), the built-in model ``name_or_path`` (registry name or path;
+        ``None``: the default), on ``device``. ``config`` takes those four from a :class:`Config`."""
+        from engines.device import resolve
+
+        if config is not None:
+            name_or_path, embedder, ast_model = config.checkpoint, config.embedder, config.ast_model
+            need_net = config.reference == "fitted"
+        dev = resolve(device)
+        emb = load_embedder(embedder, ast_model=ast_model, checkpoint=name_or_path, device=dev)
+        net = None
+        if need_net:
+            net = emb.net if isinstance(emb, BuiltinEmbedder) else BuiltinEmbedder.load(name_or_path, device=dev).net
+        return cls(emb, net, dev)
+
+    @property
+    def models(self) -> tuple:
+        return self.embedder, self.net
+
+    def _run(self, inputs: dict[str, Any], config: Config, progress=None) -> SeparationResult:
+        return _run_with_threads(inputs["mix"], inputs["query"], config, inputs.get("gt"), inputs.get("negative"),
+                                 None, None, lambda: self.models, progress, self.device)
 
 
 def get_models(embedder: str = "auto", ast_model: str = DEFAULT_AST, checkpoint: str | None = None,
-               need_net: bool = True) -> tuple[Embedder, Any]:
-    """Load (and cache per process) the embedder and the built-in QueryNet (for the fitted reference)."""
-    key = (embedder, ast_model, checkpoint, need_net)
-    if key not in _CACHE:
-        emb = load_embedder(embedder, ast_model=ast_model, checkpoint=checkpoint)
-        net = None
-        if need_net:
-            net = emb.net if isinstance(emb, BuiltinEmbedder) else BuiltinEmbedder.load(checkpoint).net
-        _CACHE[key] = (emb, net)
-    return _CACHE[key]
+               need_net: bool = True, device: str = "cpu") -> tuple[Embedder, Any]:
+    """``(embedder, net)`` of :meth:`SeparationEngine.load` (for ``separate(..., models=)``; not cached:
+    the studio's engine cache is the only cache)."""
+    return SeparationEngine.load(checkpoint, device=device, embedder=embedder, ast_model=ast_model,
+                                 need_net=need_net).models
 
 
 def _load(src: AudioIn, what: str, sr: int | None = None) -> tuple[np.ndarray, int]:
@@ -205,35 +237,6 @@ def trim_query(q: np.ndarray, embedder: Embedder, max_sec: float = 3.0) -> tuple
     return q[a:a + n], True
 
 
-def _grid_to_rate(mask: torch.Tensor, n_fft0: int, n_frames0: int, sr0: int,
-                  frames: tuple[int, int] | None = None) -> torch.Tensor:
-    """Map a 16 kHz-grid mask ``(F, N)`` onto an STFT grid at ``sr0`` (``n_fft0//2+1`` bins, ``n_frames0``).
-
-    ``frames=(a, b)`` gives only columns ``a .. b`` of that grid (the same linear interpolation), for
-    chunked reconstruction of long mixtures."""
-    F_, N = mask.shape
-    if frames is not None:
-        a, b = frames
-        if N == n_frames0:
-            mask = mask[:, a:b]
-        else:  # linear with align_corners: output frame j sits at input position j (N - 1) / (n_frames0 - 1)
-            pos_t = torch.arange(a, b, dtype=torch.float64) * (N - 1) / max(n_frames0 - 1, 1)
-            lo_t = pos_t.floor().long().clamp(0, N - 1)
-            hi_t = (lo_t + 1).clamp(max=N - 1)
-            w_t = (pos_t - lo_t).float()[None]
-            mask = mask[:, lo_t] * (1 - w_t) + mask[:, hi_t] * w_t
-        n_frames0 = b - a
-    freqs = np.arange(n_fft0 // 2 + 1) * sr0 / n_fft0
-    pos = np.clip(freqs / (SR / 2) * (F_ - 1), 0, F_ - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, F_ - 1)
-    w = torch.from_numpy(pos - lo).float()[:, None]
-    m = mask[lo] * (1 - w) + mask[hi] * w  # (F0, N)
-    if m.shape[-1] != n_frames0:
-        m = torch.nn.functional.interpolate(m[None], size=n_frames0, mode="linear", align_corners=True)[0]
-    return m
-
-
 #: mixtures with more STFT frames than this (at their own rate) are reconstructed in chunks (bounded memory)
 RECON_CHUNK_FRAMES = 8192
 
@@ -249,7 +252,7 @@ def _reconstruct(mix_a: np.ndarray, m: torch.Tensor, n_fft0: int, hop0: int, sr0
     n0 = T // hop0 + 1
     if n0 <= chunk_frames:
         X0 = stft(torch.from_numpy(mix_a), n_fft0, hop0)
-        m0 = _grid_to_rate(m, n_fft0, X0.shape[-1], sr0)
+        m0 = grid.to_grid(m, n_fft0, X0.shape[-1], rate=sr0, mask_rate=SR)
         return apply_mask(X0, m0, n_fft0, hop0, T).numpy()
     out = np.empty_like(mix_a, dtype=np.float32)
     ctx = -(-n_fft0 // hop0) + 2
@@ -258,46 +261,69 @@ def _reconstruct(mix_a: np.ndarray, m: torch.Tensor, n_fft0: int, hop0: int, sr0
         a, b = max(0, g0 - ctx), min(n0, g1 + ctx)
         s0, s1 = a * hop0, (T if b == n0 else (b - 1) * hop0)
         Xc = stft(torch.from_numpy(np.ascontiguousarray(mix_a[:, s0:s1])), n_fft0, hop0)  # frames a .. b
-        yc = apply_mask(Xc, _grid_to_rate(m, n_fft0, n0, sr0, frames=(a, b)), n_fft0, hop0, s1 - s0).numpy()
+        mc = grid.to_grid(m, n_fft0, n0, rate=sr0, mask_rate=SR, frames=(a, b))
+        yc = apply_mask(Xc, mc, n_fft0, hop0, s1 - s0).numpy()
         t0, t1 = g0 * hop0, (T if g1 == n0 else g1 * hop0)
         out[:, t0:t1] = yc[:, t0 - s0:t1 - s0]
     return out
 
 
-def separate(mix: AudioIn, query: AudioIn | Sequence[AudioIn], *, config: SeparationConfig | None = None,
+def separate(mix: AudioIn, query: AudioIn | Sequence[AudioIn], *, config: Config | None = None,
              gt: AudioIn | None = None, negative: AudioIn | None = None, mix_sr: int | None = None,
              query_sr: int | None = None, models: tuple | None = None,
              progress: Callable[[float, str], None] | None = None, **overrides) -> SeparationResult:
-    """Extract the sound of ``query`` from ``mix``.
+    """Extract the sound of ``query`` from ``mix`` (a wrapper over :class:`SeparationEngine`).
 
     Args:
         mix: path, bytes, ``(audio, sr)`` or a numpy array (with ``mix_sr``); any rate and channels.
         query: one such clip or a list of clips (several examples of the wanted sound).
-        config: a :class:`SeparationConfig` (defaults: the balanced preset); ``overrides`` replace fields.
+        config: a :class:`Config` (defaults: the balanced settings); ``overrides`` replace fields.
         gt: optional ground-truth target: adds ``metrics`` (SI-SDR, SDR, spectral convergence,
             cross-correlation, energy ratio, quality label, improvements over the mixture).
         negative: optional clip of a sound to keep out of the target.
-        models: ``(embedder, net)`` from :func:`get_models` (otherwise loaded and cached here).
+        models: ``(embedder, net)`` (e.g. ``SeparationEngine.models``); otherwise loaded after the inputs
+            are checked, on the CPU.
         progress: ``progress(fraction, message)``.
 
     Raises:
         AudioError subclasses (unreadable/silent/too short/too long input, query longer than the
         mixture), ValueError (bad settings), CheckpointError (missing model).
     """
-    cfg = config or SeparationConfig()
+    cfg = config or Config()
     if overrides:
-        cfg = SeparationConfig(**{**asdict(cfg), **overrides})
-    cfg.validate()
+        cfg = cfg.replace(**overrides)
+    if models is not None:
+        load_models, device = (lambda: models), _device_of(models)
+    else:
+        load_models, device = (lambda: get_models(cfg.embedder, cfg.ast_model, cfg.checkpoint,
+                                                  need_net=cfg.reference == "fitted")), torch.device("cpu")
+    return _run_with_threads(mix, query, cfg, gt, negative, mix_sr, query_sr, load_models, progress, device)
+
+
+def _device_of(models: tuple) -> torch.device:
+    net = models[1] if len(models) > 1 else None
+    if net is None and isinstance(models[0], BuiltinEmbedder):
+        net = models[0].net
+    try:
+        return next(net.parameters()).device if net is not None else torch.device("cpu")
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def _run_with_threads(mix, query, cfg: Config, gt, negative, mix_sr, query_sr, models, progress,
+                      device) -> SeparationResult:
     prog = progress or (lambda f, m: None)
     old_threads = torch.get_num_threads()
     n = threads_to_use(cfg.threads)
-    torch.set_num_threads(n)
+    limits.set_threads(n)
     try:
-        res = _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog)
+        if models is None:
+            raise ValueError("No models given.")
+        res = _pipeline(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog, device)
         res.params["threads_used"] = n
         return res
     finally:
-        torch.set_num_threads(old_threads)
+        limits.set_threads(old_threads)
 
 
 def threads_to_use(requested: int) -> int:
@@ -314,7 +340,9 @@ def threads_to_use(requested: int) -> int:
     return n
 
 
-def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> SeparationResult:
+def _pipeline(mix, query, cfg: Config, gt, negative, mix_sr, query_sr, models: Callable[[], tuple], prog,
+              device=None) -> "SeparationResult":
+    """The separation of one job; ``models()`` gives ``(embedder, net)`` once the inputs are checked."""
     timings: dict[str, float] = {}
     warnings: list[str] = []
     t0 = time.perf_counter()
@@ -352,8 +380,7 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
 
     t = time.perf_counter()
     prog(0.1, "loading models")
-    embedder, net = models if models is not None else get_models(cfg.embedder, cfg.ast_model, cfg.checkpoint,
-                                                                  need_net=cfg.reference == "fitted")
+    embedder, net = models()
     if cfg.reference == "fitted" and net is None:
         raise ValueError("The fitted reference needs the built-in model; pass models=(embedder, net).")
     timings["models"] = time.perf_counter() - t
@@ -411,7 +438,7 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
         m_net = refmod.fitted_mask(net, x, [torch.from_numpy(q) for q in q_clips],
                                    [torch.from_numpy(neg16)] if neg16 is not None else None)
         if (cfg.nfft, cfg.hop) != (MODEL_NFFT, MODEL_HOP):
-            m_net = refmod.to_grid(m_net, F_, N)
+            m_net = grid.to_grid(m_net, cfg.nfft, N)
         est_db = float(10 * torch.log10((m_net * mag).pow(2).sum() / mag.pow(2).sum().clamp_min(1e-12) + 1e-12))
         activity = np.power(m_net.amax(0).numpy().astype(np.float64), cfg.time_mask_sharpening)
         ref_mel = refmod.fitted_reference(m_net, mag, fb)
@@ -498,11 +525,13 @@ def _separate(mix, query, cfg, gt, negative, mix_sr, query_sr, models, prog) -> 
         timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     prog(1.0, "done")
-    params = asdict(cfg)
+    params = cfg.to_dict()
     params["n_queries"] = len(q_clips)
     params["negative_query"] = negative is not None
+    params["device"] = str(device) if device is not None else "cpu"
     return SeparationResult(
-        target=tgt, residual=residual, mixture=mix_a, sr=sr0, query=q_clips[0], query_trimmed=trimmed_any,
+        audio={"target": tgt, "residual": residual}, sample_rate=sr0, mixture=mix_a, query=q_clips[0],
+        query_trimmed=trimmed_any,
         query_class=cls_name, query_class_index=cls_idx, class_probs=class_probs, embedder=embedder.name,
         reference=cfg.reference, found=found, segments=d.segments,
         windows={"starts": d.starts, "class_scores": d.class_scores, "cosine": d.cosine,
@@ -529,47 +558,10 @@ def safe_name(name: str) -> str:
 def write_outputs(result: SeparationResult, out_dir: str | os.PathLike, *, save_renamed_query: bool = True,
                   save_trimmed_query: bool = False, save_visualizations: bool = True,
                   protect: Sequence[str | os.PathLike] = ()) -> dict[str, Path]:
-    """Write every output into ``out_dir`` all-or-nothing (:class:`engines.atomic.OutputStage`).
-
-    Files: ``target.wav``, ``residual.wav``, ``event.json``, ``{class}.wav`` (the query at 16 kHz),
-    ``{class}_comparison.png``, ``{class}_timeline.png``, ``query_trimmed.wav`` (when trimmed and
-    asked). No output replaces an input (``protect`` and every file this process loaded), whatever
-    the names: a collision publishes nothing. Returns ``{name: path}``.
-    """
-    cls = safe_name(result.query_class)
-    stage = OutputStage(out_dir, inputs=protect)
-    with stage:
-        t = time.perf_counter()
-        # float output keeps residual == mixture - target exactly (no clipping rescale, no rounding)
-        aio.save(stage.path("target.wav"), result.target, result.sr, "FLOAT")
-        aio.save(stage.path("residual.wav"), result.residual, result.sr, "FLOAT")
-        names = ["target.wav", "residual.wav"]
-        if save_renamed_query:
-            aio.save(stage.path(f"{cls}.wav"), result.query, SR, "PCM_16")
-            names.append(f"{cls}.wav")
-        if save_trimmed_query and result.query_trimmed:
-            aio.save(stage.path("query_trimmed.wav"), result.query, SR, "PCM_16")
-            names.append("query_trimmed.wav")
-        if save_visualizations and importlib.util.find_spec("matplotlib") is None:
-            result.warnings.append("matplotlib is not installed: the PNGs were not written.")
-            logger.warning(result.warnings[-1])
-            save_visualizations = False
-        if save_visualizations:
-            from .plots import comparison_png, timeline_png
-
-            comparison_png(result, stage.path(f"{cls}_comparison.png"))
-            timeline_png(result, stage.path(f"{cls}_timeline.png"))
-            names += [f"{cls}_comparison.png", f"{cls}_timeline.png"]
-        result.timings["write"] = time.perf_counter() - t
-        ev = result.event()
-        ev["outputs"] = names + ["event.json"]
-        stage.write_text("event.json", json.dumps(ev, indent=2, default=_json_default))
-    return stage.published
+    """The former writer: :meth:`SeparationResult.save` (``protect``: the job's input files)."""
+    return result.save(out_dir, inputs=protect, save_renamed_query=save_renamed_query,
+                       save_trimmed_query=save_trimmed_query, save_visualizations=save_visualizations)
 
 
-def _json_default(o):
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+__all__ = ["Config", "SeparationConfig", "SeparationEngine", "SeparationResult", "QueryTooLongError", "separate",
+           "write_outputs", "get_models", "trim_query", "safe_name"]

@@ -20,7 +20,7 @@ from .features import SR, log_mel, rms_normalise
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"
+from .config import DEFAULT_AST  # noqa: E402 - one definition (the Config default)
 KIND = "query"
 
 
@@ -54,28 +54,33 @@ class BuiltinEmbedder(Embedder):
         self.name = "builtin"
 
     @classmethod
-    def load(cls, checkpoint: str | os.PathLike | None = None) -> "BuiltinEmbedder":
+    def load(cls, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> "BuiltinEmbedder":
         from engines.checkpoint import load_model
         from engines.registry import resolve
 
         from .model import QueryNet
 
         path = resolve(checkpoint, KIND)
-        emb = cls(load_model(path, expected=QueryNet))
+        emb = cls(load_model(path, expected=QueryNet).to(device))
         emb.path = str(path)
         emb.name = f"builtin:{Path(path).stem}"
         return emb
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
     @torch.no_grad()
     def embed(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, _ = rms_normalise(windows)
+        """Runs on the model's device; returns CPU tensors."""
+        x, _ = rms_normalise(windows.to(self.device))
         e, logits = self.net.embed(log_mel(x))
-        return e, torch.softmax(logits, -1)
+        return e.cpu(), torch.softmax(logits, -1).cpu()
 
     @torch.no_grad()
     def frame_similarity(self, audio: torch.Tensor, query_emb: torch.Tensor, n_frames: int) -> torch.Tensor:
-        x, _ = rms_normalise(audio.reshape(1, -1))
-        f = self.net.frame_embeddings(log_mel(x))[0]  # (D, N)
+        x, _ = rms_normalise(audio.reshape(1, -1).to(self.device))
+        f = self.net.frame_embeddings(log_mel(x))[0].cpu()  # (D, N)
         sim = (query_emb.reshape(-1, 1) * f).sum(0)
         return torch.nn.functional.interpolate(sim[None, None], size=n_frames, mode="linear")[0, 0]
 
@@ -125,12 +130,12 @@ class ASTEmbedder(Embedder):
     def _inputs(self, windows: torch.Tensor) -> torch.Tensor:
         arrs = [w.detach().cpu().numpy().astype(np.float32) for w in windows]
         feats = self.extractor(arrs, sampling_rate=SR, return_tensors="pt")
-        return feats["input_values"]
+        return feats["input_values"].to(next(self.model.parameters()).device)
 
     @torch.no_grad()
     def _run(self, windows: torch.Tensor):
         out = self.model(input_values=self._inputs(windows), output_hidden_states=True)
-        return out.logits, out.hidden_states[-1]
+        return out.logits.cpu(), out.hidden_states[-1].cpu()
 
     @torch.no_grad()
     def embed(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,16 +172,19 @@ def ast_available_locally(model_id: str = DEFAULT_AST) -> bool:
 
 
 def load_embedder(kind: str = "auto", *, ast_model: str = DEFAULT_AST, checkpoint: str | None = None,
-                  ast_max_length: int | None = None) -> Embedder:
-    """``kind``: ``auto`` (AST when its weights are local, else built-in), ``ast`` or ``builtin``."""
+                  ast_max_length: int | None = None, device: str | torch.device = "cpu") -> Embedder:
+    """``kind``: ``auto`` (AST when its weights are local, else built-in), ``ast`` or ``builtin``; the model
+    on ``device`` (a resolved device: ``cpu``, ``cuda``)."""
     if kind not in ("auto", "ast", "builtin"):
         raise ValueError(f"Unknown embedder '{kind}'; use auto, ast or builtin.")
     if kind == "ast" or (kind == "auto" and ast_available_locally(ast_model)):
         try:
-            return ASTEmbedder(ast_model, local_only=True, max_length=ast_max_length)
+            emb = ASTEmbedder(ast_model, local_only=True, max_length=ast_max_length)
+            emb.model.to(device)
+            return emb
         except Exception as err:  # noqa: BLE001
             if kind == "ast":
                 raise ValueError(f"Cannot load the AST model '{ast_model}' from local files "
                                  f"(weights cannot be downloaded here): {err}") from err
             logger.warning("AST not usable (%s); using the built-in embedder", err)
-    return BuiltinEmbedder.load(checkpoint)
+    return BuiltinEmbedder.load(checkpoint, device=device)

@@ -51,7 +51,7 @@ def log_mel(x: torch.Tensor, n_fft: int = MODEL_NFFT, hop: int = MODEL_HOP, n_me
             sr: int = SR) -> torch.Tensor:
     """Log-mel ``(..., n_mels, frames)`` of a waveform ``(..., T)``."""
     mag = stft(x, n_fft, hop).abs()
-    fb = mel_fb(sr, n_fft, n_mels).to(mag.dtype)
+    fb = mel_fb(sr, n_fft, n_mels).to(mag.device, mag.dtype)
     return torch.log(torch.matmul(fb, mag) + LOG_EPS)
 
 

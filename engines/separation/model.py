@@ -3,6 +3,11 @@
 Both live in one ``nn.Module`` (:class:`QueryNet`) so one checkpoint holds them; the engine uses
 ``embed`` for detection (and as the mask net's condition) and ``mask`` for the fitted reference.
 Front end: 16 kHz, n_fft 512, hop 256 (:mod:`.features`).
+
+The waveform-level inference path is here, once: :meth:`QueryNet.query_condition` (query clip -> condition),
+:meth:`QueryNet.mix_mask` (mixture -> mask for a condition) and :meth:`QueryNet.separate` (a batch of
+mixtures and queries -> estimates); the engine's fitted reference (:func:`.reference.fitted_mask`) and the
+trainers (``trainers/query_classifier.py``, ``trainers/query_masknet.py``) call them.
 """
 from __future__ import annotations
 
@@ -10,7 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.audio.spectral import istft, stft
 from engines.checkpoint import Int, Ints, Strs, capture_init
+
+from .features import LOG_EPS, MODEL_HOP, MODEL_NFFT, log_mag, log_mel, rms_normalise
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -121,3 +129,25 @@ class QueryNet(nn.Module):
         """Returns ``(mask (B, n_freq, N), query embedding, query logits)``."""
         emb, logits = self.embed(query_logmel)
         return self.mask(mix_logmag, self.condition(emb, query_logmag)), emb, logits
+
+    # ------------------------------------------------------------------ waveform-level inference
+    def query_condition(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Query clips ``(B, Tq)`` (16 kHz) -> ``(condition (B, C), embedding, logits)``: RMS-normalised, then
+        :meth:`embed` on the log-mel and :meth:`condition` with the log-magnitude."""
+        qn, _ = rms_normalise(query)
+        emb, logits = self.embed(log_mel(qn))
+        return self.condition(emb, log_mag(qn)), emb, logits
+
+    def mix_mask(self, mix_normalised: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """RMS-normalised mixtures ``(B, T)`` and ``cond (B, C)`` -> mask ``(B, n_freq, T // hop + 1)``."""
+        return self.mask(log_mag(mix_normalised), cond)
+
+    def separate(self, mix: torch.Tensor, query: torch.Tensor):
+        """``mix (B, T)``, ``query (B, Tq)`` (16 kHz) -> ``(estimate (B, T), mask, query emb, query logits)``:
+        the mask of the RMS-normalised mixture applied to its STFT, at the mixture's own level."""
+        mixn, g = rms_normalise(mix)
+        X = stft(mixn, MODEL_NFFT, MODEL_HOP)
+        cond, emb, logits = self.query_condition(query)
+        mask = self.mask(torch.log(X.abs() + LOG_EPS), cond)
+        est = istft(X * mask, MODEL_NFFT, MODEL_HOP, mix.shape[-1]) / g
+        return est, mask, emb, logits

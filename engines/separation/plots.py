@@ -1,6 +1,7 @@
-"""The CLI's PNGs (matplotlib, Agg backend, imported lazily)."""
+"""The CLI's PNGs (matplotlib, Agg backend, imported lazily); ``path`` is a file name or a binary file object."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,16 @@ def _plt():
     return plt
 
 
+def _out(path):
+    """``path`` as a :class:`Path` (a file object, e.g. ``io.BytesIO``, is returned as it is)."""
+    return Path(path) if isinstance(path, (str, os.PathLike)) else path
+
+
 def _db(m: np.ndarray) -> np.ndarray:
     return 20 * np.log10(np.maximum(m, 1e-5))
 
 
-def comparison_png(result, path: str | Path) -> Path:
+def comparison_png(result, path) -> Path:
     """Mixture mel, reference mel, final mask (mel-averaged) and target mel, side by side."""
     plt = _plt()
     sec = result.mix_mel.shape[-1] * result.params["hop"] / 16000
@@ -40,10 +46,10 @@ def comparison_png(result, path: str | Path) -> Path:
     fig.suptitle(f"query class: {result.query_class}  ({result.embedder})")
     fig.savefig(path, dpi=80)
     plt.close(fig)
-    return Path(path)
+    return _out(path)
 
 
-def timeline_png(result, path: str | Path) -> Path:
+def timeline_png(result, path) -> Path:
     """Per-window class score and cosine similarity with the gates and the detected segments."""
     plt = _plt()
     w = result.windows
@@ -64,4 +70,4 @@ def timeline_png(result, path: str | Path) -> Path:
     ax.legend(loc="upper right", fontsize=7, ncol=3)
     fig.savefig(path, dpi=80)
     plt.close(fig)
-    return Path(path)
+    return _out(path)

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .features import MODEL_HOP, MODEL_NFFT, SR, log_mag, log_mel, mel_fb, rms_normalise
+from .features import MODEL_HOP, MODEL_NFFT, SR, mel_fb, rms_normalise
 
 EPS = 1e-8
 
@@ -74,47 +73,36 @@ def initial_mask(ref_mel: torch.Tensor, mix_mel: torch.Tensor, fb: torch.Tensor,
 
 @torch.no_grad()
 def fitted_mask(net, mix: torch.Tensor, queries: list[torch.Tensor], negatives: list[torch.Tensor] | None = None,
-                chunk_sec: float = 30.0, context_sec: float = 2.0) -> torch.Tensor:
-    """The mask network's target mask on the model grid (n_fft 512, hop 256) ``(257, N)``.
+                chunk_sec: float = 30.0, context_sec: float = 2.0, progress=None) -> torch.Tensor:
+    """The mask network's target mask on the model grid (n_fft 512, hop 256) ``(257, N)``, on the CPU.
 
-    ``mix (T,)`` and the queries ``(Tq,)`` are 16 kHz. Several queries are averaged in the
-    condition; a negative query's mask ``m_neg`` turns the mask into ``m * m / (m + m_neg)``. Long
-    mixtures run in chunks of ``chunk_sec`` with ``context_sec`` overlap (bounded memory).
+    ``mix (T,)`` and the queries ``(Tq,)`` are 16 kHz; the network runs on its own device. Several queries
+    are averaged in the condition (:meth:`QueryNet.query_condition`); a negative query's mask ``m_neg``
+    turns the mask into ``m * m / (m + m_neg)``. Long mixtures run in chunks of ``chunk_sec`` with
+    ``context_sec`` on each side (:func:`engines.audio.chunking.run_chunked`, bounded memory).
+    A mask on another STFT grid: :func:`engines.audio.grid.to_grid`.
     """
+    from engines.audio.chunking import run_chunked
+
+    dev = next(net.parameters()).device
+
     def cond_of(qs):
-        conds = []
-        for q in qs:
-            qn, _ = rms_normalise(q.reshape(1, -1))
-            emb, _ = net.embed(log_mel(qn))
-            conds.append(net.condition(emb, log_mag(qn)))
-        return torch.stack(conds).mean(0)
+        return torch.stack([net.query_condition(q.reshape(1, -1).to(dev))[0] for q in qs]).mean(0)
 
     cond = cond_of(queries)
     ncond = cond_of(negatives) if negatives else None
-    mixn, _ = rms_normalise(mix.reshape(1, -1))
-    T = mix.shape[-1]
-    n_frames = T // MODEL_HOP + 1
+    mixn, _ = rms_normalise(mix.reshape(1, -1).to(dev))
+
+    def piece(x: torch.Tensor) -> torch.Tensor:
+        m = net.mix_mask(x, cond)[0]
+        if ncond is not None:
+            mn = net.mix_mask(x, ncond)[0]
+            m = m * m / (m + mn).clamp_min(1e-4)
+        return m
+
     chunk = max(1, int(chunk_sec * SR) // MODEL_HOP) * MODEL_HOP
     ctx = max(1, int(context_sec * SR) // MODEL_HOP) * MODEL_HOP
-    spans = [(0, T)] if T <= chunk + ctx else [(s, min(T, s + chunk)) for s in range(0, T, chunk)]
-    out = torch.zeros(MODEL_NFFT // 2 + 1, n_frames)
-    for s, e in spans:
-        a, b = max(0, s - ctx), min(T, e + ctx)
-        lm = log_mag(mixn[:, a:b])
-        m = net.mask(lm, cond)[0]
-        if ncond is not None:
-            mn = net.mask(lm, ncond)[0]
-            m = m * m / (m + mn).clamp_min(1e-4)
-        g0, g1 = s // MODEL_HOP, (n_frames if e == T else e // MODEL_HOP)
-        out[:, g0:g1] = m[:, g0 - a // MODEL_HOP: g1 - a // MODEL_HOP]
-    return out
-
-
-def to_grid(mask: torch.Tensor, n_freq: int, n_frames: int) -> torch.Tensor:
-    """Resample a mask ``(F0, N0)`` onto another STFT grid ``(n_freq, n_frames)``."""
-    if mask.shape == (n_freq, n_frames):
-        return mask
-    return F.interpolate(mask[None, None], size=(n_freq, n_frames), mode="bilinear", align_corners=False)[0, 0]
+    return run_chunked(piece, mixn, chunk, context=ctx, hop=MODEL_HOP, progress=progress).cpu()
 
 
 def fitted_reference(mask: torch.Tensor, mix_mag: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
@@ -155,5 +143,5 @@ def default_fb(n_fft: int, n_mels: int) -> torch.Tensor:
 
 
 __all__ = ["class_group", "query_profile", "stitching_reference", "mel_to_linear_mask", "initial_mask",
-           "fitted_mask", "fitted_reference", "to_grid", "class_profile", "semantic_weights", "gaussian_smooth",
+           "fitted_mask", "fitted_reference", "class_profile", "semantic_weights", "gaussian_smooth",
            "MODEL_NFFT", "MODEL_HOP"]
