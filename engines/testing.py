@@ -38,6 +38,29 @@ def randomize(model: nn.Module, seed: int = 0, scale: float = 0.5) -> nn.Module:
 
 
 # -------------------------------------------------------------------------------------------- separation
+#: the class names of the shipped query model (the corpus's classes)
+QUERY_CLASSES = ["speech", "singing", "piano", "strings", "winds", "brass", "guitar", "bass", "organ", "drums",
+                 "bells", "alarms", "birds", "noise"]
+
+
+def tiny_separation(path=None, seed: int = 0, randomized: bool = False):
+    """A small :class:`engines.separation.model.QueryNet` (channels 8-16, hidden 32, two blocks, the 14
+    corpus classes), seeded; ``randomized`` gives it :func:`randomize`-d weights (for chunked-versus-whole
+    tests). Saved as a checkpoint at ``path`` when given (returns the path), else returned (eval mode)."""
+    from .separation.model import QueryNet
+
+    torch.manual_seed(seed)
+    net = QueryNet(n_classes=len(QUERY_CLASSES), channels=(8, 8, 16, 16), hidden=32, dilations=(1, 2), emb_dim=16,
+                   profile_dim=8, class_names=QUERY_CLASSES)
+    if randomized:
+        randomize(net, seed=seed)
+    net.eval()
+    if path is None:
+        return net
+    from .checkpoint import save_model
+
+    return save_model(net, path, metadata={"trained_on": "nothing (tiny random test model)"})
+
 
 
 # ------------------------------------------------------------------------------------------------ vocals
