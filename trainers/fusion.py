@@ -88,6 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--grad_clip", type=float, default=1.0, help="gradient norm clip (0 = off)")
     o.add_argument("--export", default=None, help="write the inference checkpoint here at the end")
     o.add_argument("--name", default="fusion-cascade", help="model name stored in the export")
+    o.add_argument("--init", default=None, help="start from this exported model (.safetensors; fine-tuning): "
+                   "its architecture and weights are kept, the model flags are ignored")
     o.add_argument("--export_only", action="store_true",
                    help="export the model of the checkpoint in --out_dir (e.g. after a stopped run) and exit")
     add_solver_arguments(p, epochs=10, batch_size=8, ckpt_every=100)
@@ -249,9 +251,16 @@ def run(args) -> int:
     val_set = PairCrops(val_pairs, sr, args.crop_seconds, 2, False, args.unity_test, fixed=True, seed=args.seed)
     val_batch = [val_set[i] for i in range(len(val_set))]
     from engines.checkpoint import build_checked
-    model = build_checked(CascadeFusion, channels=codec.channels, d_model=args.d_model, num_stages=args.num_stages,
-                          num_transformer_layers=args.num_transformer_layers, nhead=args.nhead,
-                          dim_feedforward=args.dim_feedforward, cascade=args.cascade)
+    if getattr(args, "init", None):  # fine-tuning an exported model: its architecture and weights
+        from engines.checkpoint import load_model
+        init = load_model(args.init, expected=CascadeFusion)
+        model = build_checked(CascadeFusion, **init._init_kwargs)
+        model.load_state_dict(init.state_dict())
+        print(f"Initialised from {args.init}", flush=True)
+    else:
+        model = build_checked(CascadeFusion, channels=codec.channels, d_model=args.d_model, num_stages=args.num_stages,
+                              num_transformer_layers=args.num_transformer_layers, nhead=args.nhead,
+                              dim_feedforward=args.dim_feedforward, cascade=args.cascade)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     cfg = config_from_args(args, progress_bar=False, grad_clip=args.grad_clip)
     steps_per_epoch = max(math.ceil(len(train_set) / (args.batch_size * max(distrib.world_size(), 1))), 1)
