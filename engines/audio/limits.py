@@ -143,18 +143,6 @@ def bounded_int(lo: int, hi: int):
 # one name (as the API and the CLI flag spell it) -> its range, per engine
 _SEC = Range(0, 3600, lo_open=True)
 OPTIONS: dict[str, dict[str, Range]] = {
-    "separate": {
-        "window_sec": Range(0.1, 10.0), "hop_sec": Range(0.05, 10.0), "cls_threshold": Range(0.0, 1.0),
-        "cls_percentile": Range(0, 100),
-        "cosine_threshold": Range(-2.0, 2.0, note="beyond +-1 the gate always opens or closes"),
-        "min_dur_ms": Range(0, 60000), "merge_gap_ms": Range(0, 60000), "segment_padding_ms": Range(0, 10000),
-        "time_mask_sharpening": Range(0, 10, lo_open=True),
-        "nfft": Range(256, 8192, integer=True, power_of_two=True), "hop": Range(16, 4096, integer=True),
-        "n_mels": Range(8, 256, integer=True), "opt_steps": Range(0, 500, integer=True),
-        "lr": Range(0, 10, lo_open=True), "lambda_tv": Range(0, 10), "lambda_sat": Range(0, 10),
-        "gamma_profile": Range(0, 10), "mask_floor": Range(0, 0.99), "semantic_blending": Range(0, 1),
-        "similarity_smoothing": Range(0, 100), "not_found_db": Range(-1000, 1000), "max_query_sec": Range(0.5, 60),
-    },
     "vocals": {
         "sharpen": Range(0, 100, lo_open=True, note="1 keeps the network's probability, > 1 hardens the mask"),
         "chunk_seconds": Range(1, 600),

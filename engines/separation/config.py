@@ -3,8 +3,8 @@
 
 The defaults are the original system's "balanced" settings plus the engine's own options (the fitted
 reference, the not-found gate). Presets: ``inclusive`` keeps more of the mixture, ``selective`` less
-(the studio's former "more inclusive" / "more selective"), ``fast`` skips the mask optimisation of the
-stitching reference.
+(the studio's former "more inclusive" / "more selective"), ``fast`` halves the detection windows (hop
+= window) and shortens the mask optimisation (stitching reference, ``--refine_net_mask``).
 """
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ class Config(ConfigBase):
     time_mask_sharpening: float = option(1.2, "power applied to the detection time mask",
                                          range=Range(0, 10, lo_open=True), group="detection", step=0.05)
     # ---- mask
-    nfft: int = option(512, "STFT size of the mask (16 kHz analysis)", choices=(256, 512, 1024, 2048, 4096, 8192),
-                       group="mask")
+    nfft: int = option(512, "STFT size of the mask (16 kHz analysis)",
+                       range=Range(256, 8192, integer=True, power_of_two=True), group="mask")
     hop: int = option(256, "STFT hop of the mask; at most half of --nfft", range=Range(16, 4096, integer=True),
                       group="mask")
     n_mels: int = option(64, "mel bands of the optimisation loss", range=Range(8, 256, integer=True), group="mask")

@@ -267,9 +267,12 @@ def test_range_helpers():
         limits.bounded_int(1, 3)("2.5")
     bpb = limits.arg("fuse", "beats_per_bar")
     assert [bpb(v) for v in ("0", "2", "12")] == [0, 2, 12]
-    nfft = limits.arg("separate", "nfft")
+    from engines.options import spec
+    from engines.separation import Config as SeparationConfig
+
+    nfft = spec(SeparationConfig, "nfft").range.arg
     assert nfft("1024") == 1024
-    assert limits.arg("separate", "cls_threshold", optional=True)("None") is None
+    assert spec(SeparationConfig, "cls_threshold").range.optional_arg("None") is None
     limits.check("vocals", sharpen=None)  # None = the default
     assert limits.thread_count("1") == 1 and limits.check_threads(None) is None
     with pytest.raises(argparse.ArgumentTypeError):
