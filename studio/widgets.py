@@ -77,6 +77,9 @@ def value_of(config_cls, name: str, value: Any) -> Any:
     s = spec(config_cls, name)
     if value is None or (isinstance(value, str) and not value.strip() and s.kind is not str):
         return None
+    if s.optional and s.kind in (int, float) and not isinstance(value, bool) and value == 0 \
+            and s.range is not None and s.range.problem(0):
+        return None  # a browser sends an emptied Number as 0; 0 is outside the range, so it means "auto"
     if s.kind is str and isinstance(value, str) and not value.strip() and s.optional:
         return None
     if s.kind is int and isinstance(value, float) and value == int(value):

@@ -109,7 +109,8 @@ def song_arrays(mix: np.ndarray, voc: np.ndarray, acc: np.ndarray, hp) -> tuple[
     import torch
 
     from engines.audio import spectral
-    from engines.vocals.features import features, rms_gain, target_mask
+    from engines.audio.levels import rms_gain
+    from engines.vocals.features import features, target_mask
 
     g = rms_gain(mix, hp.input_rms_db)
     m = torch.from_numpy(mix * g)
@@ -355,7 +356,8 @@ def build_waves(roots, out: str | os.PathLike, hp=None, *, eval_songs: int = 6, 
     the *last* root (chosen by name hash) are held out as ``eval/<song>/*.wav`` excerpts.
     Returns the ``waves.json`` content.
     """
-    from engines.vocals.features import HParams, rms_gain
+    from engines.audio.levels import rms_gain
+    from engines.vocals.features import HParams
 
     hp = hp or HParams()
     out = Path(out)

@@ -143,20 +143,9 @@ def bounded_int(lo: int, hi: int):
 # one name (as the API and the CLI flag spell it) -> its range, per engine
 _SEC = Range(0, 3600, lo_open=True)
 OPTIONS: dict[str, dict[str, Range]] = {
-    "vocals": {
-        "sharpen": Range(0, 100, lo_open=True, note="1 keeps the network's probability, > 1 hardens the mask"),
-        "chunk_seconds": Range(1, 600),
-    },
-    "fuse": {
-        "segment_length": Range(1, 64, integer=True), "mask_temporal_segment": Range(1, 100000, integer=True),
-        "mask_freq_split": Range(0, 1), "mask_channel_keep": Range(0, 1), "mask_energy_threshold": Range(0, 1),
-        "crossfade_ms": Range(0, 2000), "energy_smoothing_ms": Range(0, 10000),
-        "beats_per_bar": Range(2, 12, integer=True, allow=(0,), note="0 detects 3 or 4"),
-        "seed": Range(0, 2**32 - 1, integer=True),
-    },
-    "timbre": {
-        "gl_iters": Range(0, 512, integer=True),
-    },
+    # vocals: engines.vocals.Config holds its ranges
+    # "fuse": the ranges are the fields of engines.fusion.Config
+    # timbre: engines.timbre.Config holds its ranges
 }
 
 

@@ -1,40 +1,47 @@
-"""Vocal isolation API: model loading, resampling, chunked streaming inference, batch/folder use.
+"""Vocal isolation API: the vocals :class:`Engine` (model loading, resampling, chunked streaming inference),
+its :class:`VocalsResult`, and the folder batch.
 
 The studio and the CLI call only this module::
 
-    iso = VocalIsolator()                        # the registered default model, loaded once
-    res = iso.isolate("song.wav", progress=cb)   # -> VocalsResult
-    res.save("out/")                             # out/vocals.wav, out/accompaniment.wav
-    isolate_to_files(["a.wav", "songs/"], "out") # out/<name>/vocals.wav ... (model loaded once)
+    eng = Engine.load(device="auto")                    # the registered default model, loaded once
+    res = eng.run("song.wav", Config(binary_mask=True))  # or eng.run((audio, sr), "hard"), progress=cb
+    res.save("out/")                                     # out/vocals.wav, out/accompaniment.wav
+    isolate_to_files(["a.wav", "songs/"], "out")         # out/<name>/vocals.wav ... (model loaded once)
+
+``VocalIsolator`` is the engine class (its older name); ``VocalIsolator(model).separate(audio, sr, ...)``,
+``.isolate(src, ...)``, :func:`isolate` and :func:`get_isolator` stay as thin wrappers.
 
 Inference: every channel is resampled to 22050 Hz; the song is cut into chunks of
 ``chunk_seconds`` (plus a margin of context on each side, so the result equals whole-song
-processing); each chunk's frames go through the network in one batched, time-convolutional pass
-(every frame still sees exactly its own 25-frame window); the mask multiplies the mixture STFT,
-the iSTFT gives the vocals, resampled back to the input rate. ``accompaniment = mixture - vocals``
-exactly, at the input's rate and channel count.
+processing; :func:`engines.audio.chunking.run_chunked`); each chunk's frames go through the network in one
+batched, time-convolutional pass (every frame still sees exactly its own 25-frame window); the mask
+multiplies the mixture STFT, the iSTFT gives the vocals, resampled back to the input rate.
+``accompaniment = mixture - vocals`` exactly, at the input's rate and channel count.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from engines.atomic import OutputError, OutputStage, check_names, safe_name
+from engines import base
+from engines import device as devices
+from engines.atomic import OutputError, check_names, safe_name
+from engines.audio import chunking, levels, limits, spectral
 from engines.audio import io as audio_io
-from engines.audio import limits
-from engines.audio import spectral
 from engines.audio.errors import AudioError, TooLongError, TooShortError
 from engines.checkpoint import load_model
 from engines.registry import resolve
 
-from .features import HParams, features, rms_gain
+from .config import Config
+from .features import HParams, features
 from .model import VocalMaskCNN
 
 #: the two output stems, in the order they are written
@@ -52,71 +59,77 @@ MAX_SECONDS = limits.DEFAULT_MAX_SECONDS
 MAX_MASK_COLUMNS = 1500
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".opus"}
 
-Progress = Callable[[float, str], None]
+Progress = base.Progress
 
 
 @dataclass
-class VocalsResult:
-    """What :meth:`VocalIsolator.separate` returns.
+class VocalsResult(base.Result):
+    """What the vocals engine returns: ``audio = {"vocals": (C, T), "accompaniment": (C, T)}`` float32 at the
+    input's ``sample_rate``, with ``mixture == vocals + accompaniment``.
 
-    Attributes:
-        vocals / accompaniment: ``(C, T)`` float32 at ``sample_rate``; ``mixture == vocals + accompaniment``.
-        sample_rate: the input's rate.
+    Attributes (beyond :class:`engines.base.Result`):
         mask: ``(513, M)`` float32, the channel-mean vocal mask (0..1), time-decimated for plotting.
         mask_frame_rate: columns of ``mask`` per second.
         model_name: registry name or checkpoint file used.
         binary_mask: whether the binary mask was applied.
-        duration_s / elapsed_s / rtf: song length, processing time (after loading) and their ratio.
-        source: the input path, when there was one.
+        source: the input path, when there was one (never overwritten by :meth:`save`).
     """
 
-    vocals: np.ndarray
-    accompaniment: np.ndarray
-    sample_rate: int
-    mask: np.ndarray
-    mask_frame_rate: float
-    model_name: str
-    binary_mask: bool
-    duration_s: float
-    elapsed_s: float
-    rtf: float
+    mask: np.ndarray | None = None
+    mask_frame_rate: float = 0.0
+    model_name: str = ""
+    binary_mask: bool = False
     source: str | None = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def vocals(self) -> np.ndarray:
+        return self.audio["vocals"]
+
+    @property
+    def accompaniment(self) -> np.ndarray:
+        return self.audio["accompaniment"]
 
     @property
     def channels(self) -> int:
         return int(self.vocals.shape[0])
 
+    @property
+    def duration_s(self) -> float:
+        return self.duration
+
+    @property
+    def elapsed_s(self) -> float:
+        """Processing seconds after loading (``timings["total"]``)."""
+        return float(self.timings.get("total", 0.0))
+
     def to_dict(self) -> dict[str, np.ndarray]:
-        return {"vocals": self.vocals, "accompaniment": self.accompaniment}
+        return dict(self.audio)
 
-    def save(self, out_dir: str | os.PathLike, *, subtype: str = "PCM_16", fmt: str = "wav",
-             protect: Iterable[str | os.PathLike] = (),
-             extra: dict[str, Callable[[Path], object]] | None = None) -> dict[str, Path]:
-        """Write ``out_dir/vocals.<fmt>`` and ``out_dir/accompaniment.<fmt>`` all-or-nothing, never over an
-        input (``protect``, the source and every file this process loaded; see :class:`engines.atomic.OutputStage`).
-        ``extra``: more files published with the stems, ``{name: writer(path)}`` (the studio's mask and info).
+    def info(self) -> dict[str, Any]:
+        return {"model": self.model_name, "binary_mask": self.binary_mask, "mask_frame_rate": self.mask_frame_rate,
+                "input": self.source}
 
-        With a 16/24-bit subtype both stems are scaled by one common factor if either would clip,
-        so that ``vocals + accompaniment`` still equals the (scaled) mixture.
+    def save(self, out_dir: str | os.PathLike, *, inputs=(), fmt: str = "wav", subtype: str = "PCM_16",
+             extras: bool = True, extra: dict[str, Callable[[Path], object]] | None = None,
+             protect=()) -> dict[str, Path]:
+        """Write ``out_dir/vocals.<fmt>`` and ``out_dir/accompaniment.<fmt>`` (and ``extra``, e.g. the studio's
+        ``mask.npy`` / ``info.json``) all-or-nothing, never over an input (``inputs`` / ``protect``, the source
+        and every file this process loaded; see :class:`engines.atomic.OutputStage`).
+
+        With a 16/24-bit subtype both stems are scaled by one common factor if either would clip
+        (:func:`engines.audio.levels.limit_peak`), so that ``vocals + accompaniment`` still equals the (scaled)
+        mixture. Returns ``{file name: path}`` plus ``{"vocals": path, "accompaniment": path}``.
         """
-        out = Path(out_dir)
-        protect = list(protect) + ([self.source] if self.source else [])
-        v, a = self.vocals, self.accompaniment
-        if subtype.upper() not in ("FLOAT",):
-            peak = max(float(np.abs(v).max(initial=0)), float(np.abs(a).max(initial=0)))
-            if peak > 0.999:
-                logger.info("Stems would clip: both scaled by %.3f", 0.999 / peak)
-                v, a = v * (0.999 / peak), a * (0.999 / peak)
-        paths = {}
-        extra = extra or {}
-        with OutputStage(out, inputs=protect, names=[*(f"{n}.{fmt}" for n in STEMS), *extra]) as stage:
-            for name, audio in (("vocals", v), ("accompaniment", a)):
-                audio_io.save(stage.path(f"{name}.{fmt}"), audio, self.sample_rate, subtype, clip_protect=False)
-                paths[name] = stage.final(f"{name}.{fmt}")
-            for name, write in extra.items():
-                write(stage.path(name))
-                paths[name] = stage.final(name)
+        inputs = [*inputs, *protect, *([self.source] if self.source else [])]
+        res = self
+        if audio_io.SUBTYPES.get(subtype, subtype) != "FLOAT":
+            v, a = levels.limit_peak(self.vocals, levels.OUTPUT_PEAK, self.accompaniment)
+            if v is not self.vocals:
+                res = dataclasses.replace(self, audio={"vocals": v, "accompaniment": a})
+        paths = base.Result.save(res, out_dir, inputs=inputs, fmt=fmt, subtype=subtype, extras=extras, extra=extra)
+        for stem, name in self.file_names(fmt.lower().lstrip(".")).items():
+            paths[stem] = paths[name]
         return paths
 
 
@@ -140,17 +153,66 @@ def _check_audio(audio: np.ndarray, sr: int, what: str) -> np.ndarray:
     return audio
 
 
-class VocalIsolator:
-    """A loaded vocal model plus the inference settings; reuse it for many songs.
+class _MaskColumns:
+    """The decimated channel-mean mask, collected piece by piece while :func:`chunking.run_chunked` runs (so a
+    long song never holds its full-resolution mask): the frames whose centre lies in each piece's own span,
+    averaged ``decim`` at a time (the last column averages what is left, padded with its last frame)."""
+
+    def __init__(self, spans: list[chunking.Span], n_samples: int, hop: int, n_frames: int, decim: int):
+        self.spans, self.T, self.hop, self.n_frames, self.decim = iter(spans), n_samples, hop, n_frames, decim
+        self.carry: np.ndarray | None = None  # mask frames not yet decimated
+        self.cols: list[np.ndarray] = []
+
+    def add(self, mask: torch.Tensor, length: int) -> None:
+        """``mask (C, F, N)`` of the next piece (``length`` input samples)."""
+        sp = next(self.spans)
+        if sp.hi - sp.lo != length:
+            raise RuntimeError("mask pieces out of step with the chunk runner")
+        s, e, a, hop = sp.start, sp.end, sp.lo, self.hop
+        last = e >= self.T
+        # frames whose centre lies in [s, e): global frame j <-> local frame j - a // hop
+        j0, j1 = -(-s // hop), self.n_frames if last else min(-(-e // hop), self.n_frames)
+        m = mask[..., j0 - a // hop:j1 - a // hop].mean(0).cpu().numpy()
+        carry = m if self.carry is None else np.concatenate([self.carry, m], axis=1)
+        d = self.decim
+        usable = carry.shape[1] if last else carry.shape[1] // d * d
+        if usable:
+            cols = carry[:, :usable]
+            n = -(-cols.shape[1] // d)
+            pad = n * d - cols.shape[1]
+            if pad:
+                cols = np.concatenate([cols, np.repeat(cols[:, -1:], pad, 1)], 1)
+            self.cols.append(cols.reshape(cols.shape[0], n, d).mean(-1))
+            carry = carry[:, usable:]
+        self.carry = carry
+
+    def result(self) -> np.ndarray:
+        return np.concatenate(self.cols, axis=1).astype(np.float32)
+
+
+class VocalIsolator(base.Engine):
+    """The vocals engine: a loaded vocal model plus its default settings; reuse it for many songs.
 
     Args:
         model: registry name, checkpoint path, or ``None`` for the registered default.
-        chunk_seconds: length of one streamed chunk (memory use grows with it, not with the song).
-        device: torch device (CPU by default).
+        chunk_seconds: the default length of one streamed chunk (memory use grows with it, not with the song).
+        device: ``auto`` / ``cpu`` / ``cuda[:N]`` (:func:`engines.device.resolve`); ``None``: the device of
+            ``net`` when one is given, else ``auto``.
+        net: an in-memory model instead of a checkpoint (tests, the trainer's evaluation).
+        config: the default :class:`Config` of :meth:`run` (``chunk_seconds`` overrides its field).
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, *, chunk_seconds: float = 30.0,
-                 device: str = "cpu", net: VocalMaskCNN | None = None):
+    NAME = "vocals"
+    INPUTS = ("mix",)
+    Config = Config
+
+    def __init__(self, model: str | os.PathLike | None = None, *, chunk_seconds: float | None = None,
+                 device: str | torch.device | None = None, net: VocalMaskCNN | None = None,
+                 config: Config | None = None):
+        config = config or Config()
+        if chunk_seconds is not None:
+            config = config.replace(chunk_seconds=chunk_seconds)
+        self.config = config
         if net is None:
             path = resolve(model, KIND)
             net = load_model(path, expected=VocalMaskCNN)
@@ -158,12 +220,31 @@ class VocalIsolator:
             self.path: Path | None = path
         else:
             self.model_name, self.path = "in-memory", None
-        self.net = net.to(device).eval()
-        self.device = torch.device(device)
+            if device is None:
+                device = next(net.parameters()).device
+        self.device = devices.resolve(device)
+        self.net = net.to(self.device).eval()
         self.hp = HParams.from_dict(net.hparams)
-        limits.check("vocals", chunk_seconds=chunk_seconds)
-        self.chunk_seconds = float(chunk_seconds)
         self.metadata = getattr(net, "checkpoint_metadata", {})
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike | None = None, *, device: str = "auto",
+             net: VocalMaskCNN | None = None, **options) -> "VocalIsolator":
+        """The registered model ``name_or_path`` (``None``: the default) on ``device``; ``options`` are
+        :class:`Config` fields that become this engine's defaults."""
+        return cls(name_or_path, device=device, net=net, config=Config.from_dict(options))
+
+    @property
+    def chunk_seconds(self) -> float:
+        return self.config.chunk_seconds
+
+    def config_of(self, config=None, **overrides) -> Config:
+        """Like :meth:`engines.base.Engine.config_of`, starting from this engine's defaults (:attr:`config`)."""
+        if config is None:
+            return self.config.replace(**overrides) if overrides else self.config
+        if isinstance(config, str):
+            return self.config.replace(**{**Config.preset_values(config), **overrides})
+        return super().config_of(config, **overrides)
 
     # ------------------------------------------------------------------ core
     @torch.inference_mode()
@@ -180,77 +261,54 @@ class VocalIsolator:
             ``(B, F, N)`` probabilities in 0..1.
         """
         half = self.hp.context // 2
-        x = torch.nn.functional.pad(feats, (half, half))
+        x = torch.nn.functional.pad(feats.to(self.device), (half, half))
         if frame_by_frame:
             logits = torch.cat([self.net(x[..., i:i + self.hp.context]) for i in range(feats.shape[-1])], dim=-1)
         else:
             logits = self.net(x)
         return torch.sigmoid(logits * sharpen) if sharpen != 1.0 else torch.sigmoid(logits)
 
+    @torch.inference_mode()
     def _separate_model_rate(self, wav: torch.Tensor, gain: float, *, binary: bool, sharpen: float,
-                             frame_by_frame: bool, progress: Progress | None) -> tuple[torch.Tensor, np.ndarray, float]:
-        """Vocals of ``wav`` ``(C, T)`` at the model rate, streamed in chunks; also the decimated mask."""
+                             chunk_seconds: float, frame_by_frame: bool,
+                             progress: Progress | None) -> tuple[torch.Tensor, np.ndarray, float]:
+        """Vocals of ``wav`` ``(C, T)`` at the model rate, streamed in chunks (context mode of
+        :func:`engines.audio.chunking.run_chunked`); also the decimated mask."""
         hp = self.hp
-        C, T = wav.shape
+        T = wav.shape[-1]
         hop = hp.hop_size
         n_frames = T // hop + 1
-        chunk = max(int(self.chunk_seconds * hp.sample_rate) // hop, 32) * hop
+        chunk = max(int(chunk_seconds * hp.sample_rate) // hop, 32) * hop
         margin = (hp.context // 2 + hp.n_fft // hop + 2) * hop
         decim = max(1, int(np.ceil(n_frames / MAX_MASK_COLUMNS)))
-        out = torch.empty_like(wav)
-        mask_cols: list[np.ndarray] = []
-        carry = None  # mask frames not yet decimated
-        starts = list(range(0, T, chunk))
-        for k, s in enumerate(starts):
-            e = min(s + chunk, T)
-            a, b = max(s - margin, 0), min(e + margin, T)
-            seg = wav[:, a:b]
+        masks = _MaskColumns(chunking.context_spans(T, chunk, margin), T, hop, n_frames, decim)
+
+        def piece(seg: torch.Tensor) -> torch.Tensor:
             spec = spectral.stft(seg, hp.n_fft, hop)
             feats = features(seg * gain, hp, None if hp.use_preemphasis else spec * gain)
             prob = self.predict_mask(feats, frame_by_frame=frame_by_frame, sharpen=sharpen)
             mask = (prob > 0.5).to(prob.dtype) if binary else prob
-            est = spectral.istft(spec * mask, hp.n_fft, hop, length=b - a)
-            out[:, s:e] = est[:, s - a:e - a]
-            # frames whose centre lies in [s, e): global frame j <-> local frame j - a // hop
-            j0, j1 = -(-s // hop), min(-(-e // hop), n_frames) if e < T else n_frames
-            m = mask[..., j0 - a // hop:j1 - a // hop].mean(0).numpy()
-            carry = m if carry is None else np.concatenate([carry, m], axis=1)
-            usable = carry.shape[1] // decim * decim if e < T else carry.shape[1]
-            if usable:
-                cols = carry[:, :usable]
-                n = -(-cols.shape[1] // decim)
-                pad = n * decim - cols.shape[1]
-                if pad:
-                    cols = np.concatenate([cols, np.repeat(cols[:, -1:], pad, 1)], 1)
-                mask_cols.append(cols.reshape(cols.shape[0], n, decim).mean(-1))
-                carry = carry[:, usable:]
-            if progress is not None:
-                progress((k + 1) / len(starts), f"chunk {k + 1}/{len(starts)}")
-        return out, np.concatenate(mask_cols, axis=1).astype(np.float32), hp.sample_rate / hop / decim
+            masks.add(mask, seg.shape[-1])
+            return spectral.istft(spec * mask, hp.n_fft, hop, length=seg.shape[-1])
 
-    def separate(self, audio: np.ndarray, sr: int, *, binary_mask: bool | None = None, sharpen: float | None = None,
-                 progress: Progress | None = None, frame_by_frame: bool = False,
-                 source: str | None = None) -> VocalsResult:
-        """Isolate the vocals of ``audio`` ``(C, T)`` at rate ``sr``.
+        out = chunking.run_chunked(piece, wav.to(self.device), chunk, context=margin, progress=progress)
+        return out, masks.result(), hp.sample_rate / hop / decim
 
-        Args:
-            binary_mask: apply the thresholded mask; ``None`` uses the model's ``mask_at_eval``.
-            sharpen: logit scale of the soft mask (1 = the network's probability); ``None`` uses the
-                model's ``mask_sharpen`` (chosen on held-out songs, 1.0 unless stated).
-            progress: ``progress(fraction, message)``.
-        """
-        limits.check("vocals", sharpen=sharpen)
+    def _separate(self, audio: np.ndarray, sr: int, *, binary: bool, sharpen: float, chunk_seconds: float,
+                  progress: Progress | None, frame_by_frame: bool, source: str | None,
+                  params: dict | None = None) -> VocalsResult:
         audio = _check_audio(audio, sr, f"'{source}'" if source else "The song")
-        binary = self.hp.mask_at_eval if binary_mask is None else bool(binary_mask)
-        sharpen = float(self.hp.mask_sharpen if sharpen is None else sharpen)
         t0 = time.perf_counter()
         msr = self.hp.sample_rate
         wav = torch.from_numpy(audio_io.resample(audio, sr, msr))
-        gain = rms_gain(wav.numpy(), self.hp.input_rms_db)
+        gain = levels.rms_gain(wav.numpy(), self.hp.input_rms_db)
+        t1 = time.perf_counter()
         voc, mask, mask_rate = self._separate_model_rate(wav, gain, binary=binary, sharpen=sharpen,
-                                                          frame_by_frame=frame_by_frame, progress=progress)
+                                                          chunk_seconds=chunk_seconds, frame_by_frame=frame_by_frame,
+                                                          progress=progress)
         del wav
-        vocals = audio_io.resample(voc.numpy(), msr, sr)
+        t2 = time.perf_counter()
+        vocals = audio_io.resample(voc.cpu().numpy(), msr, sr)
         T = audio.shape[1]
         if vocals.shape[1] >= T:
             vocals = vocals[:, :T]
@@ -258,29 +316,71 @@ class VocalIsolator:
             vocals = np.pad(vocals, ((0, 0), (0, T - vocals.shape[1])))
         vocals = np.ascontiguousarray(vocals, dtype=np.float32)
         accompaniment = audio - vocals
-        elapsed = time.perf_counter() - t0
-        dur = T / sr
-        return VocalsResult(vocals=vocals, accompaniment=accompaniment, sample_rate=sr, mask=mask,
-                            mask_frame_rate=mask_rate, model_name=self.model_name, binary_mask=binary,
-                            duration_s=dur, elapsed_s=elapsed, rtf=elapsed / dur, source=source)
+        t3 = time.perf_counter()
+        timings = {"resample": (t1 - t0) + (t3 - t2), "separate": t2 - t1, "total": t3 - t0}
+        params = {**(params or {}), "model": self.model_name, "binary_mask": binary, "sharpen": sharpen,
+                  "chunk_seconds": chunk_seconds, "device": str(self.device), "model_sample_rate": msr}
+        return VocalsResult(audio={"vocals": vocals, "accompaniment": accompaniment}, sample_rate=sr,
+                            timings=timings, params=params, mask=mask, mask_frame_rate=mask_rate,
+                            model_name=self.model_name, binary_mask=binary, source=source)
 
-    def isolate(self, src, sr: int | None = None, **kwargs) -> VocalsResult:
-        """Like :meth:`separate`, from a path, bytes, a file object or an array (then ``sr`` is needed)."""
-        limits.check("vocals", sharpen=kwargs.get("sharpen"))  # before reading the song
+    def _read(self, src, sr: int | None = None) -> tuple[np.ndarray, int, str | None]:
+        """``(audio, rate, source path or None)`` of a path, bytes, a file object, ``(array, sr)`` or an array
+        with ``sr``."""
+        if isinstance(src, tuple) and len(src) == 2 and isinstance(src[0], np.ndarray):
+            src, sr = src
         if isinstance(src, np.ndarray):
             if sr is None:
                 raise ValueError("Pass sr= with an array input.")
-            return self.separate(src, sr, **kwargs)
+            return src, int(sr), None
         audio, rate = audio_io.load(src, max_seconds=limits.max_seconds(), min_seconds=MIN_SECONDS)
-        source = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
+        return audio, rate, os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
+
+    def _run(self, inputs: dict[str, Any], config: Config, progress: Progress | None) -> VocalsResult:
+        if config.threads is not None:
+            limits.set_threads(config.threads)
+        audio, sr, source = self._read(inputs["mix"])
+        sharpen = float(self.hp.mask_sharpen if config.sharpen is None else config.sharpen)
+        return self._separate(audio, sr, binary=bool(config.binary_mask or self.hp.mask_at_eval), sharpen=sharpen,
+                              chunk_seconds=config.chunk_seconds, progress=progress, frame_by_frame=False,
+                              source=source, params=config.to_dict())
+
+    # ------------------------------------------------------------------ older entry points (thin wrappers)
+    def separate(self, audio: np.ndarray, sr: int, *, binary_mask: bool | None = None, sharpen: float | None = None,
+                 progress: Progress | None = None, frame_by_frame: bool = False,
+                 source: str | None = None) -> VocalsResult:
+        """Isolate the vocals of ``audio`` ``(C, T)`` at rate ``sr`` with this engine's ``chunk_seconds``.
+
+        Args:
+            binary_mask: apply the thresholded mask; ``None`` uses the model's ``mask_at_eval``.
+            sharpen: logit scale of the soft mask (1 = the network's probability); ``None`` uses the
+                model's ``mask_sharpen`` (chosen on held-out songs, 1.0 unless stated).
+            progress: ``progress(fraction, message)``.
+        """
+        cfg = self.config.replace(sharpen=sharpen)  # validated ("Invalid setting: sharpen ...")
+        binary = self.hp.mask_at_eval if binary_mask is None else bool(binary_mask)
+        sharpen = float(self.hp.mask_sharpen if cfg.sharpen is None else cfg.sharpen)
+        return self._separate(audio, sr, binary=binary, sharpen=sharpen, chunk_seconds=cfg.chunk_seconds,
+                              progress=progress, frame_by_frame=frame_by_frame, source=source,
+                              params=cfg.replace(binary_mask=binary).to_dict())
+
+    def isolate(self, src, sr: int | None = None, **kwargs) -> VocalsResult:
+        """Like :meth:`separate`, from a path, bytes, a file object or an array (then ``sr`` is needed)."""
+        self.config.replace(sharpen=kwargs.get("sharpen"))  # refused before reading the song
+        audio, rate, source = self._read(src, sr)
         return self.separate(audio, rate, source=source, **kwargs)
 
+
+#: the engine under its contract name (``engines.vocals.Engine``)
+Engine = VocalIsolator
+Result = VocalsResult
 
 _CACHE: dict[str, VocalIsolator] = {}
 
 
 def get_isolator(model: str | os.PathLike | None = None) -> VocalIsolator:
-    """A cached :class:`VocalIsolator` per model (the studio can also keep its own)."""
+    """A cached :class:`VocalIsolator` per model, for :func:`isolate` and :func:`isolate_to_files` (the studio
+    keeps its engines in its own cache)."""
     key = os.fspath(model) if model is not None else "<default>"
     if key not in _CACHE:
         _CACHE[key] = VocalIsolator(model)
@@ -325,12 +425,15 @@ class FileOutcome:
 def isolate_to_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                      model: str | os.PathLike | None = None, isolator: VocalIsolator | None = None,
                      binary_mask: bool | None = None, sharpen: float | None = None, subtype: str = "PCM_16",
-                     progress: Progress | None = None, keep_going: bool = True) -> list[FileOutcome]:
+                     progress: Progress | None = None, keep_going: bool = True,
+                     config: Config | str | None = None, fmt: str = "wav") -> list[FileOutcome]:
     """Isolate several songs with one loaded model.
 
     One input writes ``out_dir/vocals.wav`` + ``accompaniment.wav``; several write
     ``out_dir/<stem>/...`` (stems made unique). With ``keep_going``, a bad file is reported in its
-    :class:`FileOutcome` and the others still run; otherwise its error is raised.
+    :class:`FileOutcome` and the others still run; otherwise its error is raised. With ``config`` (a
+    :class:`Config` or a preset name) each song goes through :meth:`VocalIsolator.run`; without it,
+    ``binary_mask`` / ``sharpen`` are those of :meth:`VocalIsolator.separate`.
     """
     files = expand_inputs(inputs)
     out = Path(out_dir)
@@ -346,11 +449,12 @@ def isolate_to_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.Path
             used[name] = used.get(name, 0) + 1
             targets.append(out / (name if used[name] == 1 else f"{name}_{used[name]}"))
     # before any work: a usable output folder, and no output that would be an input
-    names = [f"{n}.wav" for n in STEMS]
+    names = [f"{n}.{fmt}" for n in STEMS]
     check_names(out, [], files)
     for target in targets:
         check_names(target, names, files)
     iso = isolator or get_isolator(model)
+    cfg = iso.config_of(config) if config is not None else None
     outcomes = []
     for i, (f, target) in enumerate(zip(files, targets)):
 
@@ -359,8 +463,11 @@ def isolate_to_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.Path
                 progress((i + frac) / len(files), f"{f.name}: {msg}")
 
         try:
-            res = iso.isolate(f, binary_mask=binary_mask, sharpen=sharpen, progress=sub)
-            paths = res.save(target, subtype=subtype, protect=files)
+            if cfg is not None:
+                res = iso.run(f, cfg, progress=sub)
+            else:
+                res = iso.isolate(f, binary_mask=binary_mask, sharpen=sharpen, progress=sub)
+            paths = res.save(target, subtype=subtype, fmt=fmt, inputs=files)
             outcomes.append(FileOutcome(f, target, paths, None, res.duration_s, res.elapsed_s))
         except (AudioError, OutputError) as err:
             if not keep_going:

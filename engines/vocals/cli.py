@@ -1,4 +1,9 @@
-"""`python launch.py vocals`: song(s) -> vocals + accompaniment."""
+"""`python launch.py vocals`: song(s) -> vocals + accompaniment.
+
+The option flags come from :class:`engines.vocals.Config` (same names as its fields, ``--preset``); this module
+adds the I/O flags, ``--model`` / ``--checkpoint`` and ``--device``, holds one engine per run and writes every
+song through ``VocalsResult.save``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +14,9 @@ HELP = ("vocal isolation: writes OUT_DIR/vocals.wav and OUT_DIR/accompaniment.wa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from engines.audio import limits
+    from engines import device, options
+
+    from .config import Config
 
     parser.add_argument("--input", "-i", action="append", required=True, metavar="MIX",
                         help="a song file or a folder of songs (repeatable)")
@@ -17,14 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--model", default=None, help="registered model name (default: the registry's default vocals model)")
     g.add_argument("--checkpoint", default=None, help="path to a vocals .safetensors checkpoint")
-    parser.add_argument("--binary_mask", action="store_true",
-                        help="apply the thresholded (binary) mask instead of the soft one (mask_at_eval)")
-    parser.add_argument("--sharpen", type=limits.arg("vocals", "sharpen"), default=None,
-                        help="soft-mask logit scale, > 0 (>1 = harder mask; default: the model's mask_sharpen)")
-    parser.add_argument("--chunk_seconds", type=limits.arg("vocals", "chunk_seconds"), default=30.0,
-                        help="streamed chunk length, 1-600 s (memory vs. overhead)")
+    options.add_arguments(parser, Config)
+    device.add_argument(parser)
     parser.add_argument("--subtype", default="PCM_16", choices=["PCM_16", "PCM_24", "FLOAT"], help="output sample format")
-    parser.add_argument("--threads", type=limits.thread_count, default=None, help="torch CPU threads")
     parser.add_argument("--stop_on_error", action="store_true", help="stop at the first unreadable song")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -36,12 +38,15 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from engines import options
     from engines.audio.limits import set_threads
 
-    from .api import VocalIsolator, isolate_to_files
+    from .api import Engine, isolate_to_files
+    from .config import Config
 
-    set_threads(args.threads)
-    iso = VocalIsolator(args.checkpoint or args.model, chunk_seconds=args.chunk_seconds)
+    cfg = options.from_args(Config, args)
+    set_threads(cfg.threads)
+    eng = Engine.load(args.checkpoint or args.model, device=args.device)
     last = [-1]
 
     def progress(frac: float, msg: str) -> None:
@@ -50,9 +55,8 @@ def run(args) -> int:
             last[0] = pct
             print(f"[{pct:3d}%] {msg}", file=sys.stderr, flush=True)
 
-    outcomes = isolate_to_files(args.input, args.out_dir, isolator=iso, binary_mask=args.binary_mask or None,
-                                sharpen=args.sharpen, subtype=args.subtype, progress=progress,
-                                keep_going=not args.stop_on_error)
+    outcomes = isolate_to_files(args.input, args.out_dir, isolator=eng, config=cfg, subtype=args.subtype,
+                                progress=progress, keep_going=not args.stop_on_error)
     failed = 0
     for o in outcomes:
         if o.error:
@@ -60,7 +64,7 @@ def run(args) -> int:
             print(f"error: {o.input}: {o.error}", file=sys.stderr)
         else:
             print(f"{o.input} -> {o.paths['vocals']}, {o.paths['accompaniment']} "
-                  f"({o.duration_s:.1f} s in {o.elapsed_s:.2f} s, model {iso.model_name})")
+                  f"({o.duration_s:.1f} s in {o.elapsed_s:.2f} s, model {eng.model_name}, {eng.device})")
     return 0 if failed == 0 else 2
 
 

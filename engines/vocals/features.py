@@ -104,20 +104,15 @@ def perceptual_weights(sr: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:
     return w.astype(np.float32)
 
 
-_WEIGHTS: dict[tuple[int, int], torch.Tensor] = {}
+_WEIGHTS: dict[tuple[int, int, str], torch.Tensor] = {}
 
 
-def _weights(sr: int, n_fft: int) -> torch.Tensor:
-    key = (sr, n_fft)
+def _weights(sr: int, n_fft: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(F, 1)`` A-weighting in dB on ``device`` (cached)."""
+    key = (sr, n_fft, str(device))
     if key not in _WEIGHTS:
-        _WEIGHTS[key] = torch.from_numpy(perceptual_weights(sr, n_fft))[:, None]
+        _WEIGHTS[key] = torch.from_numpy(perceptual_weights(sr, n_fft))[:, None].to(device)
     return _WEIGHTS[key]
-
-
-def rms_gain(wav: np.ndarray, target_db: float) -> float:
-    """Gain that brings ``wav`` to ``target_db`` dBFS RMS (1.0 for digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if wav.size else 0.0
-    return 1.0 if rms < 1e-8 else float(10 ** (target_db / 20) / rms)
 
 
 def preemphasize(wav: torch.Tensor, coef: float) -> torch.Tensor:
@@ -127,7 +122,7 @@ def preemphasize(wav: torch.Tensor, coef: float) -> torch.Tensor:
 
 def normalize_magnitude(mag: torch.Tensor, hp: HParams) -> torch.Tensor:
     """Magnitude ``(..., F, N)`` -> perceptually weighted, normalised features in 0..1."""
-    db = 20.0 * torch.log10(mag.clamp_min(1e-5)) + _weights(hp.sample_rate, hp.n_fft) - hp.ref_level_db
+    db = 20.0 * torch.log10(mag.clamp_min(1e-5)) + _weights(hp.sample_rate, hp.n_fft, mag.device) - hp.ref_level_db
     return ((db - hp.min_level_db) / -hp.min_level_db).clamp_(0.0, 1.0)
 
 

@@ -1,5 +1,6 @@
 """Vocals tab: one or several songs -> vocals + accompaniment, with the registry's models or an
-uploaded checkpoint. Calls ``engines.vocals.api.VocalIsolator`` only."""
+uploaded checkpoint. The option widgets come from ``engines.vocals.Config`` (their defaults are the CLI's);
+each song goes through ``Engine.run`` and is written by ``VocalsResult.save``."""
 import json
 from pathlib import Path
 
@@ -7,12 +8,15 @@ import gradio as gr
 import numpy as np
 
 from studio import plots
+from studio import widgets as W
 from engines.atomic import safe_name
 from studio.common import (check_model, check_uploaded, guard, load_audio, model_picker, progress_callback,
                            session_of, zip_files)
 
 TITLE = "Vocals"
 KIND = "vocals"
+#: the Config options this tab shows (chunk_seconds and threads stay server settings)
+OPTIONS = ("binary_mask", "sharpen")
 
 
 def _api():
@@ -22,15 +26,16 @@ def _api():
 
 
 def build(ctx) -> None:
+    from engines.vocals import Config
+
     api = _api()
     with gr.Row():
         songs = gr.File(label="Song(s): one or several audio files", file_count="multiple", file_types=["audio"],
                         elem_id="voc-songs", scale=2)
         with gr.Column(scale=1):
-            mask_type = gr.Radio(["soft", "binary"], value="soft", label="Mask",
-                                 info="soft: the network's probability; binary: --binary_mask (thresholded at 0.5)")
-            sharpen = gr.Slider(0.25, 4.0, value=1.0, step=0.05, label="sharpen",
-                                info="logit scale of the soft mask (>1 pushes it towards 0/1)")
+            opts = W.widgets(Config, OPTIONS, binary_mask={"elem_id": "voc-binary"},
+                             sharpen={"elem_id": "voc-sharpen"})
+            W.preset_picker(Config, opts, elem_id="voc-preset")
             model = model_picker(KIND, ctx, label="Model", info="--model: a registered model")
             ckpt = gr.File(label="...or upload a checkpoint (--checkpoint, .safetensors)", file_types=[".safetensors"],
                            elem_id="voc-ckpt")
@@ -47,12 +52,13 @@ def build(ctx) -> None:
     results = gr.State({})
 
     @guard
-    def on_run(paths, mask_kind, sharp, model_name, ckpt_path, request: gr.Request, progress=gr.Progress()):
+    def on_run(paths, binary, sharp, model_name, ckpt_path, request: gr.Request, progress=gr.Progress()):
         if not paths:
             raise gr.Error("Upload at least one song.")
         if len(paths) > ctx.max_files:
             raise gr.Error(f"{len(paths)} songs in one batch; the studio takes at most {ctx.max_files} at a time "
                            f"(the command line has no such limit).", print_exception=False)
+        cfg = W.to_config(Config, OPTIONS, [binary, sharp])  # refused here, before any work
         paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in paths]
         session = session_of(request)
         uploaded = check_uploaded(ckpt_path, "The checkpoint")
@@ -61,7 +67,7 @@ def build(ctx) -> None:
         # an uploaded (or this session's trained) checkpoint is this session's own engine
         own = uploaded is not None or (picked is not None and ctx.owns_checkpoint(session, KIND, picked))
         progress(0.0, desc="loading the model")
-        iso = ctx.engines.get(("vocals", str(source)), lambda: api.VocalIsolator(source),
+        eng = ctx.engines.get(("vocals", str(source), ctx.device), lambda: api.Engine.load(source, device=ctx.device),
                               session=session if own else None)
         out = ctx.job_dir(session, "vocals")
         done: dict[str, dict] = {}
@@ -72,17 +78,16 @@ def build(ctx) -> None:
             sub = progress_callback(progress, i / len(paths), (i + 1) / len(paths))
             try:
                 audio, sr = load_audio(p, "The song", ctx)
-                res = iso.separate(audio, sr, binary_mask=mask_kind == "binary", sharpen=float(sharp),
-                                   progress=lambda f, m, n=name: sub(f, f"{n}: {m}"), source=None)
+                res = eng.run((audio, sr), cfg, progress=lambda f, m, n=name: sub(f, f"{n}: {m}"))
             except (gr.Error, ValueError) as err:
                 failed.append((Path(p).name, str(err) or type(err).__name__))
                 continue
             d = out / name
             info = json.dumps({"mask_frame_rate": res.mask_frame_rate, "input": Path(p).name, "model": res.model_name,
-                               "binary": res.binary_mask, "model_sr": iso.hp.sample_rate,
+                               "binary": res.binary_mask, "model_sr": eng.hp.sample_rate,
                                "duration_s": res.duration_s, "elapsed_s": res.elapsed_s})
             # the stems and the studio's own files, published together and never over an input
-            saved = res.save(d, protect=[p], extra={
+            saved = res.save(d, inputs=[p], extra={
                 "mask.npy": lambda f, m=np.asarray(res.mask): np.save(f, m, allow_pickle=False),
                 "info.json": lambda f, t=info: f.write_text(t)})
             done[name] = {"vocals": str(saved["vocals"]), "accompaniment": str(saved["accompaniment"]),
@@ -93,7 +98,7 @@ def build(ctx) -> None:
             raise gr.Error("No song could be processed: " + "; ".join(f"{n}: {e}" for n, e in failed))
         zipped = zip_files(stems, out / "stems.zip", root=out)
         lines = [f"**{len(done)} song(s) done** with model `{next(iter(done.values()))['model']}` "
-                 f"({'binary' if mask_kind == 'binary' else 'soft'} mask)."]
+                 f"({'binary' if next(iter(done.values()))['binary'] else 'soft'} mask)."]
         lines += [f"- {n}: {r['duration_s']:.1f} s in {r['rtf'] * r['duration_s']:.2f} s (RTF {r['rtf']:.3f})"
                   for n, r in done.items()]
         lines += [f"- ⚠ {n}: {e}" for n, e in failed]
@@ -101,7 +106,7 @@ def build(ctx) -> None:
         return (done, "\n".join(lines), gr.update(choices=list(done), value=first), *_view(done[first]),
                 [zipped])
 
-    run.click(on_run, [songs, mask_type, sharpen, model, ckpt],
+    run.click(on_run, [songs, opts["binary_mask"], opts["sharpen"], model, ckpt],
               [results, summary, show, vocals_out, acc_out, mel_plot, mask_plot, files], api_name="vocals")
 
     def on_show(state, name):

@@ -18,7 +18,7 @@ def test_vocals_batch_in_browser(page, audio_files):
                                                                        str(audio_files["song2"])])
     page.wait_for_function("() => document.querySelectorAll('#voc-songs tr, #voc-songs .file').length >= 2 "
                            "|| document.querySelector('#voc-songs').innerText.includes('song2')")
-    page.get_by_label("binary").check()
+    page.locator("#voc-binary input[type=checkbox]").check()
     page.locator("#voc-run").click()
     page.wait_for_selector("#voc-mel .js-plotly-plot", timeout=120_000)
     page.wait_for_selector("#voc-mask .js-plotly-plot")
@@ -40,7 +40,7 @@ def test_vocals_bad_file_message(page, audio_files):
 def test_vocals_api(client, audio_files):
     from gradio_client import handle_file
 
-    res = client.predict([handle_file(str(audio_files["song"])), handle_file(str(audio_files["bad"]))], "soft", 1.0,
+    res = client.predict([handle_file(str(audio_files["song"])), handle_file(str(audio_files["bad"]))], False, 1.0,
                          None, None, api_name="/vocals")
     summary, _show, vocals, acc, _mel, _mask, files = res  # (gr.State outputs are not sent)
     assert "1 song(s) done" in summary and "notes.wav" in summary
