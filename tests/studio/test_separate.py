@@ -15,8 +15,8 @@ from tests.studio.helpers import error_toast, open_tab, upload  # noqa: E402
 
 
 def separate_args(mix, query, gt=None, vis=False, **over):
-    """Positional inputs of the /separate endpoint: files, model, class threshold, PARAMS, the two
-    save_* switches."""
+    """Positional inputs of the /separate endpoint: files, model, class threshold, PARAMS (the Config's studio
+    options), the two save_* switches."""
     from gradio_client import handle_file
 
     from studio.tabs import separate as tab
@@ -31,7 +31,11 @@ def test_separate_in_browser(page, audio_files):
     upload(page, "sep-mix", audio_files["mix"])
     upload(page, "sep-query", audio_files["query"])
     upload(page, "sep-gt", audio_files["gt"])
-    page.get_by_label("more selective").check()
+    page.locator("#sep-preset input").first.click()  # the preset picker generated from Config.PRESETS
+    page.get_by_role("option", name="selective").click()
+    page.locator("#tab-separate").get_by_text("Detection", exact=True).click()
+    page.wait_for_function("() => [...document.querySelectorAll('#tab-separate input[type=number]')]"
+                           ".some(e => e.value === '96')")  # cls_percentile of the preset
     page.locator("#sep-run").click()
     page.wait_for_selector("#sep-mel .js-plotly-plot", timeout=120_000)
     page.wait_for_selector("#sep-mask .js-plotly-plot")
