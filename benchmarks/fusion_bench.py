@@ -6,7 +6,7 @@ The sets are ``../shared/bench/data/fusion`` (rendered) and ``../shared/bench/da
 baselines: the figures are its own. Figures (per pair and means, per set):
 * built-in codec reconstruction of a.wav / b.wav: SI-SDR and multi-resolution STFT distance, both
   with the bench scorer's own functions (``score.py``: ``si_sdr``, ``mrstft``);
-* complementarity per mask type for ``direct`` and ``learned`` (definition: ``engines.fusion.api.
+* complementarity per mask type for ``direct`` and ``learned`` (definition: ``engines.fusion.targets.
   complementarity``: over the regions a mask defines, the energy-weighted share of regions where the
   output's magnitude spectrogram is closer (cosine) to the source assigned there than to the other);
 * unity test of the learned model: ``fuse(a, a)`` vs ``a``, RMS (and RMS relative to a's RMS) per
@@ -46,7 +46,7 @@ def _arrangement_distance(r, sc) -> float:
 
     from engines.fusion.align import smooth_masks
     from engines.fusion.codec import MDCTCodec
-    from trainers.fusion import arrangement
+    from engines.fusion.targets import arrangement
 
     own = torch.from_numpy(r.region_map.astype(np.int64))[None]
     m_in = ((own == 0) | (own == 2)).float()
@@ -55,7 +55,7 @@ def _arrangement_distance(r, sc) -> float:
     a = torch.from_numpy(r.a)[None, None]
     b = torch.from_numpy(r.b)[None, None]
     ref = arrangement(a, b, m_in, m_tgt, MDCTCodec())[0][0, 0].numpy()
-    return sc.mrstft(ref, r.audio)["mrstft"]
+    return sc.mrstft(ref, r.fusion)["mrstft"]
 
 
 def _sig4(v):
@@ -109,7 +109,7 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
     import numpy as np
     import torch
 
-    from engines.fusion.api import complementarity
+    from engines.fusion.targets import complementarity
 
     rows = {"codec": [], "complementarity": {"direct": {m: [] for m in MASKS}, "learned": {m: [] for m in MASKS}},
             "arrangement_mrstft": {"direct": {m: [] for m in MASKS}, "learned": {m: [] for m in MASKS}},
@@ -144,7 +144,7 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
         if not args.skip_learned:
             for m in UNITY_MASKS:
                 r = engine.fuse(a_path, a_path, mask_type=m, mode="learned")
-                rms = float(np.sqrt(np.mean((r.audio - r.a) ** 2)))
+                rms = float(np.sqrt(np.mean((r.fusion - r.a) ** 2)))
                 rows["unity"][m].append(rms)
                 rows["unity_rel"][m].append(rms / float(np.sqrt(np.mean(r.a**2))))
                 print(f"{case.name} unity   {m:9s} rms {rms:.5f} (relative {rows['unity_rel'][m][-1]:.4f})", flush=True)
@@ -160,7 +160,7 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
                        "cpu_mean": mean(rows["cpu_rtf"][mode]), "cpu_max": float(np.max(rows["cpu_rtf"][mode]))}
                 for mode in modes},
         "load_average_1min": os.getloadavg()[0],
-        "cold": cold, "threads": args.threads,
+        "cold": cold, "threads": args.threads, "device": str(engine.device),
     }
     for mode in modes:
         summary["complementarity"][mode]["mean"] = mean(list(summary["complementarity"][mode].values()))
@@ -193,6 +193,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=None, help="registry name (default: the fusion default)")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu or cuda")
     p.add_argument("--json", default=None, help="write all figures here (keyed by set)")
     p.add_argument("--out", default=None, help="write bench.json into this folder")
     p.add_argument("--register", action="store_true", help="store the means in the model's registry entry")
@@ -217,7 +218,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     sc = scorer()
-    engine = FusionEngine(model=args.model, checkpoint=args.checkpoint)
+    engine = FusionEngine.load(args.checkpoint or args.model, device=args.device)
+    print(f"device: {engine.device}", flush=True)
     codec = MDCTCodec()
     per_set = {}
     for name, data in selected_sets(args, "fusion").items():
@@ -227,7 +229,7 @@ def main(argv=None) -> int:
     model = per_set[next(iter(per_set))]["summary"].get("model", {}).get("name") or args.model or args.checkpoint
     table = side_by_side("fusion", {n: figures(r["summary"]) for n, r in per_set.items()}, {},
                          title=f"fusion ({model or 'direct only'}); no scorer, no baselines: own figures")
-    report = results_json("fusion", per_set, table, threads=args.threads, model=model)
+    report = results_json("fusion", per_set, table, threads=args.threads, model=model, device=str(engine.device))
     for path in [args.json] if args.json else []:
         write_json(path, report)
     if args.out:

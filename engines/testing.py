@@ -67,6 +67,19 @@ def tiny_separation(path=None, seed: int = 0, randomized: bool = False):
 
 
 # ------------------------------------------------------------------------------------------------ fusion
+def tiny_fusion(path=None, seed: int = 0, codec: str = "builtin"):
+    """A small :class:`engines.fusion.model.CascadeFusion` (d_model 32, one stage of one layer) with
+    :func:`randomize`-d weights, so it is far from the direct fusion; saved as a checkpoint at ``path``
+    (metadata ``codec``, ``name``) when given (returns the path), else returned as a model (eval mode)."""
+    from .fusion.model import CascadeFusion
+
+    net = randomize(CascadeFusion(d_model=32, num_stages=1, num_transformer_layers=1, nhead=2, dim_feedforward=64),
+                    seed=seed).eval()
+    if path is None:
+        return net
+    from .checkpoint import save_model
+
+    return save_model(net, path, metadata={"codec": codec, "name": "tiny-fusion"})
 
 
 # ------------------------------------------------------------------------------------------------ timbre

@@ -5,7 +5,8 @@ Reads pairs of songs (a ``dataset_pairs_wav``-style folder: sub-folders holding 
 a rendered corpus ``fusion`` folder, read as typed rows by :mod:`trainers.data`), crops both, encodes them with the codec, builds
 complementary masks and trains the cascade on the shared solver (torchrun DDP, resumable, MLflow).
 
-Target of training: the complementary arrangement built in the STFT domain (n_fft 512, hop 128,
+Target of training (:mod:`engines.fusion.targets`: ``arrangement``, ``restrict``, ``stft_masks``): the
+complementary arrangement built in the STFT domain (n_fft 512, hop 128,
 the latent frame grid; each STFT bin inherits the mask of its MDCT band), i.e. A in A's regions and B
 in B's regions with clean seams. The cascade starts as the direct latent fusion and learns to
 correct it. Losses (audio space, after decoding): ``rms_input`` = RMS between the output and the
@@ -173,50 +174,6 @@ class PairCrops:
         return torch.from_numpy(np.ascontiguousarray(a))[None], torch.from_numpy(np.ascontiguousarray(b))[None]
 
 
-# ------------------------------------------------------------------------------------------ targets
-def stft_masks(m: "torch.Tensor", codec, n_fft: int = 512):
-    """Carry a latent mask ``(B, C, N)`` onto the STFT grid ``(B, n_fft // 2 + 1, N)`` (hop = the
-    codec's hop, so frames coincide); bins inherit their band's mask (built-in codec) or the mean
-    over channels (other codecs)."""
-    import torch
-
-    B, C, N = m.shape
-    F_ = n_fft // 2 + 1
-    freqs = codec.channel_frequencies()
-    if freqs is None:
-        return m.mean(1, keepdim=True).expand(B, F_, N)
-    band = (torch.arange(F_) * codec.sample_rate / n_fft / (codec.sample_rate / 2 / C)).long().clamp(0, C - 1)
-    return m[:, band, :]
-
-
-def arrangement(a, b, s_in, s_tgt, codec, n_fft: int = 512):
-    """The training target: ``(ref, ref_in, ref_tgt)`` audio ``(B, 1, T)`` built in the STFT domain."""
-    from engines.audio.spectral import istft, stft
-
-    hop = int(round(codec.sample_rate / codec.frame_rate))
-    T = a.shape[-1]
-    Sa, Sb = stft(a[:, 0], n_fft, hop), stft(b[:, 0], n_fft, hop)
-    N = Sa.shape[-1]
-    Mi, Mt = stft_masks(s_in[..., :N], codec, n_fft), stft_masks(s_tgt[..., :N], codec, n_fft)
-    Mi, Mt = _fit(Mi, N), _fit(Mt, N)
-    ref_in = istft(Sa * Mi, n_fft, hop, T)[:, None]
-    ref_tgt = istft(Sb * Mt, n_fft, hop, T)[:, None]
-    return ref_in + ref_tgt, ref_in, ref_tgt, (Mi, Mt, n_fft, hop)
-
-
-def _fit(M, N):
-    import torch.nn.functional as F
-
-    return M if M.shape[-1] == N else F.pad(M, (0, N - M.shape[-1]), mode="replicate")
-
-
-def restrict(y, M, n_fft, hop):
-    from engines.audio.spectral import istft, stft
-
-    S = stft(y[:, 0], n_fft, hop)
-    return istft(S * _fit(M, S.shape[-1]), n_fft, hop, y.shape[-1])[:, None]
-
-
 # ------------------------------------------------------------------------------------------ run
 def run(args) -> int:
     import torch
@@ -226,8 +183,9 @@ def run(args) -> int:
     from engines.fusion.losses import FusionLoss
     from engines.fusion.masking import complementary_masks, describe
     from engines.fusion.model import CascadeFusion
+    from engines.fusion.targets import arrangement, restrict
     from trainers import distrib
-    from trainers.solver import Solver, config_from_args
+    from trainers.solver import Solver, config_from_args, one_cycle, total_steps
 
     if not getattr(args, "threads", None):
         torch.set_num_threads(1)
@@ -263,9 +221,8 @@ def run(args) -> int:
                               dim_feedforward=args.dim_feedforward, cascade=args.cascade)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     cfg = config_from_args(args, progress_bar=False, grad_clip=args.grad_clip)
-    steps_per_epoch = max(math.ceil(len(train_set) / (args.batch_size * max(distrib.world_size(), 1))), 1)
-    total = args.max_steps or steps_per_epoch * (args.epochs or 1)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=max(total, 2), pct_start=0.05)
+    total = total_steps(len(train_set), args.batch_size, epochs=args.epochs, max_steps=args.max_steps)
+    sched = one_cycle(opt, args.lr, total, pct_start=0.05)
     hparams = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     solver = Solver(model, opt, cfg, scheduler=sched, hparams=hparams)
     crit = FusionLoss(args.loss_weight_input, args.loss_weight_target, args.loss_weight_spectral,

@@ -1,13 +1,16 @@
 """Musical alignment before fusing (what mashup tools do first).
 
-* :func:`track_beats`: tempo, beats (librosa's dynamic-programming tracker) and downbeats (the beat
-  phase, modulo ``beats_per_bar``, with the strongest low-band onsets: kick drums fall on bar starts).
-* :func:`estimate_key`: Krumhansl-Kessler profile correlation on the mean chroma.
+* :func:`track_beats`: tempo, a constant-tempo beat grid (onset autocorrelation with a fractional
+  period; not librosa's tracker, see its docstring for why) and downbeats (the beat phase, modulo
+  ``beats_per_bar``, with the strongest low-band onsets: kick drums fall on bar starts).
+* :func:`estimate_key`: Krumhansl-Kessler profile correlation on the mean chroma (the profiles and the
+  correlation are :mod:`engines.audio.key`'s, shared with the corpus's score key finder).
 * :func:`key_shift`: semitones (-6..+5) that bring one key's tonic (relative major) to another's.
 * :func:`tempo_ratio`, :func:`time_stretch`, :func:`pitch_shift`: tempo matching (octave errors
-  folded) and key matching with librosa's phase vocoder.
-* :func:`loudness_lufs`, :func:`match_loudness`: ITU-R BS.1770 loudness (pyloudnorm).
+  folded) and key matching with ``librosa.phase_vocoder``.
 * :func:`smooth_masks`: short equal-gain crossfades at the edges of time-varying masks.
+
+Loudness (LUFS, matching B to A) is :mod:`engines.audio.levels` (``lufs``, ``match_loudness``).
 """
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from engines.audio import key as _key
+
 logger = logging.getLogger(__name__)
 
-PITCH_CLASSES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+PITCH_CLASSES = list(_key.PITCH_CLASSES)
+#: the key profile :func:`estimate_key` correlates with (:data:`engines.audio.key.PROFILES`)
+KEY_PROFILE = "krumhansl"
 HOP = 512
 
 
@@ -100,9 +105,18 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0) -> BeatInfo:
     """Tempo (BPM), beat times and downbeat times of a mono signal ``(T,)``.
 
     A constant-tempo grid: the period from the onset autocorrelation (log-normal prior around
-    120 BPM), the phase that collects the most onset strength, and the downbeat phase (modulo
-    ``beats_per_bar``) with the strongest low-band (< 250 Hz) onsets, extended back to 0 s.
-    ``beats_per_bar=0`` picks 3 or 4 (3 only when triple grouping stands out clearly).
+    120 BPM, parabolic refinement to a fractional period), the phase that collects the most onset
+    strength, and the downbeat phase (modulo ``beats_per_bar``) with the strongest low-band (< 250 Hz)
+    onsets, extended back to 0 s. ``beats_per_bar=0`` picks 3 or 4 (3 only when triple grouping stands
+    out clearly).
+
+    Why not ``librosa.beat.beat_track``: fusing stretches B by the tempo ratio and lays A's bar grid
+    over the whole song, so the tempo must be exact and the beats a constant grid. librosa's tempo is
+    an integer onset-frame lag (at 24 kHz / 512 = 46.9 frames/s, 120 BPM reads as 117.2 or 122.3 BPM,
+    2 % off: B drifts by a third of a second over 15 s), and its dynamic-programming beats follow
+    local onsets instead of a grid. The test ``test_beat_grid_agrees_with_librosa`` checks that on
+    clear beats this tracker's tempo lies within one lag step of librosa's and closer to the true
+    tempo, and that every librosa beat has one of this tracker's within four frames (85 ms).
     """
     y = np.asarray(y, dtype=np.float32).reshape(-1)
     fps = sr / HOP
@@ -139,18 +153,13 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0) -> BeatInfo:
 
 
 def estimate_key(y: np.ndarray, sr: int) -> KeyInfo:
-    """Key by correlating the mean chroma with the 24 Krumhansl-Kessler profiles."""
+    """Key by correlating the mean chroma with the 24 Krumhansl-Kessler profiles (:func:`engines.audio.key.best_key`)."""
     import librosa
 
     chroma = librosa.feature.chroma_stft(y=np.asarray(y, dtype=np.float32).reshape(-1), sr=sr, n_fft=4096,
                                          hop_length=2048).mean(1)
-    best = (-2.0, 0, "major")
-    for mode, prof in (("major", _MAJOR), ("minor", _MINOR)):
-        for tonic in range(12):
-            r = np.corrcoef(chroma, np.roll(prof, tonic))[0, 1]
-            if np.isfinite(r) and r > best[0]:
-                best = (float(r), tonic, mode)
-    return KeyInfo(tonic=best[1], mode=best[2], confidence=best[0])
+    r, tonic, mode = _key.best_key(chroma, KEY_PROFILE)
+    return KeyInfo(tonic=tonic, mode=mode, confidence=r)
 
 
 def key_shift(source: KeyInfo, target: KeyInfo) -> int:
@@ -174,26 +183,20 @@ def tempo_ratio(tempo_from: float, tempo_to: float, max_ratio: float = 2.0) -> f
 
 
 def time_stretch(y: np.ndarray, rate: float, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
-    """Phase-vocoder time stretch (``rate`` > 1 is faster; librosa's algorithm on torch's STFT);
-    identity for ``|rate - 1| < 0.005``."""
+    """Phase-vocoder time stretch (``rate`` > 1 is faster): ``librosa.phase_vocoder`` on the project's STFT
+    (:mod:`engines.audio.spectral`, an exact torch STFT/iSTFT pair) in complex128, so the phase accumulates
+    in float64 (``librosa.effects.time_stretch`` accumulates in float32 and drifts on long songs); identity
+    for ``|rate - 1| < 0.005``. Returns ``round(len(y) / rate)`` samples."""
+    import librosa
+
     from engines.audio.spectral import istft, stft
 
     y = np.asarray(y, dtype=np.float32).reshape(-1)
     if abs(rate - 1.0) < 0.005 or len(y) < n_fft:
         return y
-    S = stft(torch.from_numpy(y), n_fft, hop)  # (F, N)
-    F_, N = S.shape
-    steps = torch.arange(0, N, rate, dtype=torch.float64).float()
-    S = torch.nn.functional.pad(S, (0, 2))
-    mag, ang = S.abs(), torch.angle(S)
-    i0 = steps.floor().long()
-    frac = (steps - i0)[None]
-    m = (1 - frac) * mag[:, i0] + frac * mag[:, i0 + 1]
-    omega = torch.linspace(0, np.pi * hop, F_, dtype=torch.float32)[:, None]
-    dphi = ang[:, i0 + 1] - ang[:, i0] - omega
-    dphi = dphi - 2 * np.pi * torch.round(dphi / (2 * np.pi))
-    phase = torch.cat([ang[:, :1], torch.cumsum((omega + dphi).double(), 1)[:, :-1].float() + ang[:, :1]], 1)
-    out = istft(torch.polar(m, phase), n_fft, hop, length=int(round(len(y) / rate)))
+    S = stft(torch.from_numpy(y), n_fft, hop).numpy().astype(np.complex128)  # (F, N)
+    D = librosa.phase_vocoder(S, rate=float(rate), hop_length=hop)
+    out = istft(torch.from_numpy(D.astype(np.complex64)), n_fft, hop, length=int(round(len(y) / rate)))
     return out.numpy().astype(np.float32)
 
 
@@ -209,25 +212,6 @@ def pitch_shift(y: np.ndarray, sr: int, n_steps: float) -> np.ndarray:
     return np.pad(z, (0, max(len(y) - len(z), 0)))[: len(y)]
 
 
-def loudness_lufs(y: np.ndarray, sr: int) -> float:
-    """Integrated loudness (LUFS); falls back to an RMS estimate for clips under 0.4 s."""
-    import pyloudnorm
-
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if len(y) >= int(0.4 * sr) + 1:
-        val = pyloudnorm.Meter(sr).integrated_loudness(y)
-        if np.isfinite(val):
-            return float(val)
-    rms = np.sqrt(np.mean(y**2)) + 1e-12
-    return float(20 * np.log10(rms) - 0.691)
-
-
-def match_loudness(y: np.ndarray, sr: int, target_lufs: float, max_gain_db: float = 24.0) -> tuple[np.ndarray, float]:
-    """Scale ``y`` to ``target_lufs``; returns ``(audio, gain_db)`` (gain clamped to +-max_gain_db)."""
-    gain = float(np.clip(target_lufs - loudness_lufs(y, sr), -max_gain_db, max_gain_db))
-    return (np.asarray(y, dtype=np.float32) * 10 ** (gain / 20)).astype(np.float32), gain
-
-
 def smooth_masks(m_in: torch.Tensor, m_tgt: torch.Tensor, ramp_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Equal-gain crossfades of ``ramp_frames`` frames where a mask changes along time.
 
@@ -238,7 +222,7 @@ def smooth_masks(m_in: torch.Tensor, m_tgt: torch.Tensor, ramp_frames: int) -> t
         return m_in, m_tgt
     k = int(ramp_frames)
     B, C, N = m_in.shape
-    w = torch.ones(1, 1, k, dtype=m_in.dtype) / k
+    w = torch.ones(1, 1, k, dtype=m_in.dtype, device=m_in.device) / k
 
     def f(m):
         x = m.reshape(B * C, 1, N)

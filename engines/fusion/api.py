@@ -1,4 +1,5 @@
-"""Fusing two songs: ``fuse(a, b, ...) -> FusionResult`` (what the CLI and the studio call).
+"""Fusing two songs: ``Engine.load(...).run({"a": A, "b": B}, Config(...)) -> FusionResult`` (what the CLI
+and the studio call; ``fuse(a, b, **options)`` is the same as one call, for tests and benchmarks).
 
 Pipeline: load both at the codec's rate (mono) -> beat tracking -> B time-stretched to A's tempo and
 shifted so its downbeats fall on A's -> optional pitch shift of B to A's key -> B's loudness (LUFS)
@@ -8,7 +9,8 @@ follow A's bars or beats) with short crossfades at segment edges -> ``direct`` (
 
 The result carries a region map (which source holds which latent channel/frame; channels are
 frequency bands for the built-in codec) for plotting, the segments in seconds, the aligned sources
-and every decision (tempo, key, gains) as JSON.
+and every decision (tempo, key, gains) as JSON; :meth:`FusionResult.save` writes ``fusion.wav`` and
+``fusion.json`` (the studio adds ``a.wav`` and ``b_aligned.wav`` with :meth:`FusionResult.source_files`).
 """
 from __future__ import annotations
 
@@ -16,32 +18,40 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from pathlib import Path
+from typing import Callable, ClassVar, Union
 
 import numpy as np
 import torch
 
-from engines.audio import io
+from engines import base
+from engines.audio import io, levels
 from engines.audio import limits
 from engines.audio.errors import TooLongError, TooShortError
 from . import align
-from .codec import Codec, MDCTCodec, get_codec
-from .masking import MASK_TYPES, DESCRIPTIONS, complementary_masks, describe
+from .codec import Codec, get_codec
+from .config import MASK_TYPES, MODES, SEGMENT_UNITS, Config
+from .masking import DESCRIPTIONS, complementary_masks, describe
+from .targets import A, B, BOTH, NEITHER, complementarity
 
 logger = logging.getLogger(__name__)
 
 Source = Union[str, os.PathLike, bytes, tuple]
-MODES = ("direct", "learned")
-SEGMENT_UNITS = ("bars", "beats", "frames")
-A, B, BOTH, NEITHER = 0, 1, 2, -1
+
+__all__ = ["Config", "FusionEngine", "FusionResult", "fuse", "complementarity", "MASK_TYPES", "MODES",
+           "SEGMENT_UNITS", "A", "B", "BOTH", "NEITHER"]
+
+
+def _empty_map() -> np.ndarray:
+    return np.zeros((0, 0), dtype=np.int8)
 
 
 @dataclass
-class FusionResult:
+class FusionResult(base.Result):
     """Everything a caller (CLI, studio tab, benchmark) needs.
 
     Attributes:
-        audio: the fusion, float32 ``(T,)`` mono, peak <= 0.999.
+        audio: ``{"fusion": (1, T)}`` float32 mono, peak <= 0.999 (:attr:`fusion` is the ``(T,)`` signal).
         sample_rate: its rate (the codec's).
         mode, mask_type: what was run.
         region_map: int8 ``(channels, frames)`` on the latent grid: 0 = A, 1 = B, 2 = both, -1 = neither.
@@ -50,27 +60,28 @@ class FusionResult:
         segments: ``[{"start", "end", "source"}]`` time spans (s) of the time-varying masks (``source``
             is "A", "B", "A low / B high" ...).
         a, b: the two sources as they were fused (after alignment), float32 ``(T,)``.
+        sources: the input files (``{"a": path, "b": path}``) when the inputs were files.
         params: options and decisions (tempo, stretch rate, offset, key, semitones, LUFS, gains, model).
         timings: wall seconds per stage, ``total`` and ``rtf`` (total / duration); ``cpu`` and
             ``cpu_rtf``: the process's CPU time (less sensitive to other load on a shared machine).
     """
 
-    audio: np.ndarray
-    sample_rate: int
-    mode: str
-    mask_type: str
-    region_map: np.ndarray
-    region_times: np.ndarray
-    region_freqs: np.ndarray
+    JSON_NAME: ClassVar[str] = "fusion.json"
+
+    mode: str = "direct"
+    mask_type: str = "temporal"
+    region_map: np.ndarray = field(default_factory=_empty_map)
+    region_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    region_freqs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     segments: list = field(default_factory=list)
     a: np.ndarray | None = None
     b: np.ndarray | None = None
-    params: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
 
     @property
-    def duration(self) -> float:
-        return len(self.audio) / self.sample_rate
+    def fusion(self) -> np.ndarray:
+        """The fusion, float32 ``(T,)``."""
+        return self.audio["fusion"][0]
 
     def share(self) -> dict:
         """Share of the latent grid held by each source (``A``, ``B``, ``both``, ``neither``)."""
@@ -78,26 +89,67 @@ class FusionResult:
         return {k: round(float((self.region_map == v).sum()) / n, 4)
                 for k, v in (("A", A), ("B", B), ("both", BOTH), ("neither", NEITHER))}
 
-    def to_json(self) -> dict:
-        return {"sample_rate": self.sample_rate, "duration_s": round(self.duration, 3), "mode": self.mode,
+    def info(self) -> dict:
+        return {**self.sources, "duration_s": round(self.duration, 3), "mode": self.mode,
                 "mask_type": self.mask_type, "description": DESCRIPTIONS[self.mask_type],
-                "params": self.params, "regions": {"share": self.share(), "segments": self.segments,
-                                                    "legend": {"0": "A", "1": "B", "2": "both", "-1": "neither"}},
-                "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+                "regions": {"share": self.share(), "segments": self.segments,
+                            "legend": {"0": "A", "1": "B", "2": "both", "-1": "neither"}}}
+
+    def source_files(self, subtype: str = "PCM_16") -> dict[str, Callable[[Path], None]]:
+        """``{"a.wav": writer, "b_aligned.wav": writer}``: the two sources as fused, for
+        ``save(..., extra=result.source_files())`` (the studio's players)."""
+        out = {}
+        for name, y in (("a.wav", self.a), ("b_aligned.wav", self.b)):
+            if y is not None:
+                out[name] = (lambda path, y=y: io.save(path, np.asarray(y, dtype=np.float32), int(self.sample_rate),
+                                                       subtype=subtype))
+        return out
 
 
 # ------------------------------------------------------------------------------------------ engine
-class FusionEngine:
-    """Holds the codec and (lazily) the learned model; cache one per studio (``ctx.engines``)."""
+class FusionEngine(base.Engine):
+    """A/B fusion: two songs in, one arrangement out. Holds the codecs and (lazily, for ``learned``) the
+    cascade, on one device; the studio caches one per model (``ctx.engines``), the CLI builds one per run."""
 
-    def __init__(self, model: str | None = None, checkpoint: str | None = None, codec: str | Codec = "builtin"):
+    NAME = "fusion"
+    INPUTS = ("a", "b")
+    Config = Config
+
+    def __init__(self, model: str | None = None, checkpoint: str | None = None, codec: str | Codec = "builtin",
+                 device: str = "auto"):
+        from engines.device import resolve
+
         self.model_name = checkpoint or model
-        self.codec = codec if isinstance(codec, Codec) else get_codec(codec)
+        self.device = resolve(device)
+        self._codecs: dict[str, Codec] = {}
+        self.codec = self.codec_for(codec)
+        self._codecs.setdefault(self.codec.name, self.codec)
         self._model = None
         self._model_meta: dict = {}
 
-    def load_model(self):
-        """The cascade (registry name, path, or the default ``fusion`` model)."""
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike | None = None, *, device: str = "auto",
+             codec: str | Codec = "builtin", **options) -> "FusionEngine":
+        """An engine for the cascade ``name_or_path`` (registry name or checkpoint path; ``None``: the
+        default ``fusion`` model, loaded on the first ``learned`` run or by :meth:`load_model`) on ``device``."""
+        unknown = sorted(set(options) - {"model", "checkpoint"})
+        if unknown:
+            raise TypeError(f"FusionEngine.load got unknown options: {', '.join(unknown)}")
+        path = name_or_path if name_or_path is not None else options.get("checkpoint") or options.get("model")
+        return cls(model=None if path is None else str(path), codec=codec, device=device)
+
+    def codec_for(self, codec: str | Codec) -> Codec:
+        """The codec ``codec`` (a name/folder, built once per engine, or a :class:`Codec`) on the engine's device."""
+        if isinstance(codec, Codec):
+            return codec.to(self.device)
+        if codec not in self._codecs:
+            self._codecs[codec] = get_codec(codec).to(self.device)
+        return self._codecs[codec]
+
+    def load_model(self, codec: Codec | None = None):
+        """The cascade (registry name, path, or the default ``fusion`` model) on the engine's device; refuses
+        a model trained on another codec than ``codec`` (default: the engine's)."""
+        codec = codec or self.codec
         if self._model is None:
             from engines import registry
             from engines.checkpoint import load_model
@@ -106,16 +158,21 @@ class FusionEngine:
             path = registry.resolve(self.model_name, "fusion")
             model = load_model(path, expected=CascadeFusion)
             meta = getattr(model, "checkpoint_metadata", {})
-            want = meta.get("codec", "builtin")
-            if want != self.codec.name:
-                raise ValueError(f"The fusion model '{path.name}' was trained on the '{want}' codec, "
-                                 f"not '{self.codec.name}'; pass --codec {want}.")
-            self._model, self._model_meta = model, {"file": path.name, **{k: meta.get(k) for k in
-                                                                          ("name", "codec", "trained_on")}}
+            self._model = model.to(self.device).eval()
+            self._model_meta = {"file": path.name, **{k: meta.get(k) for k in ("name", "codec", "trained_on")}}
+        want = self._model_meta.get("codec") or "builtin"
+        if want != codec.name:
+            raise ValueError(f"The fusion model '{self._model_meta['file']}' was trained on the '{want}' codec, "
+                             f"not '{codec.name}'; pass --codec {want}.")
         return self._model
 
-    def fuse(self, a: Source, b: Source, **options) -> FusionResult:
-        return fuse(a, b, engine=self, **options)
+    def fuse(self, a: Source, b: Source, *, progress: Callable[[float, str], None] | None = None,
+             **options) -> "FusionResult":
+        """``run({"a": a, "b": b}, Config(**options))`` (the old call, kept for benchmarks and tests)."""
+        return self.run({"a": a, "b": b}, None, progress, **options)
+
+    def _run(self, inputs: dict, cfg: Config, progress) -> "FusionResult":
+        return _fuse(self, inputs["a"], inputs["b"], cfg, progress)
 
 
 #: shortest song B (it is looped to A's length); song A needs ``limits.MIN_SECONDS["fuse"]``
@@ -182,52 +239,46 @@ def _segments_from_map(owner: np.ndarray, mask_type: str, frame_rate: float) -> 
     return out
 
 
-def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "direct", model: str | None = None,
-         checkpoint: str | None = None, codec: str | Codec = "builtin", engine: FusionEngine | None = None,
-         segment_unit: str = "bars", segment_length: int = 1, mask_temporal_segment: int = 150,
-         mask_freq_split: float = 0.3, mask_channel_keep: float = 0.5, mask_energy_threshold: float = 0.7,
-         match_tempo: bool = True, match_key: bool = False, match_loudness: bool = True,
-         crossfade_ms: float = 20.0, energy_smoothing_ms: float = 100.0, beats_per_bar: int = 0, seed: int = 0, max_seconds: float | None = None,
-         progress: Callable[[float, str], None] | None = None) -> FusionResult:
-    """Fuse song ``a`` (the input: its tempo, length and bar grid lead) with song ``b`` (the target).
+def fuse(a: Source, b: Source, *, model: str | None = None, checkpoint: str | None = None,
+         codec: str | Codec = "builtin", engine: FusionEngine | None = None, device: str = "auto",
+         progress: Callable[[float, str], None] | None = None, **options) -> FusionResult:
+    """Fuse song ``a`` (the input: its tempo, length and bar grid lead) with song ``b`` (the target): one
+    ``FusionEngine(...).run`` (``engine`` reuses one).
 
     Args:
         a, b: path, bytes, or ``(samples, rate)`` (any rate, any channels; downmixed to mono).
-        mask_type: ``none | temporal | frequency | spectral | energy | hybrid``.
-        mode: ``direct`` (masked sum of the latents, no network) or ``learned`` (cascade transformer).
-        model / checkpoint: registry name or checkpoint path of the cascade (default: the ``fusion``
-            default model); only for ``learned``.
+        model / checkpoint: registry name or checkpoint path of the cascade (``learned`` only).
         codec: ``builtin`` or an EnCodec hub id / local folder.
-        segment_unit / segment_length: temporal segments of ``segment_length`` bars or beats of A;
-            ``frames`` uses ``mask_temporal_segment`` frames (the original).
-        mask_*: the masking options (see :mod:`engines.fusion.masking`).
-        match_tempo / match_key / match_loudness: alignment steps (key matching is off by default).
-        crossfade_ms: crossfade length at segment edges (0 = hard switches).
-        beats_per_bar: bar length in beats for the downbeat grid (0 = pick 3 or 4 per song).
-        energy_smoothing_ms: moving average of the frame energies before the energy threshold.
-        max_seconds: longest song accepted (``None``: ``limits.max_seconds()``; a larger value is capped to it).
+        options: the fields of :class:`engines.fusion.Config` (``mask_type``, ``mode``, ``segment_unit``,
+            ``segment_length``, ``mask_*``, ``match_*``, ``crossfade_ms``, ``energy_smoothing_ms``,
+            ``beats_per_bar``, ``seed``, ``max_seconds``).
         progress: ``progress(fraction, message)`` callback.
 
     Raises:
-        ValueError: an option outside its range (:data:`engines.audio.limits.OPTIONS`), before any work;
+        ValueError: an option outside its range ("Invalid setting: ..."), before any work;
         AudioError subclasses for unreadable, silent, too short or too long songs.
     """
-    limits.check("fuse", segment_length=segment_length, mask_temporal_segment=mask_temporal_segment,
-                 mask_freq_split=mask_freq_split, mask_channel_keep=mask_channel_keep,
-                 mask_energy_threshold=mask_energy_threshold, crossfade_ms=crossfade_ms,
-                 energy_smoothing_ms=energy_smoothing_ms, beats_per_bar=beats_per_bar, seed=seed)
-    max_seconds = limits.max_seconds() if max_seconds is None else min(float(max_seconds), limits.max_seconds())
-    if mask_type not in MASK_TYPES:
-        raise ValueError(f"Unknown mask_type '{mask_type}'; choose one of {', '.join(MASK_TYPES)}.")
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode '{mode}'; choose direct or learned.")
-    if segment_unit not in SEGMENT_UNITS:
-        raise ValueError(f"Unknown segment unit '{segment_unit}'; choose bars, beats or frames.")
+    if isinstance(codec, Codec) or codec != "builtin":
+        options.setdefault("codec", codec.name if isinstance(codec, Codec) else codec)
+    cfg = Config.from_dict(options)  # refuses bad options before any model or file is touched
+    eng = engine or FusionEngine(model=model, checkpoint=checkpoint,
+                                 codec=codec if isinstance(codec, Codec) else cfg.codec, device=device)
+    return eng.run({"a": a, "b": b}, cfg, progress)
+
+
+def _fuse(eng: FusionEngine, a: Source, b: Source, cfg: Config, progress) -> FusionResult:
+    """The pipeline of the module docstring with the options of ``cfg``."""
+    mask_type, mode, segment_unit, segment_length = cfg.mask_type, cfg.mode, cfg.segment_unit, cfg.segment_length
+    mask_temporal_segment, mask_freq_split = cfg.mask_temporal_segment, cfg.mask_freq_split
+    mask_channel_keep, mask_energy_threshold = cfg.mask_channel_keep, cfg.mask_energy_threshold
+    crossfade_ms, energy_smoothing_ms, seed = cfg.crossfade_ms, cfg.energy_smoothing_ms, cfg.seed
+    max_seconds = limits.max_seconds() if cfg.max_seconds is None else min(float(cfg.max_seconds),
+                                                                           limits.max_seconds())
     prog = progress or (lambda f, m: None)
     t_all, c_all = time.perf_counter(), time.process_time()
     timings: dict[str, float] = {}
-    eng = engine or FusionEngine(model=model, checkpoint=checkpoint, codec=codec)
-    cdc = eng.codec
+    cdc = eng.codec_for(cfg.codec)
+    dev = eng.device
     sr = cdc.sample_rate
     fr = cdc.frame_rate
 
@@ -244,20 +295,22 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
                     "mask_temporal_segment": mask_temporal_segment, "mask_freq_split": mask_freq_split,
                     "mask_channel_keep": mask_channel_keep, "mask_energy_threshold": mask_energy_threshold,
                     "crossfade_ms": crossfade_ms, "energy_smoothing_ms": energy_smoothing_ms, "seed": seed,
-                    "a_seconds": round(len(ya) / sr, 3), "b_seconds": round(len(yb) / sr, 3)}
+                    "match_tempo": cfg.match_tempo, "match_key": cfg.match_key,
+                    "match_loudness": cfg.match_loudness, "beats_per_bar": cfg.beats_per_bar,
+                    "device": str(dev), "a_seconds": round(len(ya) / sr, 3), "b_seconds": round(len(yb) / sr, 3)}
     n = len(ya)
     info_a = None
-    need_beats = match_tempo or (mask_type in ("temporal", "hybrid") and segment_unit != "frames")
+    need_beats = cfg.match_tempo or (mask_type in ("temporal", "hybrid") and segment_unit != "frames")
     if need_beats:
         prog(0.1, "tracking beats")
         t0 = time.perf_counter()
-        info_a = align.track_beats(ya, sr, beats_per_bar)
-        info_b = align.track_beats(yb, sr, beats_per_bar)
+        info_a = align.track_beats(ya, sr, cfg.beats_per_bar)
+        info_b = align.track_beats(yb, sr, cfg.beats_per_bar)
         lap("beats", t0)
         tempo = {"a_bpm": round(info_a.tempo, 2), "b_bpm": round(info_b.tempo, 2), "rate": 1.0, "b_offset_s": 0.0,
                  "a_beats_per_bar": info_a.beats_per_bar, "b_beats_per_bar": info_b.beats_per_bar,
                  "a_first_downbeat_s": round(info_a.downbeats[0], 3) if info_a.downbeats else None}
-        if match_tempo:
+        if cfg.match_tempo:
             t0 = time.perf_counter()
             rate = align.tempo_ratio(info_b.tempo, info_a.tempo)
             need = int(np.ceil((n + 4 * 60.0 / max(info_b.tempo, 1) * info_b.beats_per_bar * sr) * rate)) + sr
@@ -271,7 +324,7 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
             lap("stretch", t0)
         params["tempo"] = tempo
     yb = _fit_length(yb, n)
-    if match_key:
+    if cfg.match_key:
         prog(0.3, "matching key")
         t0 = time.perf_counter()
         ka, kb = align.estimate_key(ya, sr), align.estimate_key(yb, sr)
@@ -279,18 +332,18 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
         yb = _fit_length(align.pitch_shift(yb, sr, steps), n)
         params["key"] = {"a": ka.to_dict(), "b": kb.to_dict(), "b_semitones": steps}
         lap("key", t0)
-    if match_loudness:
+    if cfg.match_loudness:
         t0 = time.perf_counter()
-        la = align.loudness_lufs(ya, sr)
-        yb, gain = align.match_loudness(yb, sr, la)
+        la = levels.lufs(ya, sr)
+        yb, gain = levels.match_loudness(yb, sr, la)
         params["loudness"] = {"a_lufs": round(la, 2), "b_gain_db": round(gain, 2)}
         lap("loudness", t0)
 
     prog(0.5, "encoding")
     t0 = time.perf_counter()
     with torch.no_grad():
-        za = cdc.encode(torch.from_numpy(ya)[None, None])
-        zb = cdc.encode(torch.from_numpy(np.ascontiguousarray(yb))[None, None])
+        za = cdc.encode(torch.from_numpy(ya)[None, None].to(dev))
+        zb = cdc.encode(torch.from_numpy(np.ascontiguousarray(yb))[None, None].to(dev))
     lap("encode", t0)
     N = za.shape[-1]
     bounds = None
@@ -314,7 +367,7 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
     t0 = time.perf_counter()
     with torch.no_grad():
         if mode == "learned":
-            net = eng.load_model()
+            net = eng.load_model(cdc)
             params["model"] = eng._model_meta
             z = net.forward_chunked(za, zb, s_in, s_tgt)
         else:
@@ -322,86 +375,24 @@ def fuse(a: Source, b: Source, *, mask_type: str = "temporal", mode: str = "dire
     lap("fuse", t0)
     t0 = time.perf_counter()
     with torch.no_grad():
-        y = cdc.decode(z, length=n)[0, 0].numpy().astype(np.float32)
+        y = cdc.decode(z, length=n)[0, 0].cpu().numpy().astype(np.float32)
     lap("decode", t0)
     if mask_type == "none":
         y = y * 0.5  # A + B at equal loudness: keep the level of one song
-    y = io.protect_against_clipping(y)
+    y = levels.limit_peak(y)
 
     owner = np.full(m_in.shape[1:], NEITHER, dtype=np.int8)
-    mi, mt = m_in[0].numpy() > 0.5, m_tgt[0].numpy() > 0.5
+    mi, mt = m_in[0].cpu().numpy() > 0.5, m_tgt[0].cpu().numpy() > 0.5
     owner[mi & ~mt], owner[mt & ~mi], owner[mi & mt] = A, B, BOTH
     freqs = cdc.channel_frequencies()
-    freqs = freqs.numpy() if freqs is not None else np.arange(owner.shape[0], dtype=np.float32)
+    freqs = freqs.cpu().numpy() if freqs is not None else np.arange(owner.shape[0], dtype=np.float32)
     timings["total"] = time.perf_counter() - t_all
     timings["rtf"] = timings["total"] / max(n / sr, 1e-9)
     timings["cpu"] = time.process_time() - c_all  # CPU seconds of this process (all threads)
     timings["cpu_rtf"] = timings["cpu"] / max(n / sr, 1e-9)
     prog(1.0, "done")
-    return FusionResult(audio=y, sample_rate=sr, mode=mode, mask_type=mask_type, region_map=owner,
+    sources = {k: str(v) for k, v in (("a", a), ("b", b)) if isinstance(v, (str, os.PathLike))}
+    return FusionResult(audio={"fusion": y}, sample_rate=sr, mode=mode, mask_type=mask_type, region_map=owner,
                         region_times=np.arange(owner.shape[1]) / fr, region_freqs=freqs,
                         segments=_segments_from_map(owner, mask_type, fr), a=ya, b=yb.astype(np.float32),
-                        params=params, timings=timings)
-
-
-# ------------------------------------------------------------------------------------------ metrics
-def complementarity(result: FusionResult, n_fft: int = 1024, hop: int = 256, block_seconds: float = 1.0,
-                    min_cells: int = 8) -> dict:
-    """The issue's complementarity of a fusion: over the regions the mask defines, the energy-weighted
-    share of regions where the output's magnitude spectrogram is closer (cosine) to the source
-    assigned there than to the other one.
-
-    Regions: the latent ownership map is carried onto an STFT grid (``n_fft``/``hop``; latent channels
-    to frequency bands for the built-in codec, all frequencies for codecs without band channels);
-    time is cut into the mask's segments (time-varying masks) or ``block_seconds`` blocks (static
-    masks); each (block, owner) cell set with at least ``min_cells`` cells is one region. The weight
-    is the output's energy in the region. ``none`` has no regions (returns ``None`` share).
-    """
-    from engines.audio.spectral import stft
-
-    if result.mask_type == "none":
-        return {"complementarity": None, "regions": 0}
-    sr = result.sample_rate
-    mags = [stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), n_fft, hop).abs().numpy()
-            for x in (result.audio, result.a, result.b)]
-    Y, SA, SB = mags
-    F_, T_ = Y.shape
-    owner = result.region_map
-    C, N = owner.shape
-    fr = N / max(result.region_times[-1] + (result.region_times[1] - result.region_times[0] if N > 1 else 1), 1e-9)
-    t_idx = np.clip(np.round(np.arange(T_) * hop / sr * fr).astype(int), 0, N - 1)
-    f_hz = np.arange(F_) * sr / n_fft
-    if result.params.get("codec") == "builtin":
-        band = np.clip((f_hz / (sr / 2 / C)).astype(int), 0, C - 1)
-        grid = owner[band][:, t_idx]
-    else:
-        col = owner[0][t_idx]
-        grid = np.broadcast_to(col, (F_, T_))
-    # time blocks
-    if result.segments and result.mask_type in ("temporal", "hybrid"):
-        edges = sorted({int(round(s["start"] * sr / hop)) for s in result.segments} | {T_})
-    else:
-        step = max(int(round(block_seconds * sr / hop)), 1)
-        edges = list(range(0, T_, step)) + [T_]
-    edges = sorted(set([0] + [e for e in edges if 0 <= e <= T_]))
-    wins = total = 0.0
-    n_regions = 0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        if hi <= lo:
-            continue
-        g = grid[:, lo:hi]
-        for who, other in ((A, B), (B, A)):
-            cells = g == who
-            if cells.sum() < min_cells:
-                continue
-            y = Y[:, lo:hi][cells]
-            s_as = (SA if who == A else SB)[:, lo:hi][cells]
-            s_ot = (SB if who == A else SA)[:, lo:hi][cells]
-            cos = lambda u, v: float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-12))  # noqa: E731
-            w = float(np.sum(y**2))
-            if w <= 0:
-                continue
-            n_regions += 1
-            total += w
-            wins += w * (cos(y, s_as) > cos(y, s_ot))
-    return {"complementarity": (wins / total) if total > 0 else None, "regions": n_regions}
+                        sources=sources, params=params, timings=timings)

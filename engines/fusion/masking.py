@@ -19,9 +19,10 @@ from typing import Sequence
 
 import torch
 
+from .config import MASK_TYPES
+
 logger = logging.getLogger(__name__)
 
-MASK_TYPES = ("none", "temporal", "frequency", "spectral", "energy", "hybrid")
 
 DESCRIPTIONS = {
     "none": "No masking (full overlap: simple blending baseline)",

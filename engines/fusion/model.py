@@ -88,23 +88,12 @@ class CascadeFusion(nn.Module):
     @torch.no_grad()
     def forward_chunked(self, z_in, z_tgt, m_in, m_tgt, window: int = 384, overlap: int = 48) -> torch.Tensor:
         """:meth:`forward` over windows of ``window`` frames, cross-faded over ``overlap`` frames
-        (attention cost stays linear in the length); all windows run as one batch."""
-        B, C, N = z_in.shape
-        if N <= window:
-            return self(z_in, z_tgt, m_in, m_tgt)
-        hop = window - overlap
-        starts = list(range(0, N - window, hop)) + [N - window]
-        ramp = torch.linspace(0, 1, overlap + 2, dtype=z_in.dtype)[1:-1]
-        stack = lambda x: torch.cat([x[..., s:s + window] for s in starts], 0)  # noqa: E731
-        y = self(stack(z_in), stack(z_tgt), stack(m_in), stack(m_tgt))  # (len(starts) * B, C, window)
-        out = torch.zeros_like(z_in)
-        weight = torch.zeros(N, dtype=z_in.dtype)
-        for i, s in enumerate(starts):
-            w = torch.ones(window, dtype=z_in.dtype)
-            if s > 0:
-                w[:overlap] = ramp
-            if s + window < N:
-                w[-overlap:] = ramp.flip(0)
-            out[..., s:s + window] += y[i * B:(i + 1) * B] * w
-            weight[s:s + window] += w
-        return out / weight.clamp_min(1e-6)
+        (attention cost stays linear in the length); all windows run as one batch
+        (:func:`engines.audio.chunking.run_chunked`, cross-fade mode)."""
+        from engines.audio.chunking import run_chunked
+
+        if not z_in.shape == z_tgt.shape == m_in.shape == m_tgt.shape:
+            return self(z_in, z_tgt, m_in, m_tgt)  # refuses with the readable message
+        C = z_in.shape[1]
+        x = torch.cat([z_in, z_tgt, m_in, m_tgt], 1)  # (B, 4C, N): one tensor for the runner
+        return run_chunked(lambda piece: self(*piece.split(C, 1)), x, window, overlap=overlap, batch=True)

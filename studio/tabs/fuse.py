@@ -1,17 +1,17 @@
-"""Fuse tab (A/B fusion): song A + song B -> one arrangement. Calls ``engines.fusion.api`` only.
+"""Fuse tab (A/B fusion): song A + song B -> one arrangement. Calls ``engines.fusion`` only.
 
-The mask-type picker shows only the parameters that type uses; direct (no network) or learned (the
-cascade transformer); tempo/key/loudness matching switches; A, B and fusion players; a map of which
-source holds which region over time and frequency.
+The option widgets are generated from :class:`engines.fusion.Config` (their defaults, ranges and help are the
+CLI's); a preset picker sets them. The mask-type picker shows only the parameters that type uses; direct
+(no network) or learned (the cascade transformer); tempo/key/loudness matching switches; A, B and fusion
+players; a map of which source holds which region over time and frequency. Files are written by
+``FusionResult.save`` (fusion.wav, fusion.json; a.wav and b_aligned.wav for the players in the same stage).
 """
-import json
-
 import gradio as gr
 import numpy as np
 
+from engines.fusion import Config
 from studio import plots
-from engines.atomic import OutputStage
-from engines.audio import io
+from studio import widgets as W
 from studio.common import check_model, guard, load_audio, model_picker, progress_callback, session_of
 
 TITLE = "Fuse"
@@ -27,58 +27,47 @@ USES = {
     "hybrid": {"segments", "freq"},
 }
 
-
-def _api():
-    from engines.fusion import api
-
-    return api
+#: the Config options the tab sets, in the order its event receives them (the two songs first, the model
+#: picker after ``mode``: the order API clients have always used)
+OPTIONS = ("mask_type", "mode", "match_tempo", "match_key", "match_loudness", "crossfade_ms", "segment_unit",
+           "segment_length", "mask_temporal_segment", "mask_freq_split", "mask_channel_keep", "seed",
+           "mask_energy_threshold", "energy_smoothing_ms")
 
 
 def build(ctx) -> None:
-    api = _api()
-    from engines.fusion.masking import DESCRIPTIONS, MASK_TYPES
+    from engines.fusion.masking import DESCRIPTIONS
 
+    default_type = Config().mask_type
     with gr.Row():
         a_in = gr.Audio(label="Song A (leads: its tempo, length and bars)", type="filepath",
                         sources=["upload", "microphone"], elem_id="fuse-a")
         b_in = gr.Audio(label="Song B", type="filepath", sources=["upload", "microphone"], elem_id="fuse-b")
+    opts: dict = {}
     with gr.Row():
         with gr.Column():
-            mask_type = gr.Radio(list(MASK_TYPES), value="temporal", label="mask type",
-                                 info="--mask_type: " + DESCRIPTIONS["temporal"], elem_id="fuse-mask-type")
-            mode = gr.Radio(["direct", "learned"], value="direct", label="mode",
-                            info="--mode: direct = masked sum, no network; learned = the cascade transformer")
-            model = model_picker(KIND, ctx, visible=False, label="model",
+            opts["mask_type"] = W.widget(Config, "mask_type", radio=True, elem_id="fuse-mask-type",
+                                         info="--mask_type: " + DESCRIPTIONS[default_type])
+            opts["mode"] = W.widget(Config, "mode", radio=True, info="--mode: direct = masked sum, no network; "
+                                                                      "learned = the cascade transformer")
+            model = model_picker(KIND, ctx, visible=Config().mode == "learned", label="model",
                                  info="--model / --checkpoint (learned mode): a registered model")
         with gr.Column():
             with gr.Row():
-                match_tempo = gr.Checkbox(value=True, label="match tempo", info="B stretched to A's tempo, bars aligned")
-                match_key = gr.Checkbox(value=False, label="match key", info="B pitch-shifted to a compatible key")
-                match_loud = gr.Checkbox(value=True, label="match loudness", info="B's LUFS matched to A's")
-            crossfade = gr.Slider(0, 200, value=20, step=5, label="crossfade_ms",
-                                  info="--crossfade_ms: crossfade at segment edges (0 = hard switches)")
-    with gr.Group(visible=True) as seg_group:
+                opts.update(W.widgets(Config, ("match_tempo", "match_key", "match_loudness")))
+            opts["crossfade_ms"] = W.widget(Config, "crossfade_ms")
+    with gr.Group(visible="segments" in USES[default_type]) as seg_group:
         with gr.Row():
-            seg_unit = gr.Radio(["bars", "beats", "frames"], value="bars", label="segment_unit",
-                                info="--segment_unit: segments follow A's bars or beats, or fixed frames")
-            seg_len = gr.Slider(1, 16, value=1, step=1, label="segment_length",
-                                info="--segment_length: bars or beats per segment")
-            seg_frames = gr.Slider(10, 600, value=150, step=10, label="mask_temporal_segment",
-                                   info="--mask_temporal_segment: frames per segment (segment_unit frames)")
-    with gr.Group(visible=False) as freq_group:
-        freq_split = gr.Slider(0.05, 0.95, value=0.3, step=0.05, label="mask_freq_split",
-                               info="--mask_freq_split: share of the band given to A (low part)")
-    with gr.Group(visible=False) as chan_group:
+            opts["segment_unit"] = W.widget(Config, "segment_unit", radio=True)
+            opts.update(W.widgets(Config, ("segment_length", "mask_temporal_segment")))
+    with gr.Group(visible="freq" in USES[default_type]) as freq_group:
+        opts["mask_freq_split"] = W.widget(Config, "mask_freq_split")
+    with gr.Group(visible="channels" in USES[default_type]) as chan_group:
         with gr.Row():
-            chan_keep = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="mask_channel_keep",
-                                  info="--mask_channel_keep: share of channels given to A (random)")
-            seed = gr.Number(value=0, precision=0, label="seed", info="--seed: which random channels")
-    with gr.Group(visible=False) as energy_group:
+            opts.update(W.widgets(Config, ("mask_channel_keep", "seed")))
+    with gr.Group(visible="energy" in USES[default_type]) as energy_group:
         with gr.Row():
-            energy_thr = gr.Slider(0.05, 0.95, value=0.7, step=0.05, label="mask_energy_threshold",
-                                   info="--mask_energy_threshold: energy percentile; frames above go to A")
-            energy_smooth = gr.Slider(0, 1000, value=100, step=10, label="energy_smoothing_ms",
-                                      info="--energy_smoothing_ms: moving average before the threshold")
+            opts.update(W.widgets(Config, ("mask_energy_threshold", "energy_smoothing_ms")))
+    W.preset_picker(Config, opts, elem_id="fuse-preset")
     run = gr.Button("Fuse", variant="primary", elem_id="fuse-run")
     summary = gr.Markdown(elem_id="fuse-summary")
     with gr.Row():
@@ -96,40 +85,34 @@ def build(ctx) -> None:
                 gr.update(visible="segments" in uses), gr.update(visible="freq" in uses),
                 gr.update(visible="channels" in uses), gr.update(visible="energy" in uses))
 
-    mask_type.change(on_type, mask_type, [mask_type, seg_group, freq_group, chan_group, energy_group], api_visibility="private")
-    mode.change(lambda m: gr.update(visible=m == "learned"), mode, model, api_visibility="private")
+    mask_type = opts["mask_type"]
+    mask_type.change(on_type, mask_type, [mask_type, seg_group, freq_group, chan_group, energy_group],
+                     api_visibility="private")
+    opts["mode"].change(lambda m: gr.update(visible=m == "learned"), opts["mode"], model, api_visibility="private")
 
     @guard
-    def on_run(a_path, b_path, mtype, md, model_name, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd,
-               ethr, esmooth, request: gr.Request, progress=gr.Progress()):
+    def on_run(a_path, b_path, mtype, md, model_name, *rest, request: gr.Request, progress=gr.Progress()):
+        from engines.fusion import Engine
+
         session = session_of(request)
-        picked = check_model(KIND, model_name, ctx, session) if md == "learned" else None
+        cfg = W.to_config(Config, OPTIONS, (mtype, md, *rest), max_seconds=ctx.max_seconds)  # refused here, before any work
+        picked = check_model(KIND, model_name, ctx, session) if cfg.mode == "learned" else None
         a = load_audio(a_path, "Song A", ctx)
         b = load_audio(b_path, "Song B", ctx)
         own = picked is not None and ctx.owns_checkpoint(session, KIND, picked)
-        progress(0.0, desc="loading the codec" + (" and model" if md == "learned" else ""))
-        engine = ctx.engines.get(("fusion", picked), lambda: api.FusionEngine(model=picked),
+        progress(0.0, desc="loading the codec" + (" and model" if cfg.mode == "learned" else ""))
+        engine = ctx.engines.get(("fusion", picked), lambda: Engine.load(picked, device=ctx.device),
                                  session=session if own else None)
-        if md == "learned":
-            engine.load_model()
-        res = engine.fuse((a[0], a[1]), (b[0], b[1]), mask_type=mtype, mode=md, segment_unit=unit,
-                          segment_length=int(length), mask_temporal_segment=int(frames), mask_freq_split=float(fsplit),
-                          mask_channel_keep=float(keep), mask_energy_threshold=float(ethr),
-                          match_tempo=bool(mt), match_key=bool(mk), match_loudness=bool(ml),
-                          crossfade_ms=float(xfade), energy_smoothing_ms=float(esmooth), seed=int(sd or 0),
-                          max_seconds=ctx.max_seconds, progress=progress_callback(progress, 0.05, 0.9))
-        out = ctx.job_dir(session, "fuse")
-        sr = res.sample_rate
-        info = res.to_json()
-        stems = [(n, y) for n, y in (("fusion.wav", res.audio), ("a.wav", res.a), ("b_aligned.wav", res.b))
-                 if y is not None]
-        # every file of the run, all-or-nothing and never over an input
-        with OutputStage(out, inputs=[a_path, b_path], names=[n for n, _ in stems] + ["fusion.json"]) as stage:
-            for n, y in stems:
-                io.save(stage.path(n), np.asarray(y, dtype=np.float32), int(sr), subtype="PCM_16")
-            stage.write_text("fusion.json", json.dumps(info, indent=2, default=str))
-        written = {n: str(p) for n, p in stage.published.items()}
+        if cfg.mode == "learned":
+            engine.load_model(engine.codec_for(cfg.codec))
+        res = engine.run({"a": (a[0], a[1]), "b": (b[0], b[1])}, cfg,
+                         progress=progress_callback(progress, 0.05, 0.9))
+        # every file of the run (fusion.wav, fusion.json, the two players' sources), all-or-nothing, never
+        # over an input
+        written = {n: str(p) for n, p in res.save(ctx.job_dir(session, "fuse"), inputs=[a_path, b_path],
+                                                  extra=res.source_files()).items()}
         f_path, a_path2, b_path2 = written["fusion.wav"], written.get("a.wav"), written.get("b_aligned.wav")
+        info = res.to_json()
         share = res.share()
         p = res.params
         tempo = p.get("tempo") or {}
@@ -141,12 +124,12 @@ def build(ctx) -> None:
         if p.get("key"):
             lines.append(f"**Key:** {p['key']}")
         fig = _region_figure(res)
-        mel_fig = plots.mel_figure([(n, y, sr) for n, y in (("A", res.a), ("B (aligned)", res.b), ("Fusion", res.audio))
+        sr = res.sample_rate
+        mel_fig = plots.mel_figure([(n, y, sr) for n, y in (("A", res.a), ("B (aligned)", res.b), ("Fusion", res.fusion))
                                     if y is not None], title="Mel spectrograms (dB)")
         return ("\n\n".join(lines), a_path2, b_path2, f_path, fig, mel_fig, [f_path, written["fusion.json"]])
 
-    run.click(on_run, [a_in, b_in, mask_type, mode, model, match_tempo, match_key, match_loud, crossfade, seg_unit,
-                       seg_len, seg_frames, freq_split, chan_keep, seed, energy_thr, energy_smooth],
+    run.click(on_run, [a_in, b_in, opts["mask_type"], opts["mode"], model, *(opts[n] for n in OPTIONS[2:])],
               [summary, a_out, b_out, f_out, regions, mel, files], api_name="fuse")
 
 

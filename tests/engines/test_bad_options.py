@@ -265,7 +265,10 @@ def test_range_helpers():
         limits.bounded_int(1, 3)("4")
     with pytest.raises(argparse.ArgumentTypeError):
         limits.bounded_int(1, 3)("2.5")
-    bpb = limits.arg("fuse", "beats_per_bar")
+    from engines.fusion import Config as FusionConfig
+    from engines.options import spec
+
+    bpb = spec(FusionConfig, "beats_per_bar").range.arg
     assert [bpb(v) for v in ("0", "2", "12")] == [0, 2, 12]
     from engines.options import spec
     from engines.separation import Config as SeparationConfig

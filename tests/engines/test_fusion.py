@@ -8,6 +8,7 @@ import soundfile as sf
 import torch
 
 from engines.fusion import align
+from engines.audio import levels
 from engines.fusion.api import complementarity, fuse
 from engines.fusion.codec import MDCTCodec, get_codec
 from engines.fusion.losses import FusionLoss, MelLoss, MultiResolutionSTFTLoss, RMSLoss
@@ -174,8 +175,8 @@ def test_beats_tempo_stretch_key_loudness():
     assert len(p) == len(y) and np.isfinite(p).all()
     c, d = align.KeyInfo(0, "major", 1.0), align.KeyInfo(9, "minor", 1.0)
     assert align.key_shift(d, c) == 0 and align.key_shift(align.KeyInfo(2, "major", 1), c) == -2
-    out, gain = align.match_loudness(y * 0.1, SR, align.loudness_lufs(y, SR))
-    assert abs(align.loudness_lufs(out, SR) - align.loudness_lufs(y, SR)) < 0.5 and gain > 15
+    out, gain = levels.match_loudness(y * 0.1, SR, levels.lufs(y, SR))
+    assert abs(levels.lufs(out, SR) - levels.lufs(y, SR)) < 0.5 and gain > 15
     m_in, m_tgt = complementary_masks(torch.randn(1, 128, 200), "temporal", temporal_segment=20)
     s_in, s_tgt = align.smooth_masks(m_in, m_tgt, 4)
     assert torch.allclose(s_in + s_tgt, torch.ones_like(s_in)) and 0 < s_in.min() + 1 and s_in[0, 0, 5] == 1
@@ -195,8 +196,8 @@ def songs(tmp_path):
 def test_fuse_direct_every_mask(songs, mask_type):
     a, b = songs
     r = fuse(a, b, mask_type=mask_type)
-    assert r.sample_rate == SR and len(r.audio) == 6 * SR and np.isfinite(r.audio).all()
-    assert np.max(np.abs(r.audio)) <= 0.999
+    assert r.sample_rate == SR and r.audio["fusion"].shape == (1, 6 * SR) and np.isfinite(r.fusion).all()
+    assert np.max(np.abs(r.fusion)) <= 0.999
     assert r.region_map.shape[0] == 128 and r.region_map.shape[1] == len(r.region_times)
     assert abs(r.params["tempo"]["rate"] - 1.2) < 0.06
     js = r.to_json()
@@ -215,7 +216,7 @@ def test_unity_direct_reproduces_input(songs):
     a, _ = songs
     r = fuse(a, a, mask_type="temporal", crossfade_ms=20)
     y = sf.read(a, dtype="float32")[0]
-    rms = float(np.sqrt(np.mean((r.audio - y) ** 2)))
+    rms = float(np.sqrt(np.mean((r.fusion - y) ** 2)))
     assert rms < 1e-3
 
 
@@ -228,7 +229,7 @@ def test_learned_mode_with_checkpoint_and_cli(songs, tmp_path):
     a, b = songs
     r = fuse(a, b, mode="learned", checkpoint=str(ck), mask_type="frequency")
     direct = fuse(a, b, mode="direct", mask_type="frequency")
-    assert np.max(np.abs(r.audio - direct.audio)) < 1e-4  # untrained cascade = direct fusion
+    assert np.max(np.abs(r.fusion - direct.fusion)) < 1e-4  # untrained cascade = direct fusion
     assert r.params["model"]["file"] == "tiny.safetensors"
     out = tmp_path / "out"
     rc = main(["fuse", "--a", str(a), "--b", str(b), "--out_dir", str(out), "--mask_type", "hybrid",
@@ -254,4 +255,4 @@ def test_fuse_rejects_bad_input(songs, tmp_path):
         fuse(a, a, mode="magic")
     short = (np.random.default_rng(0).standard_normal(SR // 2).astype(np.float32) * 0.1, 16000)
     r = fuse(a, short, mask_type="temporal")  # short B at another rate is looped to A's length
-    assert len(r.audio) == 6 * SR
+    assert len(r.fusion) == 6 * SR

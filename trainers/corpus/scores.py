@@ -460,11 +460,11 @@ _PC_NAMES = ["C", "C#", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B"]
 
 @functools.lru_cache(maxsize=1)
 def _key_profiles() -> tuple[np.ndarray, np.ndarray]:
-    """music21's default key profiles (Aarden-Essen, what ``analyze('key')`` uses): major, minor."""
-    from music21 import analysis
+    """music21's default key profiles (Aarden-Essen, what ``analyze('key')`` uses): major, minor -- from the
+    project's one profile table, :data:`engines.audio.key.PROFILES` (the fusion engine's key finder reads it too)."""
+    from engines.audio.key import profiles
 
-    ks = analysis.discrete.AardenEssen()
-    return np.array(ks.getWeights("major"), float), np.array(ks.getWeights("minor"), float)
+    return profiles("aarden")
 
 
 def analyze_key(notes: list[tuple[float, float, int]]) -> dict:

@@ -1,0 +1,66 @@
+"""The fusion engine's options: one frozen :class:`Config` drives ``fuse(...)``, ``launch.py fuse`` and the Fuse tab.
+
+No torch here (the CLI's ``--help`` stays fast). The model (``--model`` / ``--checkpoint``) is not an option
+of a run: it is what :meth:`engines.fusion.Engine.load` loads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from engines.audio.limits import Range
+from engines.options import ConfigBase, option
+
+MASK_TYPES = ("none", "temporal", "frequency", "spectral", "energy", "hybrid")
+MODES = ("direct", "learned")
+SEGMENT_UNITS = ("bars", "beats", "frames")
+
+
+@dataclass(frozen=True)
+class Config(ConfigBase):
+    """Options of one fusion of song A (the input: its tempo, length and bar grid lead) with song B."""
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        # no beat tracking and no time stretch: fixed 150-frame (0.8 s) segments, the quickest run
+        "quick": {"match_tempo": False, "segment_unit": "frames"},
+        # two-bar alternation with B pitch-shifted to A's key and longer crossfades
+        "mashup": {"segment_length": 2, "match_key": True, "crossfade_ms": 60.0},
+        # the cascade transformer over the masked sum (seams, level)
+        "learned": {"mode": "learned"},
+    }
+
+    mask_type: str = option("temporal", "complementary mask: which source holds which region of the latent",
+                            choices=MASK_TYPES, group="mask")
+    mode: str = option("direct", "direct: complementary masks, no network; learned: the cascade transformer",
+                       choices=MODES, group="model")
+    codec: str = option("builtin", "builtin, or an EnCodec hub id / local folder", group="model", studio=False)
+    segment_unit: str = option("bars", "temporal segments follow A's bars or beats, or fixed "
+                               "--mask_temporal_segment frames", choices=SEGMENT_UNITS, group="segments")
+    segment_length: int = option(1, "bars (or beats) per segment", range=Range(1, 64, integer=True),
+                                 group="segments")
+    mask_temporal_segment: int = option(150, "frames per segment (--segment_unit frames)",
+                                        range=Range(1, 100000, integer=True), group="segments")
+    mask_freq_split: float = option(0.3, "share of bands (from the bottom) given to A", range=Range(0, 1),
+                                    group="mask", step=0.05)
+    mask_channel_keep: float = option(0.5, "share of channels given to A (spectral, drawn at random)",
+                                      range=Range(0, 1), group="mask", step=0.05)
+    mask_energy_threshold: float = option(0.7, "energy percentile (energy): frames above it go to A",
+                                          range=Range(0, 1), group="mask", step=0.05)
+    match_tempo: bool = option(True, "time-stretch B to A's tempo and bar grid", group="alignment")
+    match_key: bool = option(False, "pitch-shift B to A's key", group="alignment")
+    match_loudness: bool = option(True, "match B's loudness (LUFS) to A's", group="alignment")
+    crossfade_ms: float = option(20.0, "crossfade at segment edges (0 = hard switches)", range=Range(0, 2000),
+                                 group="alignment", step=5)
+    energy_smoothing_ms: float = option(100.0, "moving average of frame energies before the energy threshold",
+                                        range=Range(0, 10000), group="mask", step=10)
+    beats_per_bar: int = option(0, "beats per bar: 2-12, or 0 = detect 3 or 4",
+                                range=Range(2, 12, integer=True, allow=(0,), note="0 detects 3 or 4"),
+                                group="segments")
+    seed: int = option(0, "seed of the random (spectral) mask", range=Range(0, 2**32 - 1, integer=True),
+                       group="mask")
+    max_seconds: float | None = option(None, "longest song accepted (None: the studio/CLI limit; a larger value "
+                                       "is capped to it)", range=Range(0, None, lo_open=True), cli=False,
+                                       studio=False, group="limits")
+
+
+__all__ = ["Config", "MASK_TYPES", "MODES", "SEGMENT_UNITS"]
