@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -154,7 +153,7 @@ def run(args) -> int:
     from engines.vocals.features import HParams
     from engines.vocals.model import VocalMaskCNN
     from trainers import distrib
-    from trainers.solver import Solver, config_from_args, seed_everything
+    from trainers.solver import Solver, config_from_args, one_cycle, seed_everything, total_steps
     from trainers.vocals_dataset import VocalsRemix, VocalsWindows, eval_songs, remix_batch
 
     distrib.init()
@@ -186,11 +185,8 @@ def run(args) -> int:
     lr = hp.fix_learning_rate or hp.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=hp.weight_decay)
     cfg = config_from_args(args, progress_bar=False)
-    steps_per_epoch = max(1, math.ceil(len(ds) / (cfg.batch_size * distrib.world_size())))
-    total = min(cfg.max_steps or 10**12, steps_per_epoch * cfg.epochs)
-    sched = None
-    if hp.fix_learning_rate is None:
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=max(total, 2), pct_start=0.15)
+    total = total_steps(len(ds), cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps)
+    sched = one_cycle(opt, hp.lr, total, pct_start=0.15) if hp.fix_learning_rate is None else None
     solver = Solver(model, opt, cfg, scheduler=sched, hparams=hp.to_dict())
     if sched is not None and sched.total_steps != max(total, 2):
         raise ValueError(f"{cfg.out_dir} holds a run with a {sched.total_steps}-step one-cycle schedule; resume it "
