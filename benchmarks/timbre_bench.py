@@ -8,8 +8,12 @@ For every case: piano.wav -> violin (scored by the shared scorer against the ref
 and piano.wav -> piano (reconstruction, scored with the same metrics against the input). Reports
 the real-time factor (processing time / audio duration) with the requested threads.
 
-    python benchmarks/timbre_bench.py [--model NAME | --checkpoint PATH] [--threads 2]
+    python benchmarks/timbre_bench.py [--model NAME | --checkpoint PATH] [--threads 2] [--device auto|cpu|cuda]
+        [--preset fast|refined] [--phase input|griffinlim] [--gl_iters N]
         [--out /work/runs/timbre-bench] [--sets rendered real] [--limit N] [--register]
+
+The transfer options are :class:`engines.timbre.Config`'s (same flags and defaults as ``launch.py timbre``);
+the device used is reported in ``bench.json`` and the table's title.
 
 ``--register`` writes the measured means into the model's registry entry (``scores``; per set in
 ``scores["bench"][set]``, the flat keys stay the rendered set's).
@@ -28,7 +32,7 @@ from benchmarks.common import (add_set_arguments, list_cases, load_baselines, re
                                results_json, score, scorer, selected_sets, set_label, side_by_side, write_json)
 
 
-def run_set(eng, data: Path, out: Path, sc, args) -> dict:
+def run_set(eng, data: Path, out: Path, sc, args, cfg) -> dict:
     """piano -> violin on every case of one set (scored by score.py), piano -> piano reconstruction."""
     import numpy as np
 
@@ -41,19 +45,20 @@ def run_set(eng, data: Path, out: Path, sc, args) -> dict:
     for case in cases:
         src = data / case / "piano.wav"
         t0 = time.time()
-        res = eng.transfer(str(src), "violin", phase=args.phase, gl_iters=args.gl_iters)
+        res = eng.run({"input": str(src)}, cfg, target="violin")
         secs += time.time() - t0
         dur += res.duration
-        audio_io.save(pred / case / "violin.wav", res.audio, res.sample_rate, protect=[src])
+        res.save(pred / case, inputs=[src])  # pred/<case>/violin.wav, as the CLI writes it
         if not args.no_recon:
-            rec = eng.transfer(str(src), "piano", phase=args.phase, gl_iters=args.gl_iters)
+            rec = eng.run({"input": str(src)}, cfg, target="piano")
             ref, sr = audio_io.load(src, mono=True)
-            m = sc.timbre_metrics(ref[0].astype(np.float64), rec.audio[0].astype(np.float64), sr)
+            m = sc.timbre_metrics(ref[0].astype(np.float64), rec.wave[0].astype(np.float64), sr)
             recon.append({"case": case, **{k: round(float(v), 4) for k, v in m.items()}})
         print(f"{case}: {res.seconds:.2f} s for {res.duration:.1f} s (rtf {res.rtf:.3f})", flush=True)
     means = score("timbre", data, pred, allow_missing=bool(args.limit), table=True)
     summary = {"mrstft": means.get("mrstft"), "logmel_l1": means.get("logmel_l1"), "chroma_cos": means.get("chroma_cos"),
-               "rtf": round(secs / dur, 4), "threads": args.threads, "phase": args.phase, "cases": len(cases)}
+               "rtf": round(secs / dur, 4), "threads": cfg.threads, "phase": cfg.phase, "gl_iters": cfg.gl_iters,
+               "device": str(eng.device), "cases": len(cases)}
     if recon:
         for k in ("mrstft", "logmel_l1", "chroma_cos"):
             summary[f"recon_piano_{k}"] = round(float(np.mean([x[k] for x in recon])), 4)
@@ -80,34 +85,37 @@ def main(argv=None) -> int:
     g.add_argument("--model", default=None)
     g.add_argument("--checkpoint", default=None)
     p.add_argument("--out", default="/work/runs/timbre-bench")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--phase", default="input", choices=["griffinlim", "input"])
-    p.add_argument("--gl_iters", type=int, default=32)
+    from engines import device as devices
+    from engines import options
+    from engines.timbre.config import Config
+
+    options.add_arguments(p, Config, skip=("target", "threads"))
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, the bench's figure)")
+    devices.add_argument(p)
     p.add_argument("--no_recon", action="store_true", help="skip the piano -> piano reconstruction")
     p.add_argument("--register", action="store_true", help="store the scores in the model's registry entry")
     args = p.parse_args(argv)
     if args.register and (args.limit or args.data):
         p.error("--register needs whole bench sets (no --limit, no --data)")
 
-    import torch
+    from engines.timbre import Engine
 
-    from engines.timbre.api import load_engine
-
-    torch.set_num_threads(args.threads)
+    cfg = options.from_args(Config, args, threads=args.threads)
     sc = scorer()
-    eng = load_engine(args.model, args.checkpoint, threads=args.threads)
+    eng = Engine.load(args.checkpoint or args.model, device=args.device)
     sets, out = selected_sets(args, "timbre"), Path(args.out)
     first = list_cases(next(iter(sets.values())), "piano.wav", 1)[0]
-    eng.transfer(str(first / "piano.wav"), "violin", gl_iters=2)  # warm-up (imports, caches)
+    eng.run({"input": str(first / "piano.wav")}, cfg, gl_iters=2)  # warm-up (imports, caches)
     per_set = {}
     for name, data in sets.items():
         print(f"== {name}: {data}", flush=True)
-        per_set[name] = run_set(eng, data, out / name, sc, args)
+        per_set[name] = run_set(eng, data, out / name, sc, args, cfg)
     table = side_by_side("timbre", {n: figures(r) for n, r in per_set.items()},
                          {n: r["baselines"] for n, r in per_set.items()},
-                         title=f"timbre piano -> violin ({getattr(eng, 'name', None) or args.model or args.checkpoint}), "
-                               "distances lower = better, chroma_cos higher = better")
-    write_json(out / "bench.json", results_json("timbre", per_set, table, threads=args.threads, phase=args.phase,
+                         title=f"timbre piano -> violin ({getattr(eng, 'name', None) or args.model or args.checkpoint}, "
+                               f"phase {cfg.phase}, {eng.device}), distances lower = better, chroma_cos higher = better")
+    write_json(out / "bench.json", results_json("timbre", per_set, table, threads=cfg.threads, phase=cfg.phase,
+                                                gl_iters=cfg.gl_iters, engine_device=str(eng.device),
                                                 model=args.model, checkpoint=args.checkpoint))
     print(f"results: {out / 'bench.json'}")
     if args.register:

@@ -83,3 +83,26 @@ def tiny_fusion(path=None, seed: int = 0, codec: str = "builtin"):
 
 
 # ------------------------------------------------------------------------------------------------ timbre
+#: the sizes of :func:`tiny_timbre` (a 40-frame window: a 1 s clip already has several windows)
+TINY_TIMBRE = dict(d_model=32, style_dim=16, latent_dim=8, enc_blocks=1, enc_layers=1, dec_layers=1, n_heads=4,
+                   window=40)
+
+
+def tiny_timbre(path=None, seed: int = 0, *, random: bool = False, **sizes):
+    """A tiny :class:`engines.timbre.model.TimbreTransfer` (seeded; the global RNG is left alone) with class
+    prototypes set. ``random=True`` gives every weight non-trivial values (:func:`randomize`: the residual
+    decoder is no longer the identity). With ``path`` it is saved there and the path returned."""
+    from engines.timbre.model import TimbreTransfer
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = TimbreTransfer(**{**TINY_TIMBRE, **sizes})
+        if random:
+            randomize(model, seed)
+        model.update_prototypes(torch.randn(4, model.prototypes.shape[1]), torch.tensor([0, 0, 1, 1]))
+    model.eval()
+    if path is None:
+        return model
+    from .checkpoint import save_model
+
+    return save_model(model, path, metadata={"name": "tiny-timbre"})

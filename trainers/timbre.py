@@ -74,13 +74,14 @@ def discover(data_dirs: list[str]) -> tuple[list[tuple[str, str, str]], list[str
 def load_clip(path: str, max_seconds: float | None = None) -> np.ndarray:
     """Mono float32 at 22050 Hz, -20 dBFS RMS."""
     from engines.audio.io import load
-    from engines.timbre.features import SAMPLE_RATE, normalize_rms
+    from engines.audio.levels import normalize_rms
+    from engines.timbre.features import SAMPLE_RATE, TARGET_RMS_DB
 
     audio, _ = load(path, sr=SAMPLE_RATE, mono=True)
     wav = audio[0]
     if max_seconds:
         wav = wav[: int(max_seconds * SAMPLE_RATE)]
-    return normalize_rms(wav)[0]
+    return normalize_rms(wav, TARGET_RMS_DB, peak_limit=None)
 
 
 class Clip:
@@ -399,6 +400,16 @@ class TimbreTrainer(nn.Module):
         return out
 
 
+def lr_schedule(opt, total: int):
+    """``LambdaLR``: linear warm-up over ``min(100, total // 20)`` steps *times* a cosine from 1 to 0.1 over the
+    whole run (from step 0). Not :func:`trainers.solver.warmup_cosine`: that one starts its cosine after the
+    warm-up, so the two differ by up to ~0.04 of the base rate; the shipped models were trained with
+    this one (tests/trainers/test_timbre_train.py pins its shape)."""
+    warm = max(1, min(100, total // 20))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))))
+
+
 DEFAULT_WEIGHTS = {"rec": 1.0, "pair": 2.0, "mrstft": 0.1, "hsic": 0.1, "infonce": 0.05, "margin": 0.05,
                    "adv": 0.05, "temperature": 0.1, "margin_value": 1.0}
 
@@ -467,7 +478,7 @@ def run(args) -> int:
     from engines.timbre.features import FeatureStats
     from engines.timbre.model import TimbreTransfer
     from trainers import distrib
-    from trainers.solver import Solver, config_from_args, seed_everything
+    from trainers.solver import Solver, config_from_args, seed_everything, total_steps
 
     if args.epochs is None and args.max_steps is None:
         args.max_steps = 2000
@@ -496,7 +507,7 @@ def run(args) -> int:
     elif args.stats:
         stats = FeatureStats.load(args.stats)
     else:
-        from trainers.timbre_stats import stats_for_clips
+        from engines.timbre.features import stats_for_clips
 
         stats = stats_for_clips([c for pr in tp for c in pr] + pn + vn, name="unified")
         stats.save(out / "stats_unified.npz")
@@ -517,13 +528,8 @@ def run(args) -> int:
           f"of {args.window} frames ({args.overlap:.0%} overlap); {len(vp)} validation pairs", flush=True)
     opt = torch.optim.AdamW(wrapper.parameters(), lr=args.lr, weight_decay=1e-4)
     cfg = config_from_args(args, progress_bar=False)
-    spe = math.ceil(len(ds) / (cfg.batch_size * max(distrib.world_size(), 1)))
-    total = cfg.max_steps or spe * cfg.epochs
-    if cfg.epochs is not None:
-        total = min(total, spe * cfg.epochs)
-    warm = max(1, min(100, total // 20))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))))
+    total = total_steps(len(ds), cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps)
+    sched = lr_schedule(opt, total)
     hparams = {"model": model._init_kwargs, "weights": weights, "data": args.data, "lr": args.lr,
                "train_pairs": len(tp), "unpaired": [len(pn), len(vn)], "windows": len(ds)}
     solver = Solver(wrapper, opt, cfg, scheduler=sched, hparams=hparams)

@@ -3,6 +3,9 @@
 Writes ``stats_stft_cqt_piano.npz``, ``stats_stft_cqt_violin.npz`` and
 ``stats_unified_stft_cqt.npz`` (keys ``stft_mean``, ``stft_std`` ``[2, 513]``, ``cqt_mean``,
 ``cqt_std`` ``[2, 84]``) into ``--out_dir``, from the same folder layout ``train timbre`` reads.
+
+Imports ``trainers.timbre`` (its data discovery and clip loader); ``trainers.timbre`` does not import this module
+(the statistics code both use is :mod:`engines.timbre.features`): no import cycle.
 """
 from __future__ import annotations
 
@@ -12,21 +15,6 @@ import time
 from pathlib import Path
 
 HELP = "compute timbre normalisation statistics (.npz: per instrument and unified) from a dataset"
-
-
-def stats_for_clips(clips, name: str = "unified"):
-    """Statistics of already loaded :class:`trainers.timbre.Clip` objects."""
-    import torch
-
-    from engines.timbre.features import StatsAccumulator, stack_complex, stft_complex
-
-    acc = StatsAccumulator()
-    for c in clips:
-        s = stft_complex(c.wav)
-        cq = torch.complex(c.cqt[0].float(), c.cqt[1].float())
-        n = min(s.shape[-1], cq.shape[-1])
-        acc.update(stack_complex(s[None, :, :n], cq[None, :, :n])[0])
-    return acc.finalize(name)
 
 
 def compute(data_dirs: list[str], max_files: int | None = None, progress=None) -> dict:

@@ -16,6 +16,8 @@ import torch
 
 from engines.audio import spectral
 
+from .config import INSTRUMENTS
+
 SAMPLE_RATE = 22050
 N_FFT = 1024
 HOP = 256
@@ -27,8 +29,7 @@ N_FEAT = N_STFT + N_CQT  # 597
 TARGET_RMS_DB = -20.0
 #: Floor added to magnitudes before the log (log-magnitude targets and inputs).
 LOG_EPS = 1e-4
-#: Instruments, in label order.
-INSTRUMENTS = ("piano", "violin")
+#: Instruments, in label order: :data:`engines.timbre.config.INSTRUMENTS` (imported above).
 
 
 def n_frames(n_samples: int, hop: int = HOP) -> int:
@@ -36,13 +37,11 @@ def n_frames(n_samples: int, hop: int = HOP) -> int:
     return n_samples // hop + 1
 
 
-def normalize_rms(wav: np.ndarray, target_db: float = TARGET_RMS_DB) -> tuple[np.ndarray, float]:
-    """Scale ``wav`` to ``target_db`` dBFS RMS; returns ``(scaled, gain)`` (gain 1 for silence)."""
-    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if wav.size else 0.0
-    if rms < 1e-8:
-        return wav.astype(np.float32), 1.0
-    gain = 10 ** (target_db / 20) / rms
-    return (wav * gain).astype(np.float32), gain
+def rms_gain(wav: np.ndarray, target_db: float = TARGET_RMS_DB) -> float:
+    """The gain that brings ``wav`` to ``target_db`` dBFS RMS (1 for silence): :func:`engines.audio.levels.rms_gain`."""
+    from engines.audio import levels
+
+    return levels.rms_gain(wav, target_db)
 
 
 def stft_complex(wav: torch.Tensor) -> torch.Tensor:
@@ -113,12 +112,12 @@ class FeatureStats:
         return np.concatenate([self.stft_std, self.cqt_std], axis=1).astype(np.float32)
 
     def save(self, path: str | os.PathLike) -> Path:
+        from engines.atomic import atomic_path
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
-        np.savez(tmp, stft_mean=self.stft_mean, stft_std=self.stft_std, cqt_mean=self.cqt_mean,
-                 cqt_std=self.cqt_std, name=np.array(self.name))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no suffix
+            np.savez(f, stft_mean=self.stft_mean, stft_std=self.stft_std, cqt_mean=self.cqt_mean,
+                     cqt_std=self.cqt_std, name=np.array(self.name))
         return path
 
     @classmethod
@@ -183,7 +182,14 @@ def log_magnitude(stft: torch.Tensor) -> torch.Tensor:
 
 def griffin_lim(mag: torch.Tensor, phase: torch.Tensor | None, length: int, n_iter: int = 32,
                 momentum: float = 0.99) -> torch.Tensor:
-    """Fast Griffin-Lim (Perraudin et al. 2013) from ``mag (..., 513, N)``.
+    """Fast Griffin-Lim (Perraudin et al. 2013) from ``mag (..., 513, N)``, started from a given phase.
+
+    Kept instead of ``librosa.griffinlim``/``torchaudio.functional.griffinlim`` because the engine starts from
+    the *input's* phase: librosa's ``init`` is only ``"random"`` or ``None`` (zero phase) and it multiplies
+    ``S`` into every iterate (a complex ``S`` would add its phase each time); torchaudio's has only a random
+    or zero start. Both also run on one array at a time (numpy) or need a power spectrogram. The update is
+    librosa's (same momentum rule); ``tests/engines/timbre/test_timbre_engine.py`` checks that from a zero
+    phase it gives librosa's result.
 
     Args:
         phase: complex unit-modulus initial phase (e.g. the input's), or ``None`` for random.
@@ -194,7 +200,7 @@ def griffin_lim(mag: torch.Tensor, phase: torch.Tensor | None, length: int, n_it
     """
     if phase is None:
         g = torch.Generator().manual_seed(0)
-        phase = torch.exp(2j * np.pi * torch.rand(mag.shape, generator=g))
+        phase = torch.exp(2j * np.pi * torch.rand(mag.shape, generator=g)).to(mag.device)
     spec = mag * phase
     prev = torch.zeros_like(spec)
     for _ in range(n_iter):
@@ -204,3 +210,15 @@ def griffin_lim(mag: torch.Tensor, phase: torch.Tensor | None, length: int, n_it
         prev = rebuilt
         spec = mag * accel / accel.abs().clamp_min(1e-8)
     return spectral.istft(spec, N_FFT, HOP, length)
+
+
+def stats_for_clips(clips, name: str = "unified") -> FeatureStats:
+    """Statistics of loaded clips (objects with ``wav`` ``(T,)`` and ``cqt`` ``(2, 84, N)`` tensors, e.g.
+    :class:`trainers.timbre.Clip`): what ``train timbre`` computes when no ``--stats`` is given."""
+    acc = StatsAccumulator()
+    for c in clips:
+        s = stft_complex(c.wav)
+        cq = torch.complex(c.cqt[0].float(), c.cqt[1].float())
+        n = min(s.shape[-1], cq.shape[-1])
+        acc.update(stack_complex(s[None, :, :n], cq[None, :, :n])[0])
+    return acc.finalize(name)

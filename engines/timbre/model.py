@@ -37,6 +37,42 @@ def instrument_index(name: str | int) -> int:
     return INSTRUMENTS.index(key)
 
 
+def window_plan(n: int, window: int, overlap: float) -> tuple[list[int], int, int, int]:
+    """The model's windows over ``n`` frames: ``(starts, length, hop, cross-fade frames)``."""
+    L = min(window, n)
+    hop = max(1, int(round(window * (1 - overlap))))
+    return window_starts(n, L, hop), L, hop, max(1, int(round(L * overlap)))
+
+
+class OverlapAdd:
+    """Joins the model's window outputs ``(W, L, F)`` into ``(F, n)``: every window is weighted by a linear
+    ramp of ``fade`` frames at both of its ends (the ramps at the clip's ends cancel in the division by the
+    summed weights), windows may come in any number of batches.
+
+    Not :func:`engines.audio.chunking.run_chunked`: that runner ramps only where a neighbour overlaps, with
+    ``linspace`` ramps, and the models were trained and measured with these weights; where the last window
+    (flush with the clip's end) overlaps its neighbour by more than ``fade`` frames the two differ.
+    """
+
+    def __init__(self, n: int, length: int, fade: int, n_out: int, device=None, dtype=torch.float32):
+        i = torch.arange(length, dtype=dtype, device=device)
+        self.w = torch.minimum(torch.ones(length, dtype=dtype, device=device),
+                               torch.minimum((i + 1) / fade, (length - i) / fade))[:, None]
+        self.acc = torch.zeros(n, n_out, dtype=dtype, device=device)
+        self.den = torch.zeros(n, 1, dtype=dtype, device=device)
+        self.length = length
+
+    def add(self, starts: list[int], outs: torch.Tensor) -> None:
+        L = self.length
+        for k, s in enumerate(starts):
+            self.acc[s:s + L] += outs[k] * self.w
+            self.den[s:s + L] += self.w
+
+    def result(self) -> torch.Tensor:
+        """``(F, n)``."""
+        return self.acc.div_(self.den.clamp_min_(1e-8)).t()
+
+
 def window_starts(n: int, window: int, hop: int) -> list[int]:
     """Start frames of windows of ``window`` frames covering ``n`` frames (last one flush with the end)."""
     if n <= window:
@@ -134,11 +170,13 @@ class TimbreTransfer(nn.Module):
 
     # ---------------------------------------------------------------- inference on whole clips
     def _windows(self, raw: torch.Tensor) -> tuple[torch.Tensor, list[int], int]:
-        N = raw.shape[-1]
-        L = min(self.window, N)
-        hop = max(1, int(round(self.window * (1 - self.overlap))))
-        starts = window_starts(N, L, hop)
+        starts, L, _, _ = window_plan(raw.shape[-1], self.window, self.overlap)
         return torch.stack([raw[..., s:s + L] for s in starts]), starts, L
+
+    def generate_windows(self, wins: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """Windows ``(W, 2, 597, L)`` with style ``(S,)`` -> log-magnitudes ``(W, L, 513)`` (batched autoregression)."""
+        content = self.content_encoder(self.prepare(wins))
+        return self.decoder.generate(content, style[None].expand(len(wins), -1), self.input_logmag(wins))
 
     @torch.no_grad()
     def embed_style(self, raw: torch.Tensor) -> torch.Tensor:
@@ -163,27 +201,20 @@ class TimbreTransfer(nn.Module):
         generated together (batched autoregression) and overlap-added with linear cross-fades.
         """
         N = raw.shape[-1]
-        wins, starts, L = self._windows(raw)
-        content = self.content_encoder(self.prepare(wins))
-        out = self.decoder.generate(content, style[None].expand(len(starts), -1), self.input_logmag(wins))  # (W, L, 513)
-        ov = max(1, int(round(L * self.overlap)))
-        i = torch.arange(L, dtype=out.dtype)
-        w = torch.minimum(torch.ones(L), torch.minimum((i + 1) / ov, (L - i) / ov))
-        acc = torch.zeros(N, out.shape[-1])
-        den = torch.zeros(N, 1)
-        for k, s in enumerate(starts):
-            acc[s:s + L] += out[k] * w[:, None]
-            den[s:s + L] += w[:, None]
+        starts, L, _, fade = window_plan(N, self.window, self.overlap)
+        out = self.generate_windows(torch.stack([raw[..., s:s + L] for s in starts]), style)  # (W, L, 513)
+        oa = OverlapAdd(N, L, fade, out.shape[-1], device=out.device, dtype=out.dtype)
+        oa.add(starts, out)
         if progress is not None:
             progress(1.0, "decoded")
-        return (acc / den.clamp_min(1e-8)).t()
+        return oa.result()
 
 
 def stats_from_model(model: TimbreTransfer) -> FeatureStats:
     """The normalisation statistics a model was trained with."""
-    mean, std = model.feat_mean.numpy(), model.feat_std.numpy()
+    mean, std = model.feat_mean.cpu().numpy(), model.feat_std.cpu().numpy()
     return FeatureStats(mean[:, :N_STFT].copy(), std[:, :N_STFT].copy(), mean[:, N_STFT:].copy(),
                         std[:, N_STFT:].copy(), model.stats_name)
 
 
-__all__ = ["TimbreTransfer", "instrument_index", "window_starts", "stats_from_model"]
+__all__ = ["TimbreTransfer", "OverlapAdd", "instrument_index", "window_plan", "window_starts", "stats_from_model"]

@@ -1,24 +1,21 @@
-"""Timbre tab: play a recording as another instrument (piano <-> violin). Calls
-``engines.timbre.api.TimbreEngine`` only."""
+"""Timbre tab: play a recording as another instrument (piano <-> violin). Calls ``engines.timbre`` only: the
+option widgets come from :class:`engines.timbre.Config` (their defaults are the CLI's), the result is written by
+``TimbreResult.save``."""
 import gradio as gr
 import numpy as np
 
 from studio import plots
-from studio.common import check_model, guard, load_audio, model_picker, progress_callback, save_audio, session_of
+from studio.common import check_model, guard, load_audio, model_picker, progress_callback, session_of
+from studio.widgets import preset_picker, to_config, widget
 
 TITLE = "Timbre"
 KIND = "timbre"
-
-
-def _api():
-    from engines.timbre import api
-
-    return api
+#: the Config options this tab shows, in the order on_run receives them
+OPTIONS = ("target", "phase", "gl_iters")
 
 
 def build(ctx) -> None:
-    api = _api()
-    from engines.timbre.features import INSTRUMENTS
+    from engines.timbre import Config
 
     with gr.Row():
         src = gr.Audio(label="Input (e.g. a piano recording)", type="filepath", sources=["upload", "microphone"],
@@ -26,11 +23,13 @@ def build(ctx) -> None:
         ref = gr.Audio(label="Style reference (optional: a clip of the target instrument)", type="filepath",
                        sources=["upload"], elem_id="tim-ref")
     with gr.Row():
-        target = gr.Radio(list(INSTRUMENTS), value="violin", label="target", info="--target: the instrument to play it on")
-        phase = gr.Radio(list(api.PHASE_MODES), value="griffinlim", label="phase",
-                         info="griffinlim: the input's phase refined by Griffin-Lim; input: the input's phase as is")
-        gl_iters = gr.Slider(0, 100, value=32, step=1, label="gl_iters", info="Griffin-Lim iterations")
+        target = widget(Config, "target", radio=True, info="--target: the instrument to play it on")
+        phase = widget(Config, "phase", radio=True,
+                       info="--phase: input = the input's phase as is; griffinlim = the input's phase refined by "
+                            "Griffin-Lim")
+        gl_iters = widget(Config, "gl_iters", info="--gl_iters: Griffin-Lim iterations (phase griffinlim)")
         model = model_picker(KIND, ctx, label="model", info="--model / --checkpoint: a registered model")
+    preset_picker(Config, {"phase": phase, "gl_iters": gl_iters}, elem_id="tim-preset")
     run = gr.Button("Transfer", variant="primary", elem_id="tim-run")
     summary = gr.Markdown(elem_id="tim-summary")
     with gr.Row():
@@ -40,19 +39,21 @@ def build(ctx) -> None:
 
     @guard
     def on_run(src_path, ref_path, tgt, ph, iters, model_name, request: gr.Request, progress=gr.Progress()):
+        from engines.timbre.api import TimbreEngine
+
         session = session_of(request)
         picked = check_model(KIND, model_name, ctx, session)
+        cfg = to_config(Config, OPTIONS, (tgt, ph, iters))
         audio, sr = load_audio(src_path, "The input", ctx)
         style = load_audio(ref_path, "The style reference", ctx, required=False)
         own = picked is not None and ctx.owns_checkpoint(session, KIND, picked)
         progress(0.0, desc="loading the model")
-        engine = ctx.engines.get(("timbre", picked), lambda: api.TimbreEngine.load(picked),
+        engine = ctx.engines.get(("timbre", picked, ctx.device), lambda: TimbreEngine.load(picked, device=ctx.device),
                                  session=session if own else None)
-        res = engine.transfer(audio, tgt, sr=sr, style_ref=None if style is None else style[0],
-                              style_ref_sr=None if style is None else style[1], phase=ph, gl_iters=int(iters),
-                              progress=progress_callback(progress, 0.05, 0.95))
-        out = ctx.job_dir(session, "timbre")
-        out_path = save_audio(out, f"{res.target}.wav", res.audio, res.sample_rate)
+        res = engine.run({"input": (audio, sr), "style_ref": style}, cfg,
+                         progress=progress_callback(progress, 0.05, 0.95))
+        saved = res.save(ctx.job_dir(session, "timbre"))
+        out_path = str(saved[f"{res.target}.wav"])
         probs = ", ".join(f"{k} {v:.2f}" for k, v in res.source_probs.items())
         text = (f"**{res.target}** from the input (the model hears: {probs}) · style: {res.style} · model "
                 f"`{res.model}` · {res.duration:.1f} s in {res.seconds:.2f} s (RTF {res.rtf:.2f})")

@@ -91,3 +91,42 @@ def test_discover_rejects_empty(tmp_path):
         discover([str(tmp_path)])
     with pytest.raises(FileNotFoundError):
         discover([str(tmp_path / "nope")])
+
+
+def test_lr_schedule_shape_and_total_steps():
+    """Warm-up over min(100, total // 20) steps times a cosine from 1 to 0.1 over the whole run (the shape the
+    shipped models were trained with); the step count is the solver's total_steps."""
+    import math
+
+    import torch
+
+    from trainers.solver import total_steps
+    from trainers.timbre import lr_schedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = lr_schedule(opt, 2000)
+    f = sched.lr_lambdas[0]
+    assert f(0) == pytest.approx(0.01)  # warm-up over 100 steps
+    assert f(99) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 99 / 2000)))  # warm, cosine from 0
+    assert f(1000) == pytest.approx(0.55)
+    assert f(2000) == pytest.approx(0.1) and f(5000) == pytest.approx(0.1)
+    assert total_steps(10, 4, epochs=3) == 9 and total_steps(10, 4, epochs=3, max_steps=5) == 5
+
+
+def test_timbre_trainers_do_not_import_each_other():
+    """trainers.timbre_stats uses trainers.timbre; trainers.timbre gets the statistics from engines.timbre."""
+    import ast
+
+    def imported(path):
+        names = set()
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return names
+
+    assert "trainers.timbre_stats" not in imported(os.path.join(ROOT, "trainers", "timbre.py"))
+    assert "trainers.timbre" in imported(os.path.join(ROOT, "trainers", "timbre_stats.py"))
+    for mod in ("config", "features", "model", "api", "losses"):
+        assert not any(n.startswith("trainers") for n in imported(os.path.join(ROOT, "engines", "timbre", f"{mod}.py")))

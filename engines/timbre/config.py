@@ -1,0 +1,39 @@
+"""Timbre transfer options: one frozen :class:`Config` drives the API, the CLI flags and the studio widgets.
+
+No torch here (the CLI's ``--help`` stays fast).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from engines.audio.limits import Range, max_threads
+from engines.options import ConfigBase, option
+
+#: instruments, in the model's label order
+INSTRUMENTS = ("piano", "violin")
+#: how the output's phase is made
+PHASE_MODES = ("griffinlim", "input")
+
+
+@dataclass(frozen=True)
+class Config(ConfigBase):
+    """One transfer's settings.
+
+    ``phase="input"`` is the default: the registered models were measured with it (``assets/models/timbre-*.json``,
+    ``phase: input``), it is the cheaper one, and on the bench Griffin-Lim refinement did not score better
+    (docs/timbre.md, "Phase").
+    """
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "fast": {"phase": "input"},
+        "refined": {"phase": "griffinlim", "gl_iters": 64},
+    }
+
+    target: str = option("violin", "the instrument to play it on", choices=INSTRUMENTS, group="transfer")
+    phase: str = option("input", "phase of the output: input = the input's phase as is; griffinlim = the input's "
+                        "phase refined by Griffin-Lim", choices=PHASE_MODES, group="phase")
+    gl_iters: int = option(32, "Griffin-Lim iterations (phase griffinlim only)", range=Range(0, 512, integer=True),
+                           group="phase")
+    threads: int | None = option(None, "torch CPU threads (default: torch's own)",
+                                 range=Range(1, max_threads(), integer=True), group="compute", studio=False)
