@@ -5,9 +5,10 @@ recordings); both are reported side by side with each set's baselines (benchmark
 Writes OUT/<set>/<config>/<case>/target.wav with the default settings and the built-in model, scores them with
 the bench scorer, times the in-process processing per 10 s mixture (models loaded once) and whole
 CLI calls, and measures, in the same run, a configuration faithful to the original (stitching
-reference + an AST-sized embedder with random weights) on a few cases for the speed ratio.
+reference + an AST-sized embedder with random weights) on a few cases for the speed ratio. The built-in
+model runs on ``--device`` (auto: CUDA when available); the device used is in the results.
 
-    python benchmarks/query_bench.py [--sets rendered real] [--register] [--faithful_cases 2] [--limit N]
+    python benchmarks/query_bench.py [--sets rendered real] [--register] [--faithful_cases 2] [--limit N] [--device cpu]
 """
 from __future__ import annotations
 
@@ -173,6 +174,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="/work/runs/query-bench")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="where the model runs: auto (CUDA when available), cpu, cuda")
     p.add_argument("--faithful_cases", type=int, default=2, help="cases run with the original-faithful config")
     p.add_argument("--cli_cases", type=int, default=2)
     p.add_argument("--register", action="store_true", help="write the scores into the model's registry entry")
@@ -185,17 +187,18 @@ def main(argv=None) -> int:
     if args.register and (args.limit or args.data):
         p.error("--register needs whole bench sets (no --limit, no --data)")
 
-    from engines.separation.api import get_models
+    from engines.separation import Config, Engine
 
     out = Path(args.out)
-    models = get_models("builtin", checkpoint=args.checkpoint)
+    engine = Engine.load(args.checkpoint, device=args.device, embedder="builtin")
+    models = engine.models
+    print(f"device: {engine.device}", flush=True)
     if args.dev and args.calibrate:
         print(json.dumps(calibrate(Path(args.dev), models, args.threads), indent=1))
         return 0
     if args.dev:
-        over = {k: type(getattr(__import__("engines.separation.api", fromlist=["x"]).SeparationConfig(), k))(v)
-                for k, v in (kv.split("=", 1) for kv in args.set)}
-        print(json.dumps({"dev": args.dev, "overrides": over,
+        over = {k: type(getattr(Config(), k))(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+        print(json.dumps({"dev": args.dev, "overrides": over, "device": str(engine.device),
                           **dev_eval(Path(args.dev), models, args.threads, args.limit or 40, **over)}))
         return 0
     sets = selected_sets(args, "query")
@@ -206,7 +209,8 @@ def main(argv=None) -> int:
     table = side_by_side("query", {n: figures(r) for n, r in per_set.items()},
                          {n: r["baselines"] for n, r in per_set.items()},
                          title="query separation (query-builtin), SI-SDR in dB")
-    res = results_json("query", per_set, table, threads=args.threads, checkpoint=args.checkpoint)
+    res = results_json("query", per_set, table, threads=args.threads, checkpoint=args.checkpoint,
+                       engine_device=str(engine.device))
     write_json(out / "bench.json", res)
     print(f"results: {out / 'bench.json'}")
     if args.register:
