@@ -9,27 +9,22 @@ import pytest
 import soundfile as sf
 import torch
 
-from engines.checkpoint import load_model, save_model
+from engines.checkpoint import load_model
 from engines.separation import detection as det
 from engines.separation import reference as refmod
 from engines.separation.api import QueryTooLongError, SeparationConfig, get_models, separate, write_outputs
 from engines.separation.embedders import BuiltinEmbedder, Embedder, load_embedder
 from engines.separation.mask import optimise_mask, total_variation
 from engines.separation.model import QueryNet
+from engines.testing import QUERY_CLASSES, tiny_separation
 
 SR = 16000
-CLASSES = ["speech", "singing", "piano", "strings", "winds", "brass", "guitar", "bass", "organ", "drums",
-           "bells", "alarms", "birds", "noise"]
+CLASSES = QUERY_CLASSES
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    net = QueryNet(n_classes=len(CLASSES), channels=(8, 8, 16, 16), hidden=32, dilations=(1, 2),
-                   emb_dim=16, profile_dim=8, class_names=CLASSES)
-    path = tmp_path_factory.mktemp("m") / "tiny.safetensors"
-    save_model(net, path, metadata={"trained_on": "nothing (test)"})
-    return str(path)
+    return str(tiny_separation(tmp_path_factory.mktemp("m") / "tiny.safetensors"))
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +259,60 @@ def test_write_outputs_all_or_nothing(audio, models, tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out2")]
 
 
+# ------------------------------------------------------------------ the engine contract
+def test_engine_run_and_result_save_write_the_clis_files(audio, ckpt, tmp_path):
+    from engines.base import Engine as BaseEngine
+    from engines.base import Result as BaseResult
+    from engines.separation import Config, Engine, Result
+
+    assert issubclass(Engine, BaseEngine) and issubclass(Result, BaseResult) and Engine.Config is Config
+    eng = Engine.load(ckpt, device="cpu", embedder="builtin")
+    assert str(eng.device) == "cpu" and next(eng.net.parameters()).device.type == "cpu"
+    inputs = {"mix": str(audio / "mix.wav"), "query": [str(audio / "q.wav")], "gt": str(audio / "gt.wav")}
+    r = eng.run(inputs, "inclusive", not_found_db=-200)
+    assert isinstance(r, Result) and set(r.audio) == {"target", "residual"}
+    assert r.params["cls_percentile"] == 85 and r.params["device"] == "cpu" and r.timings["total"] > 0
+    assert r.sample_rate == 16000 and r.target.shape == r.residual.shape == (1, 4 * SR)
+    with pytest.raises(ValueError, match="Missing input: query"):
+        eng.run({"mix": str(audio / "mix.wav")})
+    with pytest.raises(ValueError, match="Unknown preset"):
+        eng.run(inputs, "nonsense")
+    files = r.save(tmp_path / "out", inputs=[str(audio / "mix.wav")], save_trimmed_query=True)
+    cls = r.query_class
+    assert set(files) == {"target.wav", "residual.wav", "event.json", f"{cls}.wav", f"{cls}_comparison.png",
+                          f"{cls}_timeline.png"}
+    ev = json.loads((tmp_path / "out" / "event.json").read_text())
+    for key in ("sample_rate", "duration", "stems", "timings", "params",  # the common keys
+                "found", "segments", "query_class", "timings_s", "metrics", "windows", "outputs"):
+        assert key in ev
+    assert sorted(ev["outputs"]) == sorted(files) and "write" in ev["timings_s"]
+    assert sf.info(str(tmp_path / "out" / "target.wav")).subtype == "FLOAT"
+    q, qsr = sf.read(tmp_path / "out" / f"{cls}.wav")
+    assert qsr == SR and q.size == r.query.size
+    # the former function is the same writer
+    files2 = write_outputs(r, tmp_path / "out2", save_visualizations=False, save_renamed_query=False)
+    assert set(files2) == {"target.wav", "residual.wav", "event.json"}
+
+
+def test_separate_wrapper_equals_engine_run(audio, models):
+    from engines.separation import Engine
+
+    kw = dict(not_found_db=-200, cosine_threshold=-1.0)
+    a = separate(str(audio / "mix.wav"), str(audio / "q.wav"), models=models, **kw)
+    b = Engine(*models).run({"mix": str(audio / "mix.wav"), "query": str(audio / "q.wav")}, **kw)
+    assert np.array_equal(a.target, b.target) and a.segments == b.segments
+
+
+def test_presets_are_valid_and_differ(audio):
+    from engines.separation import Config
+
+    assert Config() == SeparationConfig()
+    for name in Config.PRESETS:
+        cfg = Config.preset(name)
+        assert cfg != Config() and isinstance(cfg.cls_percentile, float)
+    assert Config.preset("selective", mask_floor=0.2).mask_floor == 0.2
+
+
 # ------------------------------------------------------------------ CLI
 def test_cli_separate_writes_everything_and_rejects_bad_input(audio, ckpt, tmp_path, capsys):
     import launch
@@ -295,6 +344,24 @@ def test_cli_separate_writes_everything_and_rejects_bad_input(audio, ckpt, tmp_p
     r, _ = sf.read(str(nf / "residual.wav"))
     m, _ = sf.read(str(audio / "mix.wav"))
     assert not np.any(t) and np.allclose(r, m, atol=1e-4)
+
+
+def test_cli_preset_and_device(audio, ckpt, tmp_path, capsys):
+    import launch
+
+    out = tmp_path / "p"
+    rc = launch.main(["separate", "--mix_wav", str(audio / "mix.wav"), "--query_wav", str(audio / "q.wav"),
+                      "--out_dir", str(out), "--checkpoint", ckpt, "--embedder", "builtin", "--preset", "selective",
+                      "--mask_floor", "0.3", "--not_found_db", "-200", "--device", "cpu", "--save_visualizations",
+                      "False"])
+    assert rc == 0 and "device: cpu" in capsys.readouterr().out
+    params = json.loads((out / "event.json").read_text())["params"]
+    assert params["cls_percentile"] == 96 and params["mask_floor"] == 0.3  # preset under the explicit flag
+    with pytest.raises(SystemExit) as exc:  # argparse refuses the flag before any work
+        launch.main(["separate", "--mix_wav", str(audio / "mix.wav"), "--query_wav", str(audio / "q.wav"),
+                     "--out_dir", str(tmp_path / "bad"), "--device", "tpu"])
+    assert exc.value.code == 2 and "unknown device" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 # ------------------------------------------------------------------ AST path (tiny random model, offline)
