@@ -66,8 +66,9 @@ def ramp_weights(n: int, window: int, overlap: int, starts: list[int], dtype=tor
     return out
 
 
-def run_chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int, *, context: int = 0,
-                overlap: int = 0, hop: int = 1, batch: bool = False, progress: Progress | None = None) -> torch.Tensor:
+def run_chunked(fn: Callable[..., torch.Tensor], x: torch.Tensor, chunk: int, *, context: int = 0,
+                overlap: int = 0, hop: int = 1, batch: bool = False, progress: Progress | None = None,
+                with_offset: bool = False) -> torch.Tensor:
     """``fn`` over ``x (..., T)`` in pieces (see the module docstring); returns ``(..., T)`` (``hop == 1``) or
     ``(..., T // hop + 1)`` frames.
 
@@ -78,6 +79,8 @@ def run_chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chu
         hop: samples per output frame (context mode only).
         batch: cross-fade mode: all windows in one ``fn`` call, stacked on the first axis.
         progress: ``progress(fraction, message)`` after each piece.
+        with_offset: context mode: call ``fn(piece, lo)`` with the piece's first input sample ``lo`` (for a
+            function whose work depends on where the piece sits, e.g. a mask given for the whole input).
     """
     n = x.shape[-1]
     if overlap:
@@ -110,7 +113,7 @@ def run_chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chu
     n_out = n if hop == 1 else n // hop + 1
     out = None
     for k, sp in enumerate(spans):
-        y = fn(x[..., sp.lo:sp.hi])
+        y = fn(x[..., sp.lo:sp.hi], sp.lo) if with_offset else fn(x[..., sp.lo:sp.hi])
         if out is None:
             out = torch.zeros(*y.shape[:-1], n_out, dtype=y.dtype, device=y.device)
         g0 = sp.start // hop

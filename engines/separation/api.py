@@ -245,27 +245,28 @@ def _reconstruct(mix_a: np.ndarray, m: torch.Tensor, n_fft0: int, hop0: int, sr0
                  chunk_frames: int | None = None) -> np.ndarray:
     """Apply the 16 kHz-grid mask ``m (F, N)`` to the mixture ``(C, T)`` at its own rate -> target ``(C, T)``.
 
-    Long mixtures go a chunk of ``chunk_frames`` frames at a time, each with context frames on both sides
-    (dropped), so memory stays bounded and the result equals the one-pass STFT -> mask -> iSTFT."""
+    Long mixtures go a chunk of ``chunk_frames`` frames at a time (:func:`engines.audio.chunking.run_chunked`,
+    context mode), each with context frames on both sides (dropped), so memory stays bounded and the result
+    equals the one-pass STFT -> mask -> iSTFT."""
+    from engines.audio.chunking import run_chunked
+
     chunk_frames = chunk_frames or RECON_CHUNK_FRAMES
     T = mix_a.shape[-1]
     n0 = T // hop0 + 1
+    x = torch.from_numpy(np.ascontiguousarray(mix_a))
     if n0 <= chunk_frames:
-        X0 = stft(torch.from_numpy(mix_a), n_fft0, hop0)
+        X0 = stft(x, n_fft0, hop0)
         m0 = grid.to_grid(m, n_fft0, X0.shape[-1], rate=sr0, mask_rate=SR)
         return apply_mask(X0, m0, n_fft0, hop0, T).numpy()
-    out = np.empty_like(mix_a, dtype=np.float32)
-    ctx = -(-n_fft0 // hop0) + 2
-    for g0 in range(0, n0, chunk_frames):
-        g1 = min(n0, g0 + chunk_frames)
-        a, b = max(0, g0 - ctx), min(n0, g1 + ctx)
-        s0, s1 = a * hop0, (T if b == n0 else (b - 1) * hop0)
-        Xc = stft(torch.from_numpy(np.ascontiguousarray(mix_a[:, s0:s1])), n_fft0, hop0)  # frames a .. b
-        mc = grid.to_grid(m, n_fft0, n0, rate=sr0, mask_rate=SR, frames=(a, b))
-        yc = apply_mask(Xc, mc, n_fft0, hop0, s1 - s0).numpy()
-        t0, t1 = g0 * hop0, (T if g1 == n0 else g1 * hop0)
-        out[:, t0:t1] = yc[:, t0 - s0:t1 - s0]
-    return out
+
+    def piece(xc: torch.Tensor, lo: int) -> torch.Tensor:
+        a = lo // hop0  # pieces start on a frame: chunk and context are whole hops
+        n = xc.shape[-1]
+        mc = grid.to_grid(m, n_fft0, n0, rate=sr0, mask_rate=SR, frames=(a, a + n // hop0 + 1))
+        return apply_mask(stft(xc, n_fft0, hop0), mc, n_fft0, hop0, n)
+
+    ctx = (-(-n_fft0 // hop0) + 2) * hop0
+    return run_chunked(piece, x, chunk_frames * hop0, context=ctx, with_offset=True).numpy()
 
 
 def separate(mix: AudioIn, query: AudioIn | Sequence[AudioIn], *, config: Config | None = None,

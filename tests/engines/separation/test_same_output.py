@@ -106,3 +106,19 @@ def test_queries_batch_separation_matches_the_engine_path():
         est, mask, emb, logits = net.separate(x[None], q[None])
     assert est.shape == (1, x.numel()) and mask.shape == (1, 257, x.numel() // 256 + 1)
     assert torch.allclose(mask[0], refmod.fitted_mask(net, x, [q]), atol=1e-5)
+
+
+def test_run_chunked_with_offset_tells_each_piece_where_it_starts():
+    """``with_offset`` (added for the reconstruction at the mixture's rate): ``fn(piece, lo)``."""
+    from engines.audio.chunking import run_chunked
+
+    x = torch.arange(1000, dtype=torch.float64)[None]
+    seen = []
+
+    def fn(piece, lo):
+        seen.append(lo)
+        return piece - x[:, lo:lo + piece.shape[-1]] + lo  # the piece's own offset everywhere
+
+    out = run_chunked(fn, x, 300, context=50, with_offset=True)
+    assert seen == [0, 250, 550, 850]
+    assert out[0, 0] == 0 and out[0, 299] == 0 and out[0, 300] == 250 and out[0, 999] == 850
