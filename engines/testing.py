@@ -64,6 +64,29 @@ def tiny_separation(path=None, seed: int = 0, randomized: bool = False):
 
 
 # ------------------------------------------------------------------------------------------------ vocals
+def tiny_vocals(path=None, seed: int = 0, randomized: bool = False, width: int = 16):
+    """A small :class:`engines.vocals.model.VocalMaskCNN` (4 residual units of ``width``, the real 25-frame
+    context and features), seeded, with non-trivial BatchNorm statistics (one train-mode pass on random
+    features); ``randomized`` also gives it :func:`randomize`-d weights (chunked-versus-whole tests). Saved as
+    a checkpoint at ``path`` when given (returns the path), else returned (eval mode)."""
+    from .vocals.features import HParams
+    from .vocals.model import VocalMaskCNN
+
+    torch.manual_seed(seed)
+    hp = HParams(res_dims=[width] * 4)
+    net = VocalMaskCNN(res_dims=hp.res_dims, dilations=hp.dilations, hparams=hp.to_dict())
+    if randomized:
+        randomize(net, seed=seed)
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(4, hp.n_fft // 2 + 1, 80))
+    net.eval()
+    if path is None:
+        return net
+    from .checkpoint import save_model
+
+    return save_model(net, path, metadata={"trained_on": "nothing (tiny random test model)", "kind": "vocals"})
+
 
 
 # ------------------------------------------------------------------------------------------------ fusion

@@ -253,7 +253,10 @@ def test_range_helpers():
     nfft = spec(SeparationConfig, "nfft").range.arg
     assert nfft("1024") == 1024
     assert spec(SeparationConfig, "cls_threshold").range.optional_arg("None") is None
-    limits.check("vocals", sharpen=None)  # None = the default
+    from engines.vocals import Config as VocalsConfig
+
+    assert VocalsConfig(sharpen=None).sharpen is None  # None = the model's mask_sharpen
+    assert spec(VocalsConfig, "sharpen").range.optional_arg("none") is None
     assert limits.thread_count("1") == 1 and limits.check_threads(None) is None
     with pytest.raises(argparse.ArgumentTypeError):
         limits.thread_count(str(limits.max_threads() + 1))

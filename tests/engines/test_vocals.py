@@ -12,7 +12,7 @@ import torch
 from engines import registry
 from engines.audio.errors import AudioError, OverwriteInputError, SilentAudioError, TooShortError
 from engines.checkpoint import CheckpointError, save_model
-from engines.testing import TinyNet
+from engines.testing import TinyNet, tiny_vocals
 from engines.vocals import api, cli
 from engines.vocals.api import VocalIsolator
 from engines.vocals.features import HParams, features, target_mask
@@ -23,14 +23,8 @@ torch.set_num_threads(1)
 
 
 def tiny_net(seed: int = 0) -> VocalMaskCNN:
-    torch.manual_seed(seed)
-    hp = HParams(res_dims=[16, 16, 16, 16])
-    net = VocalMaskCNN(res_dims=hp.res_dims, dilations=hp.dilations, hparams=hp.to_dict())
-    # non-trivial BatchNorm statistics, so eval-mode outputs are not degenerate
-    net.train()
-    with torch.no_grad():
-        net(torch.rand(4, 513, 80))
-    return net.eval()
+    """The engines' tiny vocals model (width 16, non-trivial BatchNorm statistics)."""
+    return tiny_vocals(seed=seed)
 
 
 @pytest.fixture(scope="module")

@@ -95,3 +95,15 @@ def test_default_model_same_output_20s_chunked(shipped):
     x, sr = song(20.0, 1)
     r = shipped(chunk_seconds=7.0, device="cpu").separate(x, sr)
     _check(r, REF_20S, IDX_20S, MASK_20S, (1,))
+
+
+@pytest.mark.parametrize("case", ["default", "chunk1", "binary", "sharpen2"])
+def test_engine_run_same_output(case):
+    """The contract's entry point (``Engine.load().run``) with the Config of each case."""
+    from engines.vocals import Config, Engine
+
+    cfg = {"default": Config(), "chunk1": Config(chunk_seconds=1.0), "binary": Config(binary_mask=True),
+           "sharpen2": Config(chunk_seconds=1.0, sharpen=2.0)}[case]
+    x, sr = song(3.0, 0)
+    r = Engine.load(device="cpu").run((x, sr), cfg)
+    _check(r, REF_3S[case], IDX_3S, MASK_3S, (0, 1))
