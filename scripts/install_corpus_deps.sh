@@ -4,6 +4,11 @@
 #   fluid-soundfont-gm       - FluidR3_GM.sf2, the default General MIDI soundfont (MIT licence)
 #   timgm6mb-soundfont       - TimGM6mb.sf2, a small GM soundfont used by the tests (GPL-2)
 #   espeak-ng                - speech and sung vocal lines
+#   flite                    - CMU voices kal16/awb/rms/slt for English speech and sung lines (BSD-style)
+#   festival festvox-kallpc16k festvox-us-slt-hts festvox-italp16k
+#                            - festival voices kal_diphone, cmu_us_slt_arctic_hts (English; BSD-style)
+#                              and lp_diphone (Italian; GPL-2+). Never festlex-oald (non-commercial),
+#                              nor the British festvox-rab*/-ked* voices that need it.
 #   sound-theme-freedesktop  - recorded alarms, phone rings, chimes (query classes)
 #   alsa-utils               - recorded human voice (/usr/share/sounds/alsa)
 # and the packages of real recordings registered in trainers/corpus/real_sources.py (docs/corpus.md,
@@ -13,7 +18,8 @@
 # Python packages (music21, librosa, soundfile, scipy, tqdm) come with the project's requirements.
 # Idempotent: installs only what is missing.
 set -euo pipefail
-PKGS=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont espeak-ng sound-theme-freedesktop alsa-utils)
+PKGS=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont espeak-ng sound-theme-freedesktop alsa-utils
+      flite festival festvox-kallpc16k festvox-us-slt-hts festvox-italp16k)
 REAL_PKGS=(
   # speech
   asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav

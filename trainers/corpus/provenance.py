@@ -61,12 +61,14 @@ def of_info(info: dict, soundfont_path: str) -> list[Source]:
     t = info.get("type", "")
     if info.get("real_source"):
         return real(info["real_source"], info.get("files", []))
-    if t == "espeak-speech":
-        return [espeak()]
+    if t == "espeak-speech":  # the engine and voice that spoke (espeak-ng, flite or festival)
+        from .voices import source_of
+        return [source_of(info.get("voice"))]
     if t == "recorded-speech":
         return [src("/usr/share/sounds/alsa", "alsa-utils", True)]
     if t == "sung-espeak":
-        out = [espeak()]
+        from .voices import source_of
+        out = [source_of(info.get("espeak_singer"))]
     elif t in ("gm-instrument", "gm-drums", "gm-effect"):
         out = [soundfont(soundfont_path)]
     elif t == "recorded-effect":

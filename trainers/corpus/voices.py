@@ -1,4 +1,13 @@
-"""espeak-ng voices: spoken sentences, babble, and sung lines that follow a melody.
+"""Synthetic voices (espeak-ng, flite, festival): spoken sentences, babble, and sung lines that
+follow a melody.
+
+Engines (each voice draws one, :func:`random_voice`; see :data:`ENGINE_P`): espeak-ng for every
+language; for English also flite (CMU voices ``kal16``, ``awb``, ``rms``, ``slt``) and festival
+(``kal_diphone``, ``cmu_us_slt_arctic_hts``), for Italian also festival (``lp_diphone``). An engine
+that is not installed falls back to espeak-ng (one log line per process), so a seed renders the same
+items wherever the same programs are installed. flite and festival voices are varied in pitch (flite:
+its f0 target), tempo (duration stretch) and formants (the output resampled by ``formant``, which
+moves formants, pitch and tempo together, like a longer or shorter vocal tract).
 
 Sung lines are made syllable by syllable: espeak-ng speaks each lyric syllable with a flattened
 pitch contour (SSML ``<prosody range="x-low">``); its f0 is tracked with YIN, and a
@@ -11,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -46,9 +56,36 @@ FEMALE_VARIANTS = ["f1", "f2", "f3", "f4", "f5", "anika", "linda", "belinda", "a
 ODD_VARIANTS = ["croak", "whisperf", "klatt", "klatt2", "klatt3", "grandpa"]
 
 
+#: Voices of the other engines: engine -> language -> gender -> voice names (flite ``-voice``;
+#: festival voice functions without the ``voice_`` prefix).
+ENGINE_VOICES: dict[str, dict[str, dict[str, list[str]]]] = {
+    "flite": {"en": {"male": ["kal16", "awb", "rms"], "female": ["slt"]}},
+    "festival": {"en": {"male": ["kal_diphone"], "female": ["cmu_us_slt_arctic_hts"]},
+                 "it": {"male": ["lp_diphone"]}},
+}
+#: Chance of each engine for a voice whose language and gender it has voices for (the rest, and
+#: every other voice, is espeak-ng). English male: flite 0.25, festival 0.2, espeak-ng 0.55.
+ENGINE_P = {"flite": 0.25, "festival": 0.2}
+#: Range of the formant (resampling) factor of flite and festival voices.
+FORMANT_RANGE = (0.94, 1.06)
+#: Debian package and licence (read in /usr/share/doc/PKG/copyright) of each engine's voice
+#: (festival itself: CSTR's X11-style free licence; the lexicons festlex-cmu / -poslex are free,
+#: festlex-ifd GPL-2; festlex-oald, non-commercial, is never installed).
+VOICE_PACKAGES: dict[tuple[str, str], tuple[str, str]] = {
+    ("espeak-ng", ""): ("espeak-ng", "GPL-3+"),
+    ("flite", ""): ("flite", "BSD-style (CMU Flite)"),
+    ("festival", "kal_diphone"): ("festvox-kallpc16k", "BSD-style (CMU, CSTR)"),
+    ("festival", "cmu_us_slt_arctic_hts"): ("festvox-us-slt-hts", "BSD-3-Clause and BSD-style (CSTR EST, HTS)"),
+    ("festival", "lp_diphone"): ("festvox-italp16k", "GPL-2+"),
+}
+ENGINE_PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "festival"}
+
+
 @dataclass(frozen=True)
 class Voice:
-    """One espeak-ng speaker: language voice + variant, pitch (0-99), speed (words/min)."""
+    """One synthetic speaker: language voice + variant (espeak-ng), pitch (0-99), speed (words/min),
+    and the engine that speaks (``engine_voice`` its voice for flite/festival, ``formant`` the
+    resampling factor applied to their output)."""
 
     lang: str
     voice: str
@@ -56,6 +93,9 @@ class Voice:
     pitch: int = 50
     speed: int = 160
     gender: str = "male"
+    engine: str = "espeak-ng"
+    engine_voice: str = ""
+    formant: float = 1.0
 
     @property
     def name(self) -> str:
@@ -64,8 +104,38 @@ class Voice:
 
     def as_dict(self) -> dict:
         """JSON-friendly description (for metadata)."""
-        return {"lang": self.lang, "espeak_voice": self.name, "pitch": self.pitch,
-                "speed": self.speed, "gender": self.gender}
+        d = {"lang": self.lang, "espeak_voice": self.name, "pitch": self.pitch,
+             "speed": self.speed, "gender": self.gender, "engine": self.engine}
+        if self.engine != "espeak-ng":
+            d.update({"engine_voice": self.engine_voice, "formant": round(self.formant, 4)})
+        return d
+
+
+def engine_available(engine: str) -> bool:
+    """Whether the program of ``engine`` is on PATH (espeak-ng is checked where it is used)."""
+    return engine == "espeak-ng" or shutil.which(ENGINE_PROGRAMS[engine]) is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _festival_has(voice: str) -> bool:
+    return any(os.path.isdir(os.path.join(root, voice)) for root in
+               ("/usr/share/festival/voices/english", "/usr/share/festival/voices/us",
+                "/usr/share/festival/voices/italian"))
+
+
+_FALLBACK_LOGGED: set[str] = set()
+
+
+def source_of(voice: "Voice | dict"):
+    """The manifest ``sources`` row of a synthetic voice (a :class:`Voice` or its ``as_dict``):
+    path ``ENGINE:VOICE``, the package and licence of the voice, ``real: false``."""
+    from ..data import Source
+
+    d = voice.as_dict() if isinstance(voice, Voice) else dict(voice or {})
+    engine = d.get("engine", "espeak-ng")
+    ev = d.get("engine_voice", "") if engine != "espeak-ng" else d.get("espeak_voice", "")
+    package, licence = VOICE_PACKAGES.get((engine, ev)) or VOICE_PACKAGES.get((engine, ""), (engine, "see docs/corpus.md"))
+    return Source(f"{engine}:{ev}" if ev else engine, package, licence, False)
 
 
 def random_voice(rng: np.random.Generator, lang: str | None = None, gender: str | None = None,
@@ -83,7 +153,88 @@ def random_voice(rng: np.random.Generator, lang: str | None = None, gender: str 
     if rng.random() < odd:
         pool = ODD_VARIANTS
     variant = pool[int(rng.integers(len(pool)))]
-    return Voice(lang, voice, variant, int(rng.integers(25, 76)), int(rng.integers(120, 200)), gender)
+    pitch, speed = int(rng.integers(25, 76)), int(rng.integers(120, 200))
+    # the engine: these draws are always made, so the stream does not depend on what is installed
+    u, formant, pick = float(rng.random()), round(float(rng.uniform(*FORMANT_RANGE)), 3), int(rng.integers(1 << 30))
+    engine, ev = "espeak-ng", ""
+    if pool is not ODD_VARIANTS:
+        lo = 0.0
+        for eng, p in ENGINE_P.items():
+            names = ENGINE_VOICES[eng].get(lang, {}).get(gender, [])
+            if names and lo <= u < lo + p:
+                engine, ev = eng, names[pick % len(names)]
+            lo += p if names else 0.0
+    if engine != "espeak-ng" and not (engine_available(engine) and (engine != "festival" or _festival_has(ev))):
+        if f"{engine}:{ev}" not in _FALLBACK_LOGGED:
+            _FALLBACK_LOGGED.add(f"{engine}:{ev}")
+            log.info("%s voice %s is not installed; espeak-ng speaks instead (scripts/install_corpus_deps.sh)", engine, ev)
+        engine, ev = "espeak-ng", ""
+    if engine == "espeak-ng":
+        return Voice(lang, voice, variant, pitch, speed, gender)
+    return Voice(lang, voice, variant, pitch, speed, gender, engine, ev, formant)
+
+
+def _run_tts(cmd: list[str], tmp: str, what: str) -> tuple[np.ndarray, int]:
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    if proc.returncode != 0 or not os.path.isfile(tmp) or os.path.getsize(tmp) < 64:
+        raise RuntimeError(f"{what} failed: {proc.stderr.decode(errors='replace')[-300:]}")
+    data, sr = sf.read(tmp, dtype="float32", always_2d=True)
+    return data.mean(axis=1), sr
+
+
+def _flite_f0(voice: "Voice") -> float:
+    """flite's f0 target (Hz) for the voice's pitch 25-75: men 85-140 Hz, women 160-240 Hz."""
+    return 85 + (voice.pitch - 25) * 1.1 if voice.gender == "male" else 160 + (voice.pitch - 25) * 1.6
+
+
+def _engine_raw(texts: tuple[str, ...], voice: "Voice") -> list[np.ndarray]:
+    """flite or festival speaking each of ``texts`` (one festival process for all of them), at
+    ESPEAK_SR, the voice's formant factor applied."""
+    stretch = round(160.0 / max(voice.speed, 60), 3)
+    tmpdir = tempfile.mkdtemp(prefix=f"{voice.engine}-")
+    outs: list[tuple[np.ndarray, int]] = []
+    try:
+        if voice.engine == "flite":
+            for i, text in enumerate(texts):
+                tmp = os.path.join(tmpdir, f"{i}.wav")
+                outs.append(_run_tts([shutil.which("flite") or "flite", "-voice", voice.engine_voice,
+                                      "--setf", f"int_f0_target_mean={_flite_f0(voice):.1f}",
+                                      "--setf", f"duration_stretch={stretch}", "-t", text, "-o", tmp], tmp, "flite"))
+        else:
+            q = lambda t: t.replace("\\", " ").replace('"', " ")  # noqa: E731
+            lines = [f"(voice_{voice.engine_voice})", f"(Parameter.set 'Duration_Stretch {stretch})"]
+            lines += [f'(utt.save.wave (utt.synth (Utterance Text "{q(t)}")) "{os.path.join(tmpdir, f"{i}.wav")}" \'riff)'
+                      for i, t in enumerate(texts)]
+            script = os.path.join(tmpdir, "say.scm")
+            with open(script, "w", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+            proc = subprocess.run([shutil.which("festival") or "festival", "-b", script], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, timeout=300)
+            for i in range(len(texts)):
+                tmp = os.path.join(tmpdir, f"{i}.wav")
+                if not os.path.isfile(tmp):
+                    raise RuntimeError(f"festival failed: {proc.stderr.decode(errors='replace')[-300:]}")
+                data, sr = sf.read(tmp, dtype="float32", always_2d=True)
+                outs.append((data.mean(axis=1), sr))
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    # played `formant` times faster: every frequency (formants, pitch) scales by `formant`
+    return [A.change_speed(A.resample(x, sr, ESPEAK_SR), voice.formant).astype(np.float32) for x, sr in outs]
+
+
+_ENGINE_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def _engine_cached(texts: tuple[str, ...], voice: "Voice") -> list[np.ndarray]:
+    """:func:`_engine_raw` with a per-process cache (texts already spoken are not synthesised again)."""
+    todo = tuple(dict.fromkeys(t for t in texts if (t, voice) not in _ENGINE_CACHE))
+    if todo:
+        if len(_ENGINE_CACHE) > 8192:
+            _ENGINE_CACHE.clear()
+        for t, x in zip(todo, _engine_raw(todo, voice)):
+            x.setflags(write=False)
+            _ENGINE_CACHE[(t, voice)] = x
+    return [_ENGINE_CACHE[(t, voice)] for t in texts]
 
 
 def _espeak_raw(text: str, voice: str, pitch: int, speed: int, ssml: bool, amplitude: int = 100) -> np.ndarray:
@@ -117,7 +268,10 @@ def _espeak_cached(text: str, voice: str, pitch: int, speed: int, ssml: bool) ->
 
 def speak(text: str, voice: Voice, sr: int = ESPEAK_SR) -> np.ndarray:
     """Speak ``text`` with ``voice``; return mono float32 at ``sr`` (silence trimmed)."""
-    x = _espeak_cached(text, voice.name, voice.pitch, voice.speed, False)
+    if voice.engine != "espeak-ng":
+        x = _engine_cached((text,), voice)[0]
+    else:
+        x = _espeak_cached(text, voice.name, voice.pitch, voice.speed, False)
     x = A.trim_silence(np.array(x), -45.0, ESPEAK_SR)
     return A.resample(x, ESPEAK_SR, sr)
 
@@ -183,7 +337,10 @@ def _escape(text: str) -> str:
 
 
 def _flat_syllable(syl: str, voice: Voice) -> np.ndarray:
-    """espeak-ng speaking one syllable with a flattened contour (22050 Hz, trimmed)."""
+    """espeak-ng speaking one syllable with a flattened contour (22050 Hz, trimmed); flite and
+    festival voices speak it plainly (the pitch-synchronous resynthesis sets the pitch anyway)."""
+    if voice.engine != "espeak-ng":
+        return A.trim_silence(np.array(_engine_cached((syl,), voice)[0]), -40.0, ESPEAK_SR)
     ssml = f'<speak><prosody range="x-low">{_escape(syl)}</prosody></speak>'
     x = np.array(_espeak_cached(ssml, voice.name, voice.pitch, voice.speed, True))
     return A.trim_silence(x, -40.0, ESPEAK_SR)
@@ -333,6 +490,8 @@ def sing_line(notes: list[tuple[float, float, int, str]], voice: Voice, total: f
     out = np.zeros(int(total * ESPEAK_SR) + ESPEAK_SR, dtype=np.float32)
     vib = float(rng.uniform(15, 45))
     vib_hz = float(rng.uniform(4.8, 6.2))
+    if voice.engine == "festival":  # one festival process for the whole line's syllables
+        _engine_cached(tuple(dict.fromkeys(syl or "a" for *_, syl in notes)), voice)
     for start, dur, midi, syl in notes:
         d = max(0.08, dur * legato)
         y = sing_note(syl or "a", voice, midi, d, rng, vib, vib_hz)

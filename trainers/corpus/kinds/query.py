@@ -112,7 +112,7 @@ class Query(Kind):
         if use["babble"]:
             y, who = V.babble(rng, SECONDS, sr, int(rng.integers(2, 4)))
             comps.append(self._add(bg, y, rng, {"type": "babble", "voices": who}))
-            self._sources.append(P.espeak())
+            self._sources += [V.source_of(w) for w in who]  # each voice's engine and voice
         amb = None
         if use["ambience"] and want_real(rng, REAL_BG_P["ambience"], ctx):
             amb = real_effect("noise", sr, rng, split, "ambience")

@@ -247,8 +247,8 @@ class Songs(Kind):
             real_sources = P.of_info(real_speaker.info, ctx.soundfont) + real_sources
         rendered = bed is None or bool(vocal_tracks)
         sources = ([P.soundfont(ctx.soundfont)] if rendered else []) + [P.score(arr.source)]
-        if any(s["kind"] in ("sung", "spoken") and not s.get("real") for s in sections_meta):
-            sources.append(P.espeak())
+        sources += [V.source_of(s.get("singer") or s.get("speaker")) for s in sections_meta  # engine + voice
+                    if s["kind"] in ("sung", "spoken") and not s.get("real")]
         sources = P.merge(sources, real_sources)
         return SongRow(id=rel, index=index, path=rel, sr=sr, seconds=round(n / sr, 4), sources=sources,
                        effects=effects, stems=list(STEMS), split=split,
