@@ -2,7 +2,8 @@
 """Vocal isolation benchmark: quality on both public bench sets, speed, peak memory, comparisons.
 
     python benchmarks/vocals_bench.py [--model NAME | --checkpoint PATH] [--threads 2] [--sets rendered real]
-        [--quality] [--speed] [--memory] [--demucs] [--limit N] [--register NAME] [--json out.json]
+        [--device auto|cpu|cuda] [--quality] [--speed] [--memory] [--demucs] [--limit N] [--register NAME]
+        [--json out.json]
 
 * quality: on each set (``rendered``: ``../shared/bench/data/vocals``, ``real``:
   ``../shared/bench/data_real/vocals``), separates ``song_XX/mixture.wav`` into
@@ -40,9 +41,12 @@ from benchmarks.common import (add_set_arguments, device, list_cases, load_basel
 
 
 def quality(iso, data: Path, pred: Path, binary: bool, limit: int | None = None) -> dict:
+    from engines.vocals import Config
+
     rtfs = []
+    cfg = iso.config_of(Config(binary_mask=binary))
     for song in list_cases(data, "mixture.wav", limit):
-        res = iso.isolate(song / "mixture.wav", binary_mask=binary)
+        res = iso.run(song / "mixture.wav", cfg)
         res.save(pred / song.name, subtype="FLOAT")
         rtfs.append(res.rtf)
     means = score("vocals", data, pred, allow_missing=bool(limit), table=True)
@@ -66,7 +70,7 @@ def speed(iso, song: Path) -> dict:
             "speedup_vs_frame_by_frame": round(t_fbf / t, 1)}
 
 
-def memory(model_args: list[str], song: Path, threads: int, minutes: float = 10.0) -> dict:
+def memory(model_args: list[str], song: Path, threads: int, minutes: float = 10.0, device: str = "auto") -> dict:
     import numpy as np
     import soundfile as sf
 
@@ -83,7 +87,7 @@ def memory(model_args: list[str], song: Path, threads: int, minutes: float = 10.
                 "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit as e:\n    rc = e.code\n"
                 "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'WALL', time.time() - t, 'RC', rc)")
         cmd = [sys.executable, "-c", code, str(ROOT / "launch.py"), "vocals", "-i", str(path), "-o", str(Path(d) / "out"),
-               "--threads", str(threads), "--quiet", *model_args]
+               "--threads", str(threads), "--device", device, "--quiet", *model_args]
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
         line = [x for x in r.stdout.splitlines() if x.startswith("PEAK_KB")]
         if not line:
@@ -147,6 +151,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write bench.json here (folder); default: PRED")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--binary_mask", action="store_true")
+    from engines import device as devices
+
+    devices.add_argument(p)
     p.add_argument("--quality", action="store_true")
     p.add_argument("--speed", action="store_true")
     p.add_argument("--memory", action="store_true")
@@ -167,13 +174,13 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from engines.vocals.api import VocalIsolator
+    from engines.vocals import Engine
 
-    iso = VocalIsolator(args.checkpoint or args.model)
+    iso = Engine.load(args.checkpoint or args.model, device=args.device)
     sets = selected_sets(args, "vocals")
     pred_root = Path(args.pred)
     report: dict = {"model": iso.model_name, "threads": args.threads, "binary_mask": args.binary_mask,
-                    "device": device(), "cpu": os.cpu_count(), "load_avg": os.getloadavg(), "sets": list(sets)}
+                    "device": str(iso.device), "cuda_available": device() == "cuda", "cpu": os.cpu_count(), "load_avg": os.getloadavg(), "sets": list(sets)}
     per_set: dict[str, dict] = {}
     for f in args.from_json or []:
         old = json.loads(Path(f).read_text())
@@ -203,7 +210,7 @@ def main(argv=None) -> int:
     if args.memory:  # a 10-minute song tiled from the first song of the first set: one figure for the model
         model_args = ["--checkpoint", args.checkpoint] if args.checkpoint else (["--model", args.model] if args.model else [])
         first = list_cases(next(iter(sets.values())), "mixture.wav", 1)[0] / "mixture.wav"
-        report["memory"] = memory(model_args, first, args.threads)
+        report["memory"] = memory(model_args, first, args.threads, device=args.device)
     per_set = {n: per_set[n] for n in sets if n in per_set}
     notes = {}
     if "memory" in report:
