@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from engines.audio import limits  # noqa: E402
 from engines.audio.losses import si_sdr  # noqa: E402
 from engines.separation.features import SR, log_mel, rms_normalise  # noqa: E402
 
@@ -279,7 +280,7 @@ def run(args) -> int:
     from trainers.solver import Solver, config_from_args, seed_everything, total_steps, warmup_cosine
 
     if not getattr(args, "threads", None):
-        torch.set_num_threads(1)
+        limits.set_threads(1)
     seed_everything(args.seed)
     classes = class_names()
     t0 = time.time()

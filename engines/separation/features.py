@@ -38,10 +38,10 @@ def mel_fb(sr: int, n_fft: int, n_mels: int) -> torch.Tensor:
 
     fb = mel_filterbank(sr, n_fft, n_mels)
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, fb.numpy())
-        os.replace(tmp, f)
+        from engines.atomic import atomic_path
+
+        with atomic_path(f) as tmp:
+            np.save(tmp, fb.numpy())
     except OSError:
         pass
     return fb

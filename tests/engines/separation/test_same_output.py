@@ -122,3 +122,14 @@ def test_run_chunked_with_offset_tells_each_piece_where_it_starts():
     out = run_chunked(fn, x, 300, context=50, with_offset=True)
     assert seen == [0, 250, 550, 850]
     assert out[0, 0] == 0 and out[0, 299] == 0 and out[0, 300] == 250 and out[0, 999] == 850
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0, 1.1, 2.7, 5.0])
+def test_gaussian_smoothing_equals_the_former_convolution(sigma):
+    """``reference.gaussian_smooth`` is scipy's gaussian_filter1d; it equals the hand-written one it replaced."""
+    x = np.random.default_rng(0).standard_normal(int(40 * sigma))
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    old = np.convolve(np.pad(x, r, mode="edge"), k / k.sum(), mode="valid")
+    np.testing.assert_allclose(refmod.gaussian_smooth(x, sigma), old, atol=1e-12)
+    assert refmod.gaussian_smooth(x, 0) is x
