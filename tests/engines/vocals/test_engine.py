@@ -65,18 +65,16 @@ def test_cli_flags_come_from_the_config():
         p.parse_args(base + ["--sharpen", "0"])
 
 
-def test_studio_widgets_default_to_the_config():
-    gr = pytest.importorskip("gradio")
+def test_studio_values_to_config():
+    """The Vocals tab's widget values back into a Config (the widgets' defaults: tests/test_config_defaults.py)."""
     from studio import widgets as W
-    from studio.tabs import vocals as tab
 
-    with gr.Blocks():
-        comps = W.widgets(Config, tab.OPTIONS)
-    for name, comp in comps.items():
-        assert comp.value == getattr(Config(), name), name
+    names = ("binary_mask", "sharpen")  # studio.tabs.vocals.OPTIONS
     # an emptied number box (sent as 0) means "the model's sharpen"; the checkbox's False is the default
-    assert W.to_config(Config, tab.OPTIONS, [False, 0]) == Config()
-    assert W.to_config(Config, tab.OPTIONS, [True, 2.0]) == Config(binary_mask=True, sharpen=2.0)
+    assert W.to_config(Config, names, [False, 0]) == W.to_config(Config, names, [False, None]) == Config()
+    assert W.to_config(Config, names, [True, 2.0]) == Config(binary_mask=True, sharpen=2.0)
+    with pytest.raises(ValueError, match="Invalid setting: sharpen"):
+        W.to_config(Config, names, [False, -1.0])
 
 
 def test_run_result_contract(eng):
@@ -172,3 +170,19 @@ def test_folder_batch_with_config(tmp_path):
     outs = isolate_to_files([songs], tmp_path / "out", isolator=e, config="hard")
     assert [o.error for o in outs] == [None, None]
     assert sorted(p.name for p in (tmp_path / "out" / "s0").iterdir()) == ["accompaniment.wav", "vocals.wav"]
+
+
+def test_cli_preset_and_device(tmp_path, capsys):
+    ck = tiny_vocals(tmp_path / "tiny.safetensors")
+    src = tmp_path / "song.wav"
+    sf.write(src, mix(1.5, 44100, 2).T, 44100)
+    assert cli.main(["-i", str(src), "-o", str(tmp_path / "out"), "--checkpoint", str(ck), "--preset", "hard",
+                     "--device", "cpu", "--chunk_seconds", "1", "--threads", "1", "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["accompaniment.wav", "vocals.wav"]
+    v, sr = sf.read(tmp_path / "out" / "vocals.wav", dtype="float32")
+    assert sr == 44100 and v.shape == (int(1.5 * 44100), 2)
+    ref = Engine.load(ck, device="cpu").run(src, "hard")
+    np.testing.assert_allclose(v, ref.vocals.T, atol=1.0 / 2 ** 15)
+    assert "cpu" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # refused by argparse, before any work
+        cli.main(["-i", str(src), "-o", str(tmp_path / "o2"), "--device", "tpu"])
