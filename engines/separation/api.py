@@ -161,8 +161,9 @@ class SeparationEngine(Engine):
     OPTIONAL_INPUTS = ("negative", "gt")
     Config = Config
 
-    def __init__(self, embedder: Embedder, net=None, device: str | torch.device = "cpu"):
-        self.embedder, self.net, self.device = embedder, net, torch.device(device)
+    def __init__(self, embedder: Embedder, net=None, device: str | torch.device | None = None):
+        self.embedder, self.net = embedder, net
+        self.device = torch.device(device) if device is not None else _device_of((embedder, net))
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike | None = None, *, device: str = "auto", embedder: str = "auto",
