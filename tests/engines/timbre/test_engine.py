@@ -158,3 +158,24 @@ def test_griffin_lim_matches_librosa_from_a_zero_phase():
     S = F.stft_complex(w)
     back = F.griffin_lim(S.abs(), S / S.abs().clamp_min(1e-8), len(w), n_iter=4)
     assert torch.allclose(back, w, atol=1e-3)
+
+
+def test_overlap_add_versus_the_shared_runner():
+    """Why the model's overlap-add is not engines.audio.chunking.run_chunked: on a regular tiling the two agree;
+    where the last window (flush with the end) overlaps its neighbour by more than the fade they do not."""
+    from engines.audio.chunking import run_chunked
+    from engines.timbre.model import OverlapAdd, window_plan
+
+    g = torch.Generator().manual_seed(0)
+
+    def fn(w):  # an output that depends on the whole window (like the model's)
+        return w * w.mean(dim=-1, keepdim=True).tanh()
+
+    diffs = {}
+    for n in (488, 700):  # 488: windows at 0 and 201 exactly; 700: the last window 11 frames after the previous
+        x = torch.randn(1, 3, n, generator=g)
+        starts, L, hop, fade = window_plan(n, 287, 0.3)
+        oa = OverlapAdd(n, L, fade, 3)
+        oa.add(starts, torch.stack([fn(x[..., s:s + L])[0].t() for s in starts]))
+        diffs[n] = float((oa.result() - run_chunked(fn, x, L, overlap=L - hop)[0]).abs().max())
+    assert diffs[488] < 1e-6 and diffs[700] > 1e-3
