@@ -91,11 +91,13 @@ def build(ctx) -> None:
     opts["mode"].change(lambda m: gr.update(visible=m == "learned"), opts["mode"], model, api_visibility="private")
 
     @guard
-    def on_run(a_path, b_path, mtype, md, model_name, *rest, request: gr.Request, progress=gr.Progress()):
+    def on_run(a_path, b_path, mtype, md, model_name, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd,
+               ethr, esmooth, request: gr.Request, progress=gr.Progress()):
         from engines.fusion import Engine
 
         session = session_of(request)
-        cfg = W.to_config(Config, OPTIONS, (mtype, md, *rest), max_seconds=ctx.max_seconds)  # refused here, before any work
+        values = (mtype, md, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd, ethr, esmooth)
+        cfg = W.to_config(Config, OPTIONS, values, max_seconds=ctx.max_seconds)  # refused here, before any work
         picked = check_model(KIND, model_name, ctx, session) if cfg.mode == "learned" else None
         a = load_audio(a_path, "Song A", ctx)
         b = load_audio(b_path, "Song B", ctx)
