@@ -364,20 +364,21 @@ def extend_band(y: np.ndarray, x: np.ndarray, rate: int, cutoff: float = 10500.0
     The input's own high band is used, scaled per frame so that its level follows the output's level
     in ``ref_band`` relative to the input's (so it decays or sustains with the new instrument).
     ``y``, ``x``: ``(T,)`` at ``rate``; returns ``(T,)``. Signals longer than ``block_seconds`` are done
-    in blocks with context on both sides (the gain is per frame, so the result is the same).
+    in blocks with context on both sides (:func:`engines.audio.chunking.run_chunked`, context mode; the gain is
+    per frame, so the result is the same).
     """
+    from engines.audio.chunking import run_chunked
+
     n_fft = 1024 if rate <= 24000 else 2048
     hop = n_fft // 4
     block = max(int(block_seconds * rate) // hop, 1) * hop
-    if len(y) <= block:
-        return _extend_band(y, x, rate, cutoff, ref_band, n_fft, hop)
-    out = np.empty(len(y), np.float32)
-    ctx = 4 * n_fft  # a multiple of hop: the blocks' frames fall on the whole signal's frame grid
-    for s in range(0, len(y), block):
-        e = min(len(y), s + block)
-        a, b = max(0, s - ctx), min(len(y), e + ctx)
-        out[s:e] = _extend_band(y[a:b], x[a:b], rate, cutoff, ref_band, n_fft, hop)[s - a:e - a]
-    return out
+    ctx = 4 * n_fft  # a multiple of hop, as the block: the blocks' frames fall on the whole signal's frame grid
+
+    def piece(p: torch.Tensor) -> torch.Tensor:  # p: (2, t) = output, input
+        return torch.from_numpy(_extend_band(p[0].numpy(), p[1].numpy(), rate, cutoff, ref_band, n_fft, hop))
+
+    both = torch.from_numpy(np.stack([np.asarray(y, np.float32), np.asarray(x, np.float32)]))
+    return run_chunked(piece, both, block, context=ctx).numpy()
 
 
 def _extend_band(y: np.ndarray, x: np.ndarray, rate: int, cutoff: float, ref_band: tuple[float, float],
