@@ -247,7 +247,6 @@ def test_range_helpers():
 
     bpb = spec(FusionConfig, "beats_per_bar").range.arg
     assert [bpb(v) for v in ("0", "2", "12")] == [0, 2, 12]
-    from engines.options import spec
     from engines.separation import Config as SeparationConfig
 
     nfft = spec(SeparationConfig, "nfft").range.arg
