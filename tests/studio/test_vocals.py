@@ -18,7 +18,9 @@ def test_vocals_batch_in_browser(page, audio_files):
                                                                        str(audio_files["song2"])])
     page.wait_for_function("() => document.querySelectorAll('#voc-songs tr, #voc-songs .file').length >= 2 "
                            "|| document.querySelector('#voc-songs').innerText.includes('song2')")
-    page.locator("#voc-binary input[type=checkbox]").check()
+    page.locator("#voc-preset input").first.click()  # the preset picker generated from Config.PRESETS
+    page.get_by_role("option", name="hard").click()
+    page.wait_for_function("() => document.querySelector('#voc-binary input[type=checkbox]').checked")
     page.locator("#voc-run").click()
     page.wait_for_selector("#voc-mel .js-plotly-plot", timeout=120_000)
     page.wait_for_selector("#voc-mask .js-plotly-plot")
