@@ -79,8 +79,6 @@ def _fusion(d: Path) -> None:
 def _timbre(d: Path) -> None:
     if not _has("engines.timbre.model"):
         raise ModuleNotFoundError("engines.timbre")
-    from engines.timbre.model import TimbreTransfer
+    from engines.testing import tiny_timbre
 
-    net = TimbreTransfer(d_model=32, style_dim=16, latent_dim=8, enc_blocks=1, enc_layers=1, dec_layers=1,
-                         n_heads=4, window=40)
-    _save(net.eval(), d, "timbre-tiny", "timbre", 22050)
+    _save(tiny_timbre(), d, "timbre-tiny", "timbre", 22050)
