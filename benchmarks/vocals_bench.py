@@ -141,6 +141,8 @@ def figures(rep: dict) -> dict:
 
 
 def main(argv=None) -> int:
+    from engines.audio.limits import thread_count
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--model", default=None)
@@ -149,7 +151,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="run this one vocals folder instead of --sets")
     p.add_argument("--pred", default="/tmp/vocals_bench_pred", help="predictions go to PRED/<set>/<song>/")
     p.add_argument("--out", default=None, help="write bench.json here (folder); default: PRED")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=thread_count, default=2)
     p.add_argument("--binary_mask", action="store_true")
     from engines import device as devices
 
@@ -171,10 +173,10 @@ def main(argv=None) -> int:
         args.quality = args.speed = args.memory = args.demucs = False
     elif not (args.quality or args.speed or args.memory or args.demucs):
         args.quality = args.speed = args.memory = True
-    import torch
-
-    torch.set_num_threads(args.threads)
+    from engines.audio.limits import set_threads
     from engines.vocals import Engine
+
+    set_threads(args.threads)
 
     iso = Engine.load(args.checkpoint or args.model, device=args.device)
     sets = selected_sets(args, "vocals")
