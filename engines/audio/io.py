@@ -280,12 +280,36 @@ def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
-def load(src: Source, sr: int | None = None, *, mono: bool = False, channels: int | None = None,
-         max_seconds: float | None = None, min_seconds: float | None = None) -> tuple[np.ndarray, int]:
+def _from_array(audio, rate, what: str) -> tuple[np.ndarray, int]:
+    """``(C, T)`` float32 and the rate of an in-memory array (``(T,)``, ``(C, T)`` or ``(T, C)``)."""
+    try:
+        audio = np.asarray(audio, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise NotAudioError(f"{_cap(what)} is not an array of samples.") from None
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2:
+        raise ChannelError(f"{_cap(what)} must be shaped (channels, samples), got {audio.shape}.")
+    if audio.shape[0] > MAX_CHANNELS and audio.shape[1] <= MAX_CHANNELS:
+        audio = audio.T  # (T, C) given
+    try:
+        rate = int(rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"{_cap(what)}: the sample rate {rate!r} is not a number.") from None
+    if rate <= 0:
+        raise ValueError(f"{_cap(what)}: invalid sample rate {rate} Hz.")
+    _check_format(audio.shape[0], rate, what)
+    return np.ascontiguousarray(audio), rate
+
+
+def load(src: "Source | tuple | np.ndarray", sr: int | None = None, *, mono: bool = False,
+         channels: int | None = None, max_seconds: float | None = None, min_seconds: float | None = None,
+         rate: int | None = None, what: str | None = None) -> tuple[np.ndarray, int]:
     """Load audio as float32 ``(C, T)``.
 
     Args:
-        src: a path, raw bytes or a binary file object.
+        src: a path, raw bytes, a binary file object, an ``(array, rate)`` pair or an array (then ``rate``);
+            arrays may be ``(T,)``, ``(C, T)`` or ``(T, C)`` and get the same checks as decoded files.
         sr: resample to this rate (``None`` keeps the file's rate).
         mono: downmix to one channel (same as ``channels=1``).
         channels: convert to this many channels.
@@ -300,10 +324,20 @@ def load(src: Source, sr: int | None = None, *, mono: bool = False, channels: in
         NonFiniteError, ChannelError, TooLongError, TooShortError. Every message names the file
         (or "the uploaded audio").
 
+        rate: the sample rate of a bare array ``src``.
+        what: how messages name an in-memory input (default "the audio").
+
     Warns:
         TruncatedAudioWarning (and a logged warning) when a WAV file holds less audio than its header
         promises; what is there is loaded.
     """
+    if isinstance(src, np.ndarray) or (isinstance(src, tuple) and len(src) == 2):
+        if isinstance(src, np.ndarray):
+            if rate is None:
+                raise ValueError(f"{_cap(what or 'the audio')}: give the sample rate with an array.")
+            src = (src, rate)
+        return _checked(*_from_array(src[0], src[1], what or "the audio"), what or "the audio", truncated=None,
+                        decoded=False, mono=mono, channels=channels, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds)
     inp = _open(src)
     what = inp.what
     try:
@@ -322,13 +356,21 @@ def load(src: Source, sr: int | None = None, *, mono: bool = False, channels: in
             and n < head.frames - max(0.01 * head.frames, 0.1 * rate):
         # a cut FLAC: soundfile stops ("lost sync"), ffmpeg decodes the frames that are there
         truncated = f"the header promises {head_seconds:.1f} s, the file holds {n / rate:.1f} s"
+    return _checked(audio, rate, what, truncated=truncated, mono=mono, channels=channels, sr=sr,
+                    max_seconds=max_seconds, min_seconds=min_seconds)
+
+
+def _checked(audio: np.ndarray, rate: int, what: str, *, truncated, mono, channels, sr, max_seconds,
+             min_seconds, decoded: bool = True) -> tuple[np.ndarray, int]:
+    """The checks every input gets (length, channels, duration, finite), then channels and rate."""
+    n_ch, n = audio.shape
     if n == 0:
         raise ZeroLengthError(f"{_cap(what)} contains no samples.")
     if n_ch < 1 or n_ch > MAX_CHANNELS:
         raise ChannelError(f"{_cap(what)} has {n_ch} channels; at most {MAX_CHANNELS} are supported.")
     seconds = n / rate
     if max_seconds is not None and seconds > max_seconds:
-        raise TooLongError(f"{_cap(what)} is {'more than ' if seconds >= max_seconds + 0.999 else ''}"
+        raise TooLongError(f"{_cap(what)} is {'more than ' if decoded and seconds >= max_seconds + 0.999 else ''}"
                            f"{seconds:.1f} s long; the limit is {max_seconds:g} s.")
     if min_seconds is not None and seconds < min_seconds:
         raise TooShortError(f"{_cap(what)} is {seconds:.2f} s long; at least {min_seconds:g} s is needed.")

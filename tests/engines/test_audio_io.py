@@ -252,3 +252,26 @@ def test_rate_and_channels_are_refused_before_decoding(tmp_path, monkeypatch):
         aio.load(tmp_path / "hr.wav")
     with pytest.raises(ChannelError, match="12 channels"):
         aio.load(tmp_path / "mc.wav")
+
+
+def test_load_takes_arrays_with_the_same_checks_as_files():
+    import numpy as np
+
+    from engines.audio import errors, io
+
+    a, r = io.load((np.zeros((2000, 2), np.float32), 8000), sr=16000)  # (T, C) is recognised
+    assert a.shape == (2, 4000) and r == 16000
+    a, r = io.load(np.full(800, 0.1), rate=8000, mono=True)
+    assert a.shape == (1, 800) and a.dtype == np.float32
+    with pytest.raises(errors.NonFiniteError, match="The query contains NaN"):
+        io.load((np.full(10, np.nan), 8000), what="the query")
+    with pytest.raises(errors.ZeroLengthError):
+        io.load((np.zeros(0), 8000))
+    with pytest.raises(errors.ChannelError, match="shaped"):
+        io.load((np.zeros((3, 3, 3)), 8000))
+    with pytest.raises(ValueError, match="invalid sample rate 0"):
+        io.load((np.zeros(100), 0))
+    with pytest.raises(errors.TooLongError, match="The mixture is 5.0 s long; the limit is 2 s"):
+        io.load((np.zeros(40000), 8000), max_seconds=2, what="the mixture")
+    with pytest.raises(ValueError, match="give the sample rate"):
+        io.load(np.zeros(100))
