@@ -240,8 +240,12 @@ class OutputStage:
         self._names: list[str] = []
         self._dir: Path | None = None
         self.published: dict[str, Path] = {}
-        for n in names:
-            self.check(n)
+        try:
+            for n in names:
+                self.check(n)
+        except Exception:
+            self.abort()  # a refused name leaves no folder behind either
+            raise
 
     # ------------------------------------------------------------------ names
     def final(self, name: str) -> Path:

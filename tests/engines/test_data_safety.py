@@ -228,3 +228,21 @@ def test_names_made_from_user_file_names_stay_inside_the_output_folder(tmp_path,
     assert launch.main(["vocals", "-i", str(songs), "-o", str(out), "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["b", "song"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "songs"]  # nothing written beside out
+
+
+def test_a_refused_output_name_leaves_no_new_folder(tmp_path):
+    from engines.atomic import OutputStage
+
+    out = tmp_path / "new" / "deeper"
+    out.mkdir(parents=True)
+    src = out / "a.wav"
+    src.write_bytes(b"input")
+    out2 = tmp_path / "other" / "deeper"
+    with pytest.raises(Exception, match="one of the inputs"):
+        OutputStage(out, inputs=[src], names=["a.wav"])
+    assert src.read_bytes() == b"input"
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    with pytest.raises(Exception, match="one of the inputs"):
+        OutputStage(out2, inputs=[out2 / "x.wav"], names=["x.wav"])
+    assert not (tmp_path / "other").exists()
