@@ -70,10 +70,9 @@ def _vocals(d: Path) -> None:
 def _fusion(d: Path) -> None:
     if not _has("engines.fusion.model"):
         raise ModuleNotFoundError("engines.fusion")
-    from engines.fusion.model import CascadeFusion
+    from engines.testing import tiny_fusion
 
-    net = CascadeFusion(d_model=32, num_stages=1, num_transformer_layers=1, nhead=2, dim_feedforward=64)
-    _save(net.eval(), d, "fusion-tiny", "fusion", 24000, meta={"codec": "builtin", "name": "fusion-tiny"})
+    _save(tiny_fusion(), d, "fusion-tiny", "fusion", 24000, meta={"codec": "builtin", "name": "fusion-tiny"})
 
 
 def _timbre(d: Path) -> None:
