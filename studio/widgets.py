@@ -33,11 +33,12 @@ def _slider_step(s: Spec) -> float:
     return float(f"{(r.hi - r.lo) / 100:.2g}")
 
 
-def widget(config_cls, name: str, *, radio: bool = False, **overrides):
+def widget(config_cls, name: str, *, radio: bool = False, number: bool = False, **overrides):
     """The Gradio component of option ``name`` of ``config_cls`` with the config's default as its value.
 
     ``overrides`` go to the component (e.g. ``elem_id``, ``visible``, ``label``); ``radio`` shows choices
-    as a Radio instead of a Dropdown. An optional numeric option (``None`` = auto) is a Number that may be
+    as a Radio instead of a Dropdown; ``number`` shows a bounded numeric option as a Number box instead of a
+    Slider (seeds, wide ranges). An optional numeric option (``None`` = auto) is a Number that may be
     left empty.
     """
     gr = _gr()
@@ -57,7 +58,7 @@ def widget(config_cls, name: str, *, radio: bool = False, **overrides):
         r = s.range
         bounded = r is not None and r.lo is not None and r.hi is not None and not r.allow and not s.optional \
             and not r.power_of_two
-        if bounded:
+        if bounded and not number:
             comp = gr.Slider(minimum=r.lo, maximum=r.hi, step=_slider_step(s), **kw)
         else:
             kw.setdefault("precision", 0 if s.kind is int else None)

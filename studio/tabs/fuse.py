@@ -58,12 +58,14 @@ def build(ctx) -> None:
     with gr.Group(visible="segments" in USES[default_type]) as seg_group:
         with gr.Row():
             opts["segment_unit"] = W.widget(Config, "segment_unit", radio=True)
-            opts.update(W.widgets(Config, ("segment_length", "mask_temporal_segment")))
+            opts["segment_length"] = W.widget(Config, "segment_length")
+            opts["mask_temporal_segment"] = W.widget(Config, "mask_temporal_segment", number=True)
     with gr.Group(visible="freq" in USES[default_type]) as freq_group:
         opts["mask_freq_split"] = W.widget(Config, "mask_freq_split")
     with gr.Group(visible="channels" in USES[default_type]) as chan_group:
         with gr.Row():
-            opts.update(W.widgets(Config, ("mask_channel_keep", "seed")))
+            opts["mask_channel_keep"] = W.widget(Config, "mask_channel_keep")
+            opts["seed"] = W.widget(Config, "seed", number=True)
     with gr.Group(visible="energy" in USES[default_type]) as energy_group:
         with gr.Row():
             opts.update(W.widgets(Config, ("mask_energy_threshold", "energy_smoothing_ms")))
