@@ -27,7 +27,6 @@ import torch
 from engines import base
 from engines.audio import io, levels
 from engines.audio import limits
-from engines.audio.errors import TooLongError, TooShortError
 from . import align
 from .codec import Codec, get_codec
 from .config import MASK_TYPES, MODES, SEGMENT_UNITS, Config
@@ -180,25 +179,10 @@ MIN_B_SECONDS = 0.25
 
 
 def _load(src: Source, sr: int, what: str, max_seconds: float | None, min_seconds: float) -> np.ndarray:
-    if isinstance(src, tuple):
-        audio, rate = src
-        audio = np.asarray(audio, dtype=np.float32)
-        audio = audio[None] if audio.ndim == 1 else audio
-        if audio.shape[0] > audio.shape[-1]:
-            audio = audio.T
-        seconds = audio.shape[-1] / max(int(rate), 1)
-        if max_seconds is not None and seconds > max_seconds:
-            raise TooLongError(f"{what} is {seconds:.1f} s long; the limit is {max_seconds:g} s.")
-        if seconds < min_seconds:
-            raise TooShortError(f"{what} is {seconds:.2f} s long; at least {min_seconds:g} s is needed.")
-        audio = io.to_channels(audio, 1)
-        if int(rate) != sr:
-            audio = io.resample(audio, int(rate), sr)
-    else:
-        audio, _ = io.load(src, sr=sr, mono=True, max_seconds=max_seconds, min_seconds=min_seconds)
+    """One song as float32 mono ``(T,)`` at ``sr``: a path, bytes or ``(array, rate)`` through :func:`engines.audio.io.load`
+    (the checks every input gets; ``what`` names in-memory input in messages), then refused when silent."""
+    audio, _ = io.load(src, sr=sr, mono=True, max_seconds=max_seconds, min_seconds=min_seconds, what=what)
     audio = audio[0].astype(np.float32)
-    if not np.isfinite(audio).all():
-        raise ValueError(f"{what} contains NaN or infinite samples.")
     io.check_not_silent(audio, what)
     return audio
 
