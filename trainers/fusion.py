@@ -168,9 +168,10 @@ class PairCrops:
                 b_path = cand[rng.randrange(len(cand))]
             b = self._crop(b_path, rng)
         # level: a at a random RMS in -26..-14 dBFS, b matched to it (as fuse matches loudness)
-        target = 10 ** (rng.uniform(-26, -14) / 20)
-        ra, rb = float(np.sqrt(np.mean(a**2))) + 1e-8, float(np.sqrt(np.mean(b**2))) + 1e-8
-        a, b = a * (target / ra) if ra > 1e-5 else a, b * (target / rb) if rb > 1e-5 else b
+        from engines.audio import levels
+
+        target_db = rng.uniform(-26, -14)
+        a, b = (np.float32(levels.rms_gain(x, target_db)) * x if levels.rms(x) > 1e-5 else x for x in (a, b))
         return torch.from_numpy(np.ascontiguousarray(a))[None], torch.from_numpy(np.ascontiguousarray(b))[None]
 
 
