@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from engines.audio import limits  # noqa: E402
 from benchmarks.common import (add_set_arguments, list_cases, registry_set_scores, results_json,  # noqa: E402
                                scorer, selected_sets, set_label, side_by_side, write_json)
 
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="run this one fusion folder instead of --sets")
     p.add_argument("--model", default=None, help="registry name (default: the fusion default)")
     p.add_argument("--checkpoint", default=None)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=limits.thread_count, default=2, help="torch CPU threads")
     p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu or cuda")
     p.add_argument("--json", default=None, help="write all figures here (keyed by set)")
     p.add_argument("--out", default=None, help="write bench.json into this folder")
@@ -211,12 +212,11 @@ def main(argv=None) -> int:
         register_scores(args.model or first.get("model", {}).get("name"), summaries)
         return 0
 
-    import torch
-
+    from engines.audio.limits import set_threads
     from engines.fusion.api import FusionEngine
     from engines.fusion.codec import MDCTCodec
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     sc = scorer()
     engine = FusionEngine.load(args.checkpoint or args.model, device=args.device)
     print(f"device: {engine.device}", flush=True)

@@ -189,7 +189,9 @@ def run(args) -> int:
     from trainers.solver import Solver, config_from_args, one_cycle, total_steps
 
     if not getattr(args, "threads", None):
-        torch.set_num_threads(1)
+        from engines.audio.limits import set_threads
+
+        set_threads(1)
     pairs = []
     for f in args.dataset_folder:
         pairs += discover_pairs(f)
