@@ -53,7 +53,8 @@ def build(ctx) -> None:
                                  info="--model / --checkpoint (learned mode): a registered model")
         with gr.Column():
             with gr.Row():
-                opts.update(W.widgets(Config, ("match_tempo", "match_key", "match_loudness")))
+                opts.update(W.widgets(Config, ("match_tempo", "match_key", "match_loudness"),
+                                      match_tempo={"elem_id": "fuse-match-tempo"}))
             opts["crossfade_ms"] = W.widget(Config, "crossfade_ms")
     with gr.Group(visible="segments" in USES[default_type]) as seg_group:
         with gr.Row():

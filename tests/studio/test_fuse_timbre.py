@@ -24,6 +24,9 @@ def test_fuse_in_browser(page, audio_files):
     open_tab(page, "Fuse")
     upload(page, "fuse-a", audio_files["song"])
     upload(page, "fuse-b", audio_files["piano"])
+    page.locator("#fuse-preset input").first.click()  # the preset picker generated from Config.PRESETS
+    page.get_by_role("option", name="quick").click()
+    page.wait_for_function("() => !document.querySelector('#fuse-match-tempo input[type=checkbox]').checked")
     seg = page.get_by_label("segment_length")
     split = page.get_by_label("mask_freq_split")
     assert seg.first.is_visible() and not split.first.is_visible()
@@ -35,7 +38,8 @@ def test_fuse_in_browser(page, audio_files):
     page.locator("#fuse-run").click()
     page.wait_for_selector("#fuse-regions .js-plotly-plot", timeout=120_000)
     page.wait_for_selector("#fuse-mel .js-plotly-plot")
-    assert "frequency" in page.locator("#fuse-summary").inner_text()
+    summary = page.locator("#fuse-summary").inner_text()
+    assert "frequency" in summary and "Tempo" not in summary  # the quick preset: no beat tracking
     assert page.locator("#fuse-out a[download]").get_attribute("download") == "fusion.wav"
 
 
