@@ -28,6 +28,7 @@ import soundfile as sf
 from ..atomic import InputSet, atomic_path, loaded_inputs  # noqa: F401 - loaded_inputs re-exported
 from ..atomic import _LOADED_INPUTS as _INPUT_PATHS  # resolved paths this process loaded
 from .errors import (
+    AudioError,
     ChannelError,
     CorruptAudioError,
     EmptyFileError,
@@ -297,7 +298,7 @@ def _from_array(audio, rate, what: str) -> tuple[np.ndarray, int]:
     except (TypeError, ValueError):
         raise ValueError(f"{_cap(what)}: the sample rate {rate!r} is not a number.") from None
     if rate <= 0:
-        raise ValueError(f"{_cap(what)}: invalid sample rate {rate} Hz.")
+        raise AudioError(f"{_cap(what)}: invalid sample rate {rate} Hz.")
     _check_format(audio.shape[0], rate, what)
     return np.ascontiguousarray(audio), rate
 

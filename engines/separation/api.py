@@ -202,16 +202,7 @@ def get_models(embedder: str = "auto", ast_model: str = DEFAULT_AST, checkpoint:
 
 def _load(src: AudioIn, what: str, sr: int | None = None) -> tuple[np.ndarray, int]:
     """(C, T) float32 and rate from a path, bytes, ``(audio, sr)`` tuple or array (then ``sr`` needed)."""
-    if isinstance(src, tuple):
-        a, r = src
-        a = np.asarray(a, dtype=np.float32)
-        return (a[None] if a.ndim == 1 else a), int(r)
-    if isinstance(src, np.ndarray):
-        if sr is None:
-            raise ValueError(f"{what}: pass the sample rate with a numpy array.")
-        a = src.astype(np.float32)
-        return (a[None] if a.ndim == 1 else a), int(sr)
-    return aio.load(src, max_seconds=limits.max_seconds())
+    return aio.load(src, rate=sr, max_seconds=limits.max_seconds(), what=what)
 
 
 def _mono16(a: np.ndarray, sr: int) -> np.ndarray:

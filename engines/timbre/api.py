@@ -151,28 +151,8 @@ class TimbreEngine(base.Engine):
     def _prep(src, sr: int | None, what: str) -> tuple[np.ndarray, int, np.ndarray, float]:
         """-> (original mono (T,), rate, 22050 Hz -20 dBFS clip, gain). ``src``: a path, bytes, an array
         (with ``sr``) or ``(array, sr)``."""
-        if isinstance(src, tuple) and len(src) == 2 and isinstance(src[0], np.ndarray):
-            src, sr = src
-        if isinstance(src, np.ndarray):
-            if sr is None:
-                raise ValueError(f"{what}: pass sr= with a numpy array.")
-            a = np.asarray(src, dtype=np.float32)
-            a = a[None] if a.ndim == 1 else a
-            if not np.all(np.isfinite(a)):
-                from engines.audio.errors import NonFiniteError
-
-                raise NonFiniteError(f"{what} contains NaN or infinite samples.")
-            mono, rate = a.mean(0), int(sr)
-            if rate <= 0:
-                raise ValueError(f"{what}: invalid sample rate {sr}.")
-            if mono.shape[-1] / rate > limits.max_seconds():
-                from engines.audio.errors import TooLongError
-
-                raise TooLongError(f"{what} is {mono.shape[-1] / rate:.1f} s long; "
-                                   f"the limit is {limits.max_seconds():g} s.")
-        else:
-            audio, rate = audio_io.load(src, mono=True, max_seconds=limits.max_seconds())
-            mono = audio[0]
+        audio, rate = audio_io.load(src, mono=True, rate=sr, max_seconds=limits.max_seconds(), what=what)
+        mono = audio[0]
         audio_io.check_not_silent(mono[None], what)
         min_s = limits.MIN_SECONDS["timbre"]
         if mono.shape[-1] < min_s * rate:

@@ -134,21 +134,8 @@ class VocalsResult(base.Result):
 
 
 def _check_audio(audio: np.ndarray, sr: int, what: str) -> np.ndarray:
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 1:
-        audio = audio[None]
-    if audio.ndim != 2:
-        raise AudioError(f"{what} must be shaped (channels, samples), got {audio.shape}.")
-    if audio.shape[0] > audio_io.MAX_CHANNELS and audio.shape[1] <= audio_io.MAX_CHANNELS:
-        audio = audio.T.copy()  # (T, C) given
-    if not np.isfinite(audio).all():
-        raise AudioError(f"{what} contains NaN or infinite samples.")
-    if sr <= 0:
-        raise AudioError(f"Invalid sample rate {sr}.")
-    if audio.shape[1] / sr < MIN_SECONDS:
-        raise TooShortError(f"{what} is {audio.shape[1] / sr:.2f} s long; at least {MIN_SECONDS:g} s is needed.")
-    if audio.shape[1] / sr > limits.max_seconds():
-        raise TooLongError(f"{what} is {audio.shape[1] / sr:.1f} s long; the limit is {limits.max_seconds():g} s.")
+    """``(C, T)`` float32 of an in-memory song, with the checks a file gets (:func:`engines.audio.io.load`)."""
+    audio, _ = audio_io.load((audio, sr), min_seconds=MIN_SECONDS, max_seconds=limits.max_seconds(), what=what)
     audio_io.check_not_silent(audio, what)
     return audio
 

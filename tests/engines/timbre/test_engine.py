@@ -84,7 +84,7 @@ def test_engine_contract_run_and_save(ckpt, tmp_path):
         eng.run({"style_ref": str(inp)})
     with pytest.raises(ValueError, match="not query"):
         eng.run({"input": str(inp), "query": str(inp)})
-    with pytest.raises(ValueError, match="pass sr="):
+    with pytest.raises(ValueError, match="give the sample rate"):
         eng.run({"input": tone(0.5)})
 
 
