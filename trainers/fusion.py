@@ -97,14 +97,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------------------ data
-def discover_pairs(folder: str | os.PathLike) -> list[tuple[str, str | None]]:
+def discover_pairs(folder: str | os.PathLike, split: str | None = None) -> list[tuple[str, str | None]]:
     """Pairs ``(a, b_or_None)`` of a folder, through the data contract (:func:`trainers.data.load`):
-    a corpus ``fusion`` manifest, or one of the user-folder layouts of the module docstring."""
+    a corpus ``fusion`` manifest, or one of the user-folder layouts of the module docstring (all "train").
+    ``split`` keeps the rows of one split only."""
     from .data import fusion_files, load
 
     rows, base = load(folder, "fusion")
     out = []
     for r in rows:
+        if split is not None and r.split != split:
+            continue
         a, b = fusion_files(r, base)
         out.append((str(a), str(b) if b else None))
     return out
@@ -193,18 +196,24 @@ def run(args) -> int:
 
         set_threads(1)
     pairs = []
+    dev: list = []
     for f in args.dataset_folder:
-        pairs += discover_pairs(f)
+        pairs += discover_pairs(f, split="train")
+        dev += discover_pairs(f, split="dev")
     if args.max_pairs:
         pairs = pairs[: args.max_pairs]
-    if len(pairs) < 2:
-        raise ValueError(f"Found {len(pairs)} song(s) in {args.dataset_folder}; at least 2 are needed.")
-    rng = random.Random(args.seed)
-    order = list(range(len(pairs)))
-    rng.shuffle(order)
-    n_val = min(args.val_pairs, max(len(pairs) // 5, 1))
-    val_pairs = [pairs[i] for i in order[:n_val]]
-    train_pairs = [pairs[i] for i in order[n_val:]]
+    if len(pairs) + len(dev) < 2:
+        raise ValueError(f"Found {len(pairs) + len(dev)} song(s) in {args.dataset_folder}; at least 2 are needed.")
+    if dev and pairs:  # the corpus's dev split (held-out real sources) validates; it is never trained on
+        val_pairs, train_pairs = dev[: max(args.val_pairs, 1)], pairs
+    else:
+        pairs = pairs + dev
+        rng = random.Random(args.seed)
+        order = list(range(len(pairs)))
+        rng.shuffle(order)
+        n_val = min(args.val_pairs, max(len(pairs) // 5, 1))
+        val_pairs = [pairs[i] for i in order[:n_val]]
+        train_pairs = [pairs[i] for i in order[n_val:]]
     codec = get_codec(args.codec)
     sr = codec.sample_rate
     train_set = PairCrops(train_pairs, sr, args.crop_seconds, args.crops_per_pair, args.shuffle_targets,

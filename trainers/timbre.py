@@ -46,8 +46,10 @@ def phase_of(step: int, total: int) -> int:
 
 
 # --------------------------------------------------------------------------- data
-def discover(data_dirs: list[str]) -> tuple[list[tuple[str, str, str]], list[str], list[str]]:
-    """``(pairs [(id, piano, violin)], unpaired piano files, unpaired violin files)`` under the folders."""
+def discover(data_dirs: list[str], split: str | None = None,
+             required: bool = True) -> tuple[list[tuple[str, str, str]], list[str], list[str]]:
+    """``(pairs [(id, piano, violin)], unpaired piano files, unpaired violin files)`` under the folders
+    (``split``: the rows of one split only; user folders are all "train")."""
     from .data import NoDataError, load
 
     pairs, pianos, violins = [], [], []
@@ -60,12 +62,14 @@ def discover(data_dirs: list[str]) -> tuple[list[tuple[str, str, str]], list[str
         except NoDataError:
             continue
         for r in rows:
+            if split is not None and r.split != split:
+                continue
             f = r.files(base)
             if r.type == "pair" and f["piano"].is_file() and f["violin"].is_file():
                 pairs.append((r.id, str(f["piano"]), str(f["violin"])))
             elif r.type == "solo" and f[r.instrument].is_file():
                 (pianos if r.instrument == "piano" else violins).append(str(f[r.instrument]))
-    if not pairs and not (pianos and violins):
+    if required and not pairs and not (pianos and violins):
         raise ValueError(f"No timbre data under {', '.join(data_dirs)}: expected pairs/<id>/piano.wav + "
                          "violin.wav, or piano/*.wav and violin/*.wav.")
     return pairs, pianos, violins
@@ -485,11 +489,15 @@ def run(args) -> int:
     seed_everything(args.seed)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pairs, pianos, violins = discover(args.data)
+    dev_pairs = discover(args.data, split="dev", required=False)[0]
+    pairs, pianos, violins = discover(args.data, split="train" if dev_pairs else None)
     rng = random.Random(args.seed)
     rng.shuffle(pairs)
-    n_val = min(args.val_pairs, max(len(pairs) - 1, 0))
-    val_pairs, train_pairs = pairs[:n_val], pairs[n_val:]
+    if dev_pairs:  # the corpus's dev split validates and is never trained on
+        val_pairs, train_pairs = dev_pairs[: args.val_pairs], pairs
+    else:
+        n_val = min(args.val_pairs, max(len(pairs) - 1, 0))
+        val_pairs, train_pairs = pairs[:n_val], pairs[n_val:]
     if args.max_pairs:
         train_pairs = train_pairs[: args.max_pairs]
     (out / "split.json").write_text(json.dumps({"train": [p[0] for p in train_pairs], "val": [p[0] for p in val_pairs]}))

@@ -45,6 +45,12 @@ def test_discover_pairs_layouts(pairs, tmp_path):
                     sources=[Source("item0", "user", "user-supplied", True)], a={}, b={})
     (man / "manifest.jsonl").write_text(json.dumps(row.to_json()) + "\n")
     assert discover_pairs(man) == [(str(man / "item0/a.wav"), str(man / "item0/b.wav"))]
+    dev = FusionRow(id="item9", index=9, path="item0", sr=24000, seconds=0.01, effects=[], split="dev",
+                    sources=[Source("item0", "user", "user-supplied", True)], a={}, b={})
+    (man / "manifest.jsonl").write_text(json.dumps(row.to_json()) + "\n" + json.dumps(dev.to_json()) + "\n")
+    assert len(discover_pairs(man)) == 2 and len(discover_pairs(man, split="train")) == 1
+    assert discover_pairs(man, split="dev") == [(str(man / "item0/a.wav"), str(man / "item0/b.wav"))]
+    assert discover_pairs(loose_dir := pairs, split="dev") == [] and len(discover_pairs(loose_dir, split="train")) == 4
     (man / "manifest.jsonl").write_text(json.dumps({"id": "item0", "a": {"file": "item0/a.wav"}}) + "\n")
     with pytest.raises(DataError, match="unknown field|missing field"):
         discover_pairs(man)

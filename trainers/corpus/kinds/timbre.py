@@ -23,7 +23,7 @@ from ..synth import Note, Track, render
 from ...data import TimbreRow
 from .. import effects as E
 from .. import provenance as P
-from .base import Context, ItemFolder, Kind, item_rng, random_synth_settings, write_json
+from .base import Context, ItemFolder, Kind, item_rng, item_split, random_synth_settings, write_json
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,6 @@ class Timbre(Kind):
             A.write_pcm16(path, y, self.sr)
         return TimbreRow(id=rel.split("/")[-1].removesuffix(".wav"), index=index, path=rel, sr=self.sr,
                          seconds=seconds, sources=[P.soundfont(ctx.soundfont), P.score(info["source"])], effects=effects,
-                         type=plan["type"], instrument=plan.get("instrument", "pair"),
+                         type=plan["type"], instrument=plan.get("instrument", "pair"), split=item_split(index),
                          info={"source": info["source"], "n_notes": len(notes),
                                "pitch_range": [min(n.pitch for n in notes), max(n.pitch for n in notes)]}).to_json()
