@@ -37,6 +37,57 @@ from benchmarks.common import (add_set_arguments, list_cases, registry_set_score
 
 MASKS = ("temporal", "frequency", "spectral", "energy", "hybrid")
 UNITY_MASKS = ("none", "temporal", "frequency", "spectral", "energy")
+#: mask types scored by the arrangement score (``none``, the blend, is the reference row)
+ARRANGEMENT_MASKS = ("none",) + MASKS
+#: octave-band edges of the arrangement score's tiles (Hz; the last band runs to Nyquist)
+OCTAVE_EDGES = (0.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
+
+
+def arrangement_score(y, a, b, sr: int, tile_seconds: float = 0.25, margin: float = 0.1, n_fft: int = 1024,
+                      hop: int = 256) -> dict:
+    """The issue's arrangement score of an output ``y`` against the two aligned inputs ``a``, ``b`` (all ``(T,)``).
+
+    The three magnitude spectrograms (``n_fft``/``hop``) are cut into tiles of ``tile_seconds`` by one octave
+    band (:data:`OCTAVE_EDGES` .. Nyquist). In each tile the output is compared with A and with B by cosine; a
+    tile is *clean* when one source wins by at least ``margin``. Returns ``clean`` (output-energy-weighted share
+    of clean tiles: a blend scores about 0.45-0.7, a hard switch about 1), ``share_a`` (share of the clean
+    energy that resembles A), ``present`` (both songs present: ``0.2 <= share_a <= 0.8``) and ``tiles``.
+    """
+    import numpy as np
+    import torch
+
+    from engines.audio.spectral import stft
+
+    n = min(len(y), len(a), len(b))
+    mags = [stft(torch.from_numpy(np.ascontiguousarray(np.asarray(x[:n], dtype=np.float32))), n_fft, hop)
+            .abs().numpy().astype(np.float64) for x in (y, a, b)]
+    Y, SA, SB = mags
+    freqs = np.arange(Y.shape[0]) * sr / n_fft
+    edges = list(OCTAVE_EDGES) + [sr / 2 + 1.0]
+    step = max(int(round(tile_seconds * sr / hop)), 1)
+    clean_e = a_e = total_e = 0.0
+    tiles = 0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        rows = (freqs >= lo) & (freqs < hi)
+        if not rows.any():
+            continue
+        for t0 in range(0, Y.shape[1], step):
+            y_, a_, b_ = (M[rows, t0:t0 + step].ravel() for M in (Y, SA, SB))
+            e = float(np.sum(y_ ** 2))
+            if e <= 0:
+                continue
+            tiles += 1
+            total_e += e
+            ny = np.linalg.norm(y_)
+            ca = float(y_ @ a_ / (ny * np.linalg.norm(a_) + 1e-12))
+            cb = float(y_ @ b_ / (ny * np.linalg.norm(b_) + 1e-12))
+            if abs(ca - cb) >= margin:
+                clean_e += e
+                a_e += e * (ca > cb)
+    clean = clean_e / total_e if total_e > 0 else 0.0
+    share_a = a_e / clean_e if clean_e > 0 else None
+    return {"clean": clean, "share_a": share_a,
+            "present": share_a is not None and 0.2 <= share_a <= 0.8, "tiles": tiles}
 
 
 def _arrangement_distance(r, sc) -> float:
@@ -112,8 +163,11 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
 
     from engines.fusion.targets import complementarity
 
-    rows = {"codec": [], "complementarity": {"direct": {m: [] for m in MASKS}, "learned": {m: [] for m in MASKS}},
-            "arrangement_mrstft": {"direct": {m: [] for m in MASKS}, "learned": {m: [] for m in MASKS}},
+    masks = tuple(args.masks)
+    scored = [m for m in masks if m != "none"]
+    rows = {"codec": [], "complementarity": {"direct": {m: [] for m in scored}, "learned": {m: [] for m in scored}},
+            "arrangement_mrstft": {"direct": {m: [] for m in scored}, "learned": {m: [] for m in scored}},
+            "arrangement": {"direct": {m: [] for m in masks}, "learned": {m: [] for m in masks}},
             "unity": {m: [] for m in UNITY_MASKS}, "unity_rel": {m: [] for m in UNITY_MASKS},
             "rtf": {"direct": [], "learned": []}, "cpu_rtf": {"direct": [], "learned": []}}
     t0 = time.perf_counter()
@@ -126,23 +180,30 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
         cold["learned_first_call_s"] = round(time.perf_counter() - t0, 3)
     for case in cases:
         a_path, b_path = str(case / "a.wav"), str(case / "b.wav")
-        for name in ("a", "b"):
+        for name in () if args.arrangement_only else ("a", "b"):
             y, sr, _ = sc.load_mono(str(case / f"{name}.wav"))
             with torch.no_grad():
                 x = torch.from_numpy(np.asarray(y, dtype=np.float32))[None, None]
                 z = codec.decode(codec.encode(x), x.shape[-1])[0, 0].numpy()
             rows["codec"].append({"case": case.name, "file": name, "si_sdr": sc.si_sdr(y, z), "mrstft": sc.mrstft(y, z)["mrstft"]})
         for mode in modes:
-            for m in MASKS:
+            for m in masks:
                 r = engine.fuse(a_path, b_path, mask_type=m, mode=mode)
-                c = complementarity(r)["complementarity"]
-                rows["complementarity"][mode][m].append(c)
-                rows["arrangement_mrstft"][mode][m].append(_arrangement_distance(r, sc))
-                rows["rtf"][mode].append(r.timings["rtf"])
-                rows["cpu_rtf"][mode].append(r.timings["cpu_rtf"])
-                print(f"{case.name} {mode:7s} {m:9s} complementarity {c:.3f}  rtf {r.timings['rtf']:.4f} "
-                      f"cpu_rtf {r.timings['cpu_rtf']:.4f}", flush=True)
-        if not args.skip_learned:
+                arr = arrangement_score(r.fusion, r.a, r.b, r.sample_rate)
+                rows["arrangement"][mode][m].append({"case": case.name, **arr})
+                line = (f"{case.name} {mode:7s} {m:9s} clean {arr['clean']:.3f} share_a "
+                        f"{arr['share_a'] if arr['share_a'] is None else round(arr['share_a'], 3)} "
+                        f"{'both' if arr['present'] else 'ONE '}")
+                if m != "none":
+                    c = complementarity(r)["complementarity"]
+                    rows["complementarity"][mode][m].append(c)
+                    if not args.arrangement_only:
+                        rows["arrangement_mrstft"][mode][m].append(_arrangement_distance(r, sc))
+                    rows["rtf"][mode].append(r.timings["rtf"])
+                    rows["cpu_rtf"][mode].append(r.timings["cpu_rtf"])
+                    line += f"  complementarity {c:.3f}"
+                print(f"{line}  rtf {r.timings['rtf']:.4f} cpu_rtf {r.timings['cpu_rtf']:.4f}", flush=True)
+        if not args.skip_learned and not args.arrangement_only:
             for m in UNITY_MASKS:
                 r = engine.fuse(a_path, a_path, mask_type=m, mode="learned")
                 rms = float(np.sqrt(np.mean((r.fusion - r.a) ** 2)))
@@ -157,15 +218,20 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
         "complementarity": {mode: {m: mean(v) for m, v in rows["complementarity"][mode].items()} for mode in modes},
         "arrangement_mrstft": {mode: {m: mean(v) for m, v in rows["arrangement_mrstft"][mode].items()}
                                for mode in modes},
-        "rtf": {mode: {"mean": mean(rows["rtf"][mode]), "max": float(np.max(rows["rtf"][mode])),
-                       "cpu_mean": mean(rows["cpu_rtf"][mode]), "cpu_max": float(np.max(rows["cpu_rtf"][mode]))}
+        "arrangement": {mode: {m: {"clean": mean([x["clean"] for x in v]),
+                                   "share_a": mean([x["share_a"] for x in v if x["share_a"] is not None]),
+                                   "present": mean([float(x["present"]) for x in v]),
+                                   "clean_min": float(min(x["clean"] for x in v)) if v else None}
+                               for m, v in rows["arrangement"][mode].items()} for mode in modes},
+        "rtf": {mode: {"mean": mean(rows["rtf"][mode]), "max": max(rows["rtf"][mode], default=None),
+                       "cpu_mean": mean(rows["cpu_rtf"][mode]), "cpu_max": max(rows["cpu_rtf"][mode], default=None)}
                 for mode in modes},
         "load_average_1min": os.getloadavg()[0],
         "cold": cold, "threads": args.threads, "device": str(engine.device),
     }
     for mode in modes:
         summary["complementarity"][mode]["mean"] = mean(list(summary["complementarity"][mode].values()))
-    if not args.skip_learned:
+    if not args.skip_learned and not args.arrangement_only:
         summary["unity_rms"] = {m: mean(v) for m, v in rows["unity"].items()}
         summary["unity_rms_relative"] = {m: mean(v) for m, v in rows["unity_rel"].items()}
         summary["model"] = engine._model_meta
@@ -177,9 +243,13 @@ def figures(summary: dict) -> dict:
     out = {"pairs": summary["cases"], "codec SI-SDR dB": summary["codec_si_sdr_db"], "codec mrstft": summary["codec_mrstft"]}
     for mode, c in summary["complementarity"].items():
         out[f"{mode} complementarity mean"] = c["mean"]
-        out.update({f"{mode} complementarity {m}": c[m] for m in MASKS})
+        out.update({f"{mode} complementarity {m}": v for m, v in c.items() if m != "mean"})
+    for mode, a in summary["arrangement"].items():
+        for m, v in a.items():
+            out[f"{mode} {m} clean"], out[f"{mode} {m} share_a"] = v["clean"], v["share_a"]
+            out[f"{mode} {m} both present"] = v["present"]
     for mode, a in summary["arrangement_mrstft"].items():
-        out.update({f"{mode} arrangement mrstft {m}": a[m] for m in MASKS})
+        out.update({f"{mode} arrangement mrstft {m}": v for m, v in a.items() if v is not None})
     for m, v in summary.get("unity_rms_relative", {}).items():
         out[f"learned unity RMS / RMS(a) {m}"] = v
     for mode, r in summary["rtf"].items():
@@ -199,6 +269,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write bench.json into this folder")
     p.add_argument("--register", action="store_true", help="store the means in the model's registry entry")
     p.add_argument("--skip_learned", action="store_true")
+    p.add_argument("--masks", nargs="+", default=list(ARRANGEMENT_MASKS),
+                   help="mask types to run (default: none and every masking type)")
+    p.add_argument("--arrangement_only", action="store_true",
+                   help="only the arrangement score, complementarity and RTF (no codec, unity or MR-STFT figures)")
     p.add_argument("--register_from", default=None, metavar="JSON",
                    help="register the summary of an earlier --json run for --model/the checkpoint's name, and exit")
     args = p.parse_args(argv)
