@@ -11,7 +11,7 @@ HELP = "A/B fusion: two songs -> one arrangement (A's patterns placed into B's c
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from engines import device, options
+    from engines import cli_common, device, options
     from engines.audio import limits
 
     from .config import Config
@@ -20,8 +20,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     io.add_argument("--a", required=True, help="song A (the input: its tempo, bars and length lead)")
     io.add_argument("--b", required=True, help="song B (the target)")
     io.add_argument("--out_dir", required=True, help="writes fusion.wav and fusion.json here")
-    io.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT", "16", "24", "float"),
-                    help="output sample format")
     groups = {"input / output": io}
     model = groups["model"] = p.add_argument_group("model")
     model.add_argument("--model", default=None, help="registry name of the cascade (default: the fusion default)")
@@ -30,12 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     device.add_argument(p)
     p.add_argument("--threads", type=limits.thread_count, default=None,
                    help="torch CPU threads (default: at most 2)")
+    cli_common.add_arguments(p)  # --format --subtype --bitrate --out_rate --out_channels --start --end --dry_run
 
 
 def run(args) -> int:
     import torch
 
-    from engines import options
+    from engines import cli_common, options
     from engines.atomic import check_names
     from engines.audio.limits import set_threads
 
@@ -43,13 +42,17 @@ def run(args) -> int:
     from .config import Config
 
     cfg = options.from_args(Config, args)
-    check_names(args.out_dir, ["fusion.wav", "fusion.json"], [args.a, args.b])  # before the work
+    fmt = cli_common.output_format(args, like=args.a)
+    check_names(args.out_dir, [f"fusion.{fmt}", "fusion.json"], [args.a, args.b])  # before the work
     set_threads(args.threads or max(1, min(2, torch.get_num_threads())))
     engine = FusionEngine.load(args.checkpoint or args.model, device=args.device, codec=cfg.codec)
-    res = engine.run({"a": args.a, "b": args.b}, cfg)
-    files = res.save(args.out_dir, inputs=[args.a, args.b], subtype=args.subtype)  # all-or-nothing
+    job = {"a": cli_common.region(args, args.a, "Song A"), "b": args.b}
+    if args.dry_run:
+        return cli_common.print_estimate(engine, job, cfg, probe_seconds=4.0)
+    res = engine.run(job, cfg)
+    files = res.save(args.out_dir, inputs=[args.a, args.b], fmt=fmt)  # all-or-nothing
     t = res.params.get("tempo", {})
-    print(f"Fused {res.duration:.1f} s ({res.mode}, {res.mask_type}) -> {files['fusion.wav']}")
+    print(f"Fused {res.duration:.1f} s ({res.mode}, {res.mask_type}) -> {files[f'fusion.{fmt}']}")
     if t:
         print(f"  tempo: A {t.get('a_bpm')} BPM, B {t.get('b_bpm')} BPM, stretch x{t.get('rate')}")
     if "key" in res.params:

@@ -22,7 +22,7 @@ NOT_FOUND_EXIT = 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from engines import device, options
+    from engines import cli_common, device, options
 
     from .config import Config
 
@@ -38,16 +38,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save_renamed_query", default=True, **B, help="the query clip as <class>.wav")
     g.add_argument("--save_visualizations", default=True, **B, help="the comparison and timeline PNGs")
     device.add_argument(g)
+    cli_common.add_arguments(p)  # --format --subtype --bitrate --out_rate --out_channels --start --end --dry_run
 
 
 def run(args) -> int:
     import os
 
-    from engines import options
+    from engines import cli_common, options
 
     from .config import Config
 
     cfg = options.from_args(Config, args)
+    fmt = cli_common.output_format(args, like=args.mix_wav)
     if cfg.embedder != "ast":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from engines.atomic import check_names
@@ -57,12 +59,18 @@ def run(args) -> int:
     inputs = [args.mix_wav, *args.query_wav] + [p for p in (args.gt_wav, args.negative_wav) if p]
     # before the work: the folder must be usable and the fixed names must not be inputs (the
     # class-named files are checked again, with every name, before anything is published)
-    check_names(args.out_dir, ["target.wav", "residual.wav", "event.json"], inputs)
+    check_names(args.out_dir, [f"target.{fmt}", f"residual.{fmt}", "event.json"], inputs)
     queries = args.query_wav if len(args.query_wav) > 1 else args.query_wav[0]
     engine = SeparationEngine.load(config=cfg, device=args.device)
-    res = engine.run({"mix": args.mix_wav, "query": queries, "gt": args.gt_wav, "negative": args.negative_wav}, cfg)
+    job = {"mix": cli_common.region(args, args.mix_wav, "The mixture"), "query": queries,
+           "gt": cli_common.region(args, args.gt_wav, "The ground truth") if args.gt_wav else None,
+           "negative": args.negative_wav}
+    if args.dry_run:
+        return cli_common.print_estimate(engine, job, cfg)
+    res = engine.run(job, cfg)
     files = res.save(args.out_dir, inputs=inputs, save_renamed_query=args.save_renamed_query,
-                     save_trimmed_query=args.save_trimmed_query, save_visualizations=args.save_visualizations)
+                     save_trimmed_query=args.save_trimmed_query, save_visualizations=args.save_visualizations,
+                     fmt=fmt)
     print(f"embedder: {res.embedder}   reference: {res.reference}   device: {engine.device}")
     print(f"query class: {res.query_class} ({res.class_probs.get(res.query_class, 0):.2f})")
     if res.found:

@@ -18,7 +18,7 @@ HELP = "timbre transfer: piano <-> violin (writes OUT_DIR/<target>.wav at the in
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from engines import device, options
+    from engines import cli_common, device, options
 
     from .config import Config
 
@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if action.dest == "target":
             action.required = True
     device.add_argument(parser)
+    cli_common.add_arguments(parser)  # --format --subtype --bitrate --out_rate --out_channels --start --end --dry_run
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from engines import options
+    from engines import cli_common, options
     from engines.atomic import check_names
 
     from .api import TimbreEngine
@@ -50,11 +51,15 @@ def run(args) -> int:
 
     cfg = options.from_args(Config, args)
     protect = [args.input] + ([args.style_ref] if args.style_ref else [])
-    check_names(args.out_dir, [f"{cfg.target}.wav"], protect)  # before the work
+    fmt = cli_common.output_format(args, like=args.input)
+    check_names(args.out_dir, [f"{cfg.target}.{fmt}"], protect)  # before the work
     engine = TimbreEngine.load(args.checkpoint or args.model, device=args.device)
-    res = engine.run({"input": args.input, "style_ref": args.style_ref}, cfg,
+    job = {"input": cli_common.region(args, args.input), "style_ref": args.style_ref}
+    if args.dry_run:
+        return cli_common.print_estimate(engine, job, cfg)
+    res = engine.run(job, cfg,
                      progress=lambda f, m: print(f"\r[{f:4.0%}] {m:<40}", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
-    saved = res.save(args.out_dir, inputs=protect)
-    print(json.dumps(res.summary(saved[f"{res.target}.wav"])))
+    saved = res.save(args.out_dir, inputs=protect, fmt=fmt)
+    print(json.dumps(res.summary(saved[f"{res.target}.{fmt}"])))
     return 0

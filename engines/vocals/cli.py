@@ -14,7 +14,7 @@ HELP = ("vocal isolation: writes OUT_DIR/vocals.wav and OUT_DIR/accompaniment.wa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from engines import device, options
+    from engines import cli_common, device, options
 
     from .config import Config
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None, help="path to a vocals .safetensors checkpoint")
     options.add_arguments(parser, Config)
     device.add_argument(parser)
-    parser.add_argument("--subtype", default="PCM_16", choices=["PCM_16", "PCM_24", "FLOAT"], help="output sample format")
+    cli_common.add_arguments(parser, region=False)  # --format --subtype --bitrate --out_rate --out_channels --dry_run
     parser.add_argument("--stop_on_error", action="store_true", help="stop at the first unreadable song")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -38,15 +38,22 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from engines import options
+    from engines import cli_common, options
     from engines.audio.limits import set_threads
 
-    from .api import Engine, isolate_to_files
+    from .api import Engine, expand_inputs, isolate_to_files
     from .config import Config
 
     cfg = options.from_args(Config, args)
     set_threads(cfg.threads)
+    fmt = cli_common.output_format(args)  # each song's own rate, channels and bit depth by default
     eng = Engine.load(args.checkpoint or args.model, device=args.device)
+    if args.dry_run:
+        from engines.audio import io as audio_io
+
+        songs = expand_inputs(args.input)
+        total = sum(audio_io.info(f)["seconds"] for f in songs)
+        return cli_common.print_estimate(eng, {"mix": songs[0]}, cfg, total_seconds=total)
     last = [-1]
 
     def progress(frac: float, msg: str) -> None:
@@ -55,7 +62,7 @@ def run(args) -> int:
             last[0] = pct
             print(f"[{pct:3d}%] {msg}", file=sys.stderr, flush=True)
 
-    outcomes = isolate_to_files(args.input, args.out_dir, isolator=eng, config=cfg, subtype=args.subtype,
+    outcomes = isolate_to_files(args.input, args.out_dir, isolator=eng, config=cfg, fmt=fmt,
                                 progress=progress, keep_going=not args.stop_on_error)
     failed = 0
     for o in outcomes:
