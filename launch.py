@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 TRAINERS: dict[str, tuple[str, str]] = {
     "query": ("trainers.query_embedder", "the built-in query embedder/classifier"),
     "vocals": ("trainers.vocals", "the vocal mask CNN"),
+    "vocals-bs": ("trainers.vocals_bs", "the band-split vocal/four-stem separator"),
     "fusion": ("trainers.fusion", "the A/B fusion cascade transformer"),
     "timbre": ("trainers.timbre", "the timbre transfer model"),
 }

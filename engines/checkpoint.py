@@ -59,6 +59,7 @@ ALLOWED_PREFIXES = ("engines.", "trainers.")
 #: ... and only these ones (checked on the class path, before anything is imported).
 MODEL_CLASSES = frozenset({
     "engines.vocals.model:VocalMaskCNN",
+    "engines.vocals.bandsplit:BandSplitSeparator",
     "engines.separation.model:QueryNet",
     "engines.timbre.model:TimbreTransfer",
     "engines.fusion.model:CascadeFusion",

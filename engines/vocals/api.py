@@ -42,10 +42,32 @@ from engines.registry import resolve
 
 from .config import Config
 from .features import HParams, features
+from .bandsplit import STEMS4, BandSplitSeparator, separate_stems
 from .model import VocalMaskCNN
 
 #: the two output stems, in the order they are written
 STEMS = ("vocals", "accompaniment")
+#: the four output stems of ``stems=4``
+STEMS_4 = STEMS4
+#: the vocal model classes a checkpoint may hold
+MODELS = (VocalMaskCNN, BandSplitSeparator)
+
+
+@dataclass
+class BandSplitParams:
+    """What the engine and the studio read of a band-split model (the CNN's :class:`HParams` counterpart)."""
+
+    sample_rate: int = 44100
+    n_fft: int = 2048
+    hop_size: int = 512
+    mask_sharpen: float = 1.0
+    mask_at_eval: bool = False
+
+    @classmethod
+    def of(cls, net: BandSplitSeparator) -> "BandSplitParams":
+        hp = net.hparams or {}
+        return cls(net.sample_rate, net.n_fft, net.hop, float(hp.get("mask_sharpen", 1.0)),
+                   bool(hp.get("mask_at_eval", False)))
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +87,9 @@ Progress = base.Progress
 @dataclass
 class VocalsResult(base.Result):
     """What the vocals engine returns: ``audio = {"vocals": (C, T), "accompaniment": (C, T)}`` float32 at the
-    input's ``sample_rate``, with ``mixture == vocals + accompaniment``.
+    input's ``sample_rate``, with ``mixture == vocals + accompaniment``; with ``stems=4``
+    ``audio = {"vocals", "drums", "bass", "other"}`` (their sum is the mixture; :attr:`accompaniment` is then
+    the sum of the last three).
 
     Attributes (beyond :class:`engines.base.Result`):
         mask: ``(513, M)`` float32, the channel-mean vocal mask (0..1), time-decimated for plotting.
@@ -88,7 +112,14 @@ class VocalsResult(base.Result):
 
     @property
     def accompaniment(self) -> np.ndarray:
-        return self.audio["accompaniment"]
+        if "accompaniment" in self.audio:
+            return self.audio["accompaniment"]
+        return np.sum([v for k, v in self.audio.items() if k != "vocals"], axis=0).astype(np.float32)
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        """The stem names, in the order they are written."""
+        return tuple(self.audio)
 
     @property
     def channels(self) -> int:
@@ -119,14 +150,16 @@ class VocalsResult(base.Result):
 
         With a 16/24-bit subtype both stems are scaled by one common factor if either would clip
         (:func:`engines.audio.levels.limit_peak`), so that ``vocals + accompaniment`` still equals the (scaled)
-        mixture. Returns ``{file name: path}`` plus ``{"vocals": path, "accompaniment": path}``.
+        mixture. Returns ``{file name: path}`` plus ``{stem: path}`` (``vocals``, ``accompaniment`` or the
+        four stems).
         """
         inputs = [*inputs, *protect, *([self.source] if self.source else [])]
         res = self
         if audio_io.SUBTYPES.get(subtype, subtype) != "FLOAT":
-            v, a = levels.limit_peak(self.vocals, levels.OUTPUT_PEAK, self.accompaniment)
-            if v is not self.vocals:
-                res = dataclasses.replace(self, audio={"vocals": v, "accompaniment": a})
+            names = list(self.audio)
+            limited = levels.limit_peak(self.audio[names[0]], levels.OUTPUT_PEAK, *[self.audio[n] for n in names[1:]])
+            if limited[0] is not self.audio[names[0]]:
+                res = dataclasses.replace(self, audio=dict(zip(names, limited)))
         paths = base.Result.save(res, out_dir, inputs=inputs, fmt=fmt, subtype=subtype, extras=extras, extra=extra)
         for stem, name in self.file_names(fmt.lower().lstrip(".")).items():
             paths[stem] = paths[name]
@@ -202,7 +235,7 @@ class VocalIsolator(base.Engine):
         self.config = config
         if net is None:
             path = resolve(model, KIND)
-            net = load_model(path, expected=VocalMaskCNN)
+            net = load_model(path, expected=MODELS)
             self.model_name = str(model) if model is not None and not Path(str(model)).is_file() else path.stem
             self.path: Path | None = path
         else:
@@ -211,7 +244,9 @@ class VocalIsolator(base.Engine):
                 device = next(net.parameters()).device
         self.device = devices.resolve(device)
         self.net = net.to(self.device).eval()
-        self.hp = HParams.from_dict(net.hparams)
+        #: "cnn" (the seed's mask CNN: two stems, 22050 Hz, per channel) or "bandsplit" (full band, stereo, 4 stems)
+        self.arch = "bandsplit" if isinstance(net, BandSplitSeparator) else "cnn"
+        self.hp = BandSplitParams.of(net) if self.arch == "bandsplit" else HParams.from_dict(net.hparams)
         self.metadata = getattr(net, "checkpoint_metadata", {})
 
     @classmethod
@@ -281,10 +316,65 @@ class VocalIsolator(base.Engine):
         out = chunking.run_chunked(piece, wav.to(self.device), chunk, context=margin, progress=progress)
         return out, masks.result(), hp.sample_rate / hop / decim
 
+    @property
+    def max_stems(self) -> int:
+        """Stems this model can write (2 for the CNN, 4 for the band-split model)."""
+        return len(self.net.stems) if self.arch == "bandsplit" else 2
+
+    def _separate_bandsplit(self, audio: np.ndarray, sr: int, *, binary: bool, sharpen: float, chunk_seconds: float,
+                            progress: Progress | None, source: str | None, stems: int,
+                            params: dict | None = None) -> VocalsResult:
+        """The band-split model: the whole band at the model rate (44.1 kHz), stereo as stereo."""
+        t0 = time.perf_counter()
+        msr = self.hp.sample_rate
+        wav = torch.from_numpy(audio_io.resample(audio, sr, msr))
+        gain = levels.rms_gain(wav.numpy(), -20.0)
+        t1 = time.perf_counter()
+        T_m, hop = wav.shape[-1], self.hp.hop_size
+        n_frames = T_m // hop + 1
+        decim = max(1, int(np.ceil(n_frames / MAX_MASK_COLUMNS)))
+        chunk = max(int(chunk_seconds * msr) // hop, 32) * hop
+        from .bandsplit import margin_samples
+
+        masks = _MaskColumns(chunking.context_spans(T_m, chunk, margin_samples(self.net)), T_m, hop, n_frames, decim)
+        out = separate_stems(self.net, wav, gain, stems=stems, sharpen=sharpen, binary=binary,
+                             chunk_seconds=chunk_seconds, progress=progress, on_mask=masks.add)
+        del wav
+        t2 = time.perf_counter()
+        T = audio.shape[1]
+
+        def back(y: torch.Tensor) -> np.ndarray:
+            y = audio_io.resample(y.cpu().numpy(), msr, sr)
+            y = y[:, :T] if y.shape[1] >= T else np.pad(y, ((0, 0), (0, T - y.shape[1])))
+            return np.ascontiguousarray(y, dtype=np.float32)
+
+        if stems == 2:
+            vocals = back(out[0])
+            result = {"vocals": vocals, "accompaniment": audio - vocals}
+        else:
+            names = list(self.net.stems)
+            result = {n: back(out[k]) for k, n in enumerate(names[:-1])}
+            result[names[-1]] = audio - np.sum(list(result.values()), axis=0)  # the stems sum to the mixture
+        t3 = time.perf_counter()
+        timings = {"resample": (t1 - t0) + (t3 - t2), "separate": t2 - t1, "total": t3 - t0}
+        params = {**(params or {}), "model": self.model_name, "binary_mask": binary, "sharpen": sharpen,
+                  "chunk_seconds": chunk_seconds, "device": str(self.device), "model_sample_rate": msr, "stems": stems}
+        return VocalsResult(audio=result, sample_rate=sr, timings=timings, params=params, mask=masks.result(),
+                            mask_frame_rate=msr / hop / decim, model_name=self.model_name, binary_mask=binary,
+                            source=source)
+
     def _separate(self, audio: np.ndarray, sr: int, *, binary: bool, sharpen: float, chunk_seconds: float,
                   progress: Progress | None, frame_by_frame: bool, source: str | None,
-                  params: dict | None = None) -> VocalsResult:
+                  params: dict | None = None, stems: int = 2) -> VocalsResult:
         audio = _check_audio(audio, sr, f"'{source}'" if source else "The song")
+        if stems > self.max_stems:
+            raise ValueError(f"Invalid setting: stems = {stems}; the model '{self.model_name}' separates "
+                             f"{self.max_stems} stems (a four-stem model: --model vocals-bs).")
+        if self.arch == "bandsplit":
+            if frame_by_frame:
+                raise ValueError("frame_by_frame inference exists for the mask CNN only.")
+            return self._separate_bandsplit(audio, sr, binary=binary, sharpen=sharpen, chunk_seconds=chunk_seconds,
+                                            progress=progress, source=source, stems=stems, params=params)
         t0 = time.perf_counter()
         msr = self.hp.sample_rate
         wav = torch.from_numpy(audio_io.resample(audio, sr, msr))
@@ -328,9 +418,12 @@ class VocalIsolator(base.Engine):
             limits.set_threads(config.threads)
         audio, sr, source = self._read(inputs["mix"])
         sharpen = float(self.hp.mask_sharpen if config.sharpen is None else config.sharpen)
+        if config.stems > self.max_stems:  # before reading any further
+            raise ValueError(f"Invalid setting: stems = {config.stems}; the model '{self.model_name}' separates "
+                             f"{self.max_stems} stems (a four-stem model: --model vocals-bs).")
         return self._separate(audio, sr, binary=bool(config.binary_mask or self.hp.mask_at_eval), sharpen=sharpen,
                               chunk_seconds=config.chunk_seconds, progress=progress, frame_by_frame=False,
-                              source=source, params=config.to_dict())
+                              source=source, params=config.to_dict(), stems=config.stems)
 
     # ------------------------------------------------------------------ older entry points (thin wrappers)
     def separate(self, audio: np.ndarray, sr: int, *, binary_mask: bool | None = None, sharpen: float | None = None,
@@ -436,12 +529,15 @@ def isolate_to_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.Path
             used[name] = used.get(name, 0) + 1
             targets.append(out / (name if used[name] == 1 else f"{name}_{used[name]}"))
     # before any work: a usable output folder, and no output that would be an input
-    names = [f"{n}.{fmt}" for n in STEMS]
+    iso = isolator or get_isolator(model)
+    cfg = iso.config_of(config) if config is not None else None
+    if cfg is not None and cfg.stems > iso.max_stems:
+        raise ValueError(f"Invalid setting: stems = {cfg.stems}; the model '{iso.model_name}' separates "
+                         f"{iso.max_stems} stems (a four-stem model: --model vocals-bs).")
+    names = [f"{n}.{fmt}" for n in (STEMS_4 if cfg is not None and cfg.stems == 4 else STEMS)]
     check_names(out, [], files)
     for target in targets:
         check_names(target, names, files)
-    iso = isolator or get_isolator(model)
-    cfg = iso.config_of(config) if config is not None else None
     outcomes = []
     for i, (f, target) in enumerate(zip(files, targets)):
 

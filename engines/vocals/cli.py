@@ -10,7 +10,7 @@ import argparse
 import sys
 
 HELP = ("vocal isolation: writes OUT_DIR/vocals.wav and OUT_DIR/accompaniment.wav (= mixture - vocals) "
-        "for one input, OUT_DIR/<name>/... for several inputs or a folder")
+        "(--stems 4: vocals, drums, bass, other) for one input, OUT_DIR/<name>/... for several inputs or a folder")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,13 +64,16 @@ def run(args) -> int:
 
     outcomes = isolate_to_files(args.input, args.out_dir, isolator=eng, config=cfg, fmt=fmt,
                                 progress=progress, keep_going=not args.stop_on_error)
+    from . import api
+
     failed = 0
     for o in outcomes:
         if o.error:
             failed += 1
             print(f"error: {o.input}: {o.error}", file=sys.stderr)
         else:
-            print(f"{o.input} -> {o.paths['vocals']}, {o.paths['accompaniment']} "
+            written = ", ".join(str(o.paths[n]) for n in (api.STEMS_4 if cfg.stems == 4 else api.STEMS))
+            print(f"{o.input} -> {written} "
                   f"({o.duration_s:.1f} s in {o.elapsed_s:.2f} s, model {eng.model_name}, {eng.device})")
     return 0 if failed == 0 else 2
 

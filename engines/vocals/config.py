@@ -32,6 +32,8 @@ class Config(ConfigBase):
                                    range=Range(0, 100, lo_open=True,
                                                note="1 keeps the network's probability, > 1 hardens the mask"),
                                    group="mask")
+    stems: int = option(2, "2: vocals + accompaniment; 4: vocals, drums, bass, other (a four-stem model such as "
+                        "vocals-bs)", choices=(2, 4), group="stems")
     chunk_seconds: float = option(30.0, "streamed chunk length, 1-600 s (memory vs. overhead)", range=Range(1, 600),
                                   group="inference", studio=False)
     threads: int | None = option(None, "torch CPU threads (default: torch's own)",
