@@ -29,7 +29,7 @@ from engines.audio import io, levels
 from engines.audio import limits
 from . import align
 from .codec import Codec, get_codec
-from .config import MASK_TYPES, MODES, SEGMENT_UNITS, Config
+from .config import MASK_TYPES, MODES, SEGMENT_UNITS, Config, split_hz, split_label
 from .masking import DESCRIPTIONS, complementary_masks, describe
 from .targets import A, B, BOTH, NEITHER, complementarity
 
@@ -223,6 +223,136 @@ def _segments_from_map(owner: np.ndarray, mask_type: str, frame_rate: float) -> 
     return out
 
 
+#: octave-band edges (Hz) of ``--spectral_unit octaves`` (the last band runs to Nyquist)
+OCTAVE_EDGES = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
+#: the largest per-song gain of ``--balance`` (dB, half on each song)
+BALANCE_MAX_DB = 12.0
+#: ``--balance`` levels the parts only when A's share of the output energy lies outside this range
+BALANCE_RANGE = (0.3, 0.7)
+
+
+def _balance(za: torch.Tensor, zb: torch.Tensor, s_in: torch.Tensor, s_tgt: torch.Tensor):
+    """Level the two songs' parts (``--balance``): when A's share of the masked latent energy (the output's, the
+    built-in codec being orthogonal) lies outside :data:`BALANCE_RANGE`, A and B get opposite gains (half the
+    dB each, at most :data:`BALANCE_MAX_DB` in all) that bring it to one half. Returns ``za, zb, decisions``."""
+    ea = float((s_in * za).pow(2).sum())
+    eb = float((s_tgt * zb).pow(2).sum())
+    share = ea / (ea + eb) if ea + eb > 0 else 0.5
+    info = {"a_share_before": round(share, 4), "a_gain_db": 0.0, "b_gain_db": 0.0, "a_share_after": round(share, 4)}
+    if ea <= 0 or eb <= 0 or BALANCE_RANGE[0] <= share <= BALANCE_RANGE[1]:
+        return za, zb, info
+    d = float(np.clip(10 * np.log10(ea / eb), -BALANCE_MAX_DB, BALANCE_MAX_DB))  # A louder by d dB
+    ga, gb = 10 ** (-d / 40), 10 ** (d / 40)
+    after = ea * ga**2 / (ea * ga**2 + eb * gb**2)
+    info.update(a_gain_db=round(-d / 2, 2), b_gain_db=round(d / 2, 2), a_share_after=round(after, 4))
+    return za * ga, zb * gb, info
+
+
+_VOCAL_ENGINES: dict = {}
+
+
+def _vocal_engine(device):
+    """The vocal engine (``engines.vocals``, its public API; default model), one per device and process."""
+    key = str(device)
+    if key not in _VOCAL_ENGINES:
+        from engines.vocals import Engine as VocalsEngine
+
+        _VOCAL_ENGINES[key] = VocalsEngine.load(None, device=key)
+    return _VOCAL_ENGINES[key]
+
+
+def _stem_parts(eng, ya: np.ndarray, yb: np.ndarray, sr: int, cfg: Config):
+    """The two parts of a stem mashup (``mask_type stems``): both aligned songs separated by the vocal engine;
+    ``vocals_from`` supplies its vocals (``stem_split vocals``) or its vocals + other (``rhythm``: the other song
+    keeps drums + bass), the other song the rest. The lead part is levelled so that its ratio to the backing
+    equals the one it had in its own song (at most 12 dB). Returns ``(part from A, part from B, decisions)``."""
+    venv = _vocal_engine(eng.device)
+    stems = {}
+    for name, y in (("a", ya), ("b", yb)):
+        res = venv.run((np.asarray(y, dtype=np.float32), sr))
+        stems[name] = {k: np.asarray(v, dtype=np.float32).mean(0)[: len(y)] for k, v in res.audio.items()}
+    lead_song = cfg.vocals_from
+    back_song = "b" if lead_song == "a" else "a"
+    if cfg.stem_split == "rhythm":
+        have = set(stems["a"])
+        if not {"drums", "bass"} <= have:
+            raise ValueError("--stem_split rhythm needs a four-stem vocal model (drums, bass, other, vocals); "
+                             f"the vocal engine gives {', '.join(sorted(have))}. Use --stem_split vocals.")
+        lead_names, back_names = ("vocals", "other"), ("drums", "bass")
+    else:
+        lead_names, back_names = ("vocals",), tuple(k for k in stems["a"] if k != "vocals")
+
+    def part(song, names):
+        return np.sum([stems[song][k] for k in names], axis=0).astype(np.float32)
+
+    lead, back = part(lead_song, lead_names), part(back_song, back_names)
+    own_back = part(lead_song, back_names)
+    gain_db = float(np.clip(levels.rms_db(back) - levels.rms_db(own_back), -12.0, 12.0))
+    lead = lead * np.float32(10 ** (gain_db / 20))
+    parts = {lead_song: lead, back_song: back}
+    info = {"split": cfg.stem_split, "lead_from": lead_song.upper(), "lead": "+".join(lead_names),
+            "backing_from": back_song.upper(), "backing": "+".join(back_names), "lead_gain_db": round(gain_db, 2),
+            "model": getattr(venv, "model_name", None) or "default"}
+    return parts["a"], parts["b"], info
+
+
+_CAMELOT_MAJOR = {0: 8, 7: 9, 2: 10, 9: 11, 4: 12, 11: 1, 6: 2, 1: 3, 8: 4, 3: 5, 10: 6, 5: 7}
+
+
+def camelot(key) -> str:
+    """Camelot wheel code of a key (:class:`align.KeyInfo`): C major = 8B, A minor = 8A."""
+    if key.mode == "minor":
+        return f"{_CAMELOT_MAJOR[(key.tonic + 3) % 12]}A"
+    return f"{_CAMELOT_MAJOR[key.tonic % 12]}B"
+
+
+def camelot_distance(k1, k2) -> int:
+    """Steps between two keys on the Camelot wheel: hour steps (circular) + 1 when major/minor differ (0 = same
+    key, 1 = a neighbour: the usual "harmonic mixing" match)."""
+    c1, c2 = camelot(k1), camelot(k2)
+    d = abs(int(c1[:-1]) - int(c2[:-1])) % 12
+    return min(d, 12 - d) + (c1[-1] != c2[-1])
+
+
+def mashability(params: dict, ka, kb, cfg: Config) -> dict:
+    """The mashability readout of a run (``fusion.json``, the Fuse tab): the tempo ratio chosen and its x0.5 /
+    x2 alternatives, the Camelot key distance, the loudness difference and which song supplies which part."""
+    out: dict = {}
+    t = params.get("tempo")
+    if t:
+        rate = float(t.get("rate") or align.tempo_ratio(t["b_bpm"], t["a_bpm"]))
+        raw = t["a_bpm"] / max(t["b_bpm"], 1e-9)
+        cands = [raw * k for k in (0.25, 0.5, 1.0, 2.0, 4.0)]
+        cands = sorted(c for c in cands if 0.25 <= c <= 4.0 and abs(np.log2(c / rate)) > 0.1)
+        out["tempo"] = {"a_bpm": t["a_bpm"], "b_bpm": t["b_bpm"], "rate": round(rate, 4),
+                        "stretch_pct": round(100 * abs(rate - 1), 1), "applied": bool(cfg.match_tempo),
+                        "alternatives": [{"rate": round(c, 4), "b_bpm_after": round(t["b_bpm"] * c, 2),
+                                          "stretch_pct": round(100 * abs(c - 1), 1)} for c in cands]}
+    out["key"] = {"a": ka.name, "b": kb.name, "camelot_a": camelot(ka), "camelot_b": camelot(kb),
+                  "camelot_distance": camelot_distance(ka, kb), "b_semitones": (params.get("key") or {}).get("b_semitones", 0)}
+    if "loudness" in params:
+        out["loudness_difference_db"] = round(-params["loudness"]["b_gain_db"], 2)
+    m = cfg.mask_type
+    if m == "stems":
+        st = params.get("stems", {})
+        parts = {st.get("lead_from", "?"): st.get("lead"), st.get("backing_from", "?"): st.get("backing")}
+    elif m in ("frequency", "hybrid"):
+        hz = params.get("split_hz")
+        low, high = (f"below {hz:.0f} Hz", f"above {hz:.0f} Hz") if hz is not None else ("low band", "high band")
+        parts = {"A": low + (" on odd segments" if m == "hybrid" else ""),
+                 "B": high + (" on even segments" if m == "hybrid" else "")}
+    else:
+        parts = {"none": {"A": "everything", "B": "everything"},
+                 "temporal": {"A": "segments 1, 3, 5...", "B": "segments 2, 4, 6..."},
+                 "spectral": {"A": f"random {cfg.spectral_unit}", "B": f"the other {cfg.spectral_unit}"},
+                 "energy": {"A": "its loudest segments", "B": "A's quieter segments"}}[m]
+    out["parts"] = parts
+    bal = params.get("balance")
+    if bal:
+        out["energy_share_a"] = bal["a_share_after"]
+    return out
+
+
 def fuse(a: Source, b: Source, *, model: str | None = None, checkpoint: str | None = None,
          codec: str | Codec = "builtin", engine: FusionEngine | None = None, device: str = "auto",
          progress: Callable[[float, str], None] | None = None, **options) -> FusionResult:
@@ -284,7 +414,7 @@ def _fuse(eng: FusionEngine, a: Source, b: Source, cfg: Config, progress) -> Fus
                     "device": str(dev), "a_seconds": round(len(ya) / sr, 3), "b_seconds": round(len(yb) / sr, 3)}
     n = len(ya)
     info_a = None
-    need_beats = cfg.match_tempo or (mask_type in ("temporal", "hybrid") and segment_unit != "frames")
+    need_beats = cfg.match_tempo or (mask_type in ("temporal", "hybrid", "energy") and segment_unit != "frames")
     if need_beats:
         prog(0.1, "tracking beats")
         t0 = time.perf_counter()
@@ -308,10 +438,12 @@ def _fuse(eng: FusionEngine, a: Source, b: Source, cfg: Config, progress) -> Fus
             lap("stretch", t0)
         params["tempo"] = tempo
     yb = _fit_length(yb, n)
-    if cfg.match_key:
+    t0 = time.perf_counter()
+    ka, kb = align.estimate_key(ya, sr), align.estimate_key(yb, sr)
+    lap("key", t0)
+    if cfg.match_key or mask_type == "stems":  # a stem mashup always sings in A's key
         prog(0.3, "matching key")
         t0 = time.perf_counter()
-        ka, kb = align.estimate_key(ya, sr), align.estimate_key(yb, sr)
         steps = align.key_shift(kb, ka)
         yb = _fit_length(align.pitch_shift(yb, sr, steps), n)
         params["key"] = {"a": ka.to_dict(), "b": kb.to_dict(), "b_semitones": steps}
@@ -323,29 +455,51 @@ def _fuse(eng: FusionEngine, a: Source, b: Source, cfg: Config, progress) -> Fus
         params["loudness"] = {"a_lufs": round(la, 2), "b_gain_db": round(gain, 2)}
         lap("loudness", t0)
 
+    part_a, part_b = ya, yb
+    if mask_type == "stems":
+        prog(0.35, "separating stems")
+        t0 = time.perf_counter()
+        part_a, part_b, params["stems"] = _stem_parts(eng, ya, yb, sr, cfg)
+        lap("stems", t0)
+
     prog(0.5, "encoding")
     t0 = time.perf_counter()
     with torch.no_grad():
-        za = cdc.encode(torch.from_numpy(ya)[None, None].to(dev))
-        zb = cdc.encode(torch.from_numpy(np.ascontiguousarray(yb))[None, None].to(dev))
+        za = cdc.encode(torch.from_numpy(np.ascontiguousarray(part_a, dtype=np.float32))[None, None].to(dev))
+        zb = cdc.encode(torch.from_numpy(np.ascontiguousarray(part_b, dtype=np.float32))[None, None].to(dev))
     lap("encode", t0)
     N = za.shape[-1]
     bounds = None
-    if mask_type in ("temporal", "hybrid"):
+    if mask_type in ("temporal", "hybrid", "energy"):
         bounds = _segment_bounds(info_a, segment_unit, segment_length, fr, N)
         params["segment_bounds_s"] = [round(x / fr, 3) for x in bounds] if bounds else None
+    freqs_t = cdc.channel_frequencies()
+    split_channels, groups = None, None
+    if freqs_t is not None:
+        fq = freqs_t.cpu().numpy()
+        if cfg.freq_scale == "log":
+            split_channels = int((fq < split_hz(mask_freq_split, sr)).sum())
+        if cfg.spectral_unit == "octaves":
+            groups = np.searchsorted(np.asarray(OCTAVE_EDGES), fq, side="right")
+    if mask_type in ("frequency", "hybrid"):
+        params["split_hz"] = round(split_hz(mask_freq_split, sr, cfg.freq_scale if freqs_t is not None else "linear"), 1)
     g = torch.Generator().manual_seed(int(seed))
     m_in, m_tgt = complementary_masks(za, mask_type, temporal_segment=mask_temporal_segment, freq_split=mask_freq_split,
                                       channel_keep=mask_channel_keep, energy_threshold=mask_energy_threshold,
                                       segments=bounds, generator=g,
-                                      energy_smoothing=max(int(round(energy_smoothing_ms / 1000.0 * fr)), 1))
+                                      energy_smoothing=max(int(round(energy_smoothing_ms / 1000.0 * fr)), 1),
+                                      split_channels=split_channels, channel_groups=groups,
+                                      energy_segments=bounds is not None)
     for line in describe(mask_type, temporal_segment=mask_temporal_segment, freq_split=mask_freq_split,
                          channel_keep=mask_channel_keep, energy_threshold=mask_energy_threshold, frame_rate=fr,
-                         segments=bounds):
+                         segments=bounds, split_label=split_label(mask_freq_split, sr, cfg.freq_scale)
+                         if freqs_t is not None else None):
         logger.info(line)
     ramp = int(round(crossfade_ms / 1000.0 * fr))
-    s_in, s_tgt = align.smooth_masks(m_in, m_tgt, ramp) if mask_type != "none" else (m_in, m_tgt)
+    s_in, s_tgt = align.smooth_masks(m_in, m_tgt, ramp) if mask_type not in ("none", "stems") else (m_in, m_tgt)
     params["crossfade_frames"] = ramp
+    if cfg.balance and mask_type not in ("none", "stems"):
+        za, zb, params["balance"] = _balance(za, zb, s_in, s_tgt)
 
     prog(0.6, "fusing")
     t0 = time.perf_counter()
@@ -374,6 +528,7 @@ def _fuse(eng: FusionEngine, a: Source, b: Source, cfg: Config, progress) -> Fus
     timings["rtf"] = timings["total"] / max(n / sr, 1e-9)
     timings["cpu"] = time.process_time() - c_all  # CPU seconds of this process (all threads)
     timings["cpu_rtf"] = timings["cpu"] / max(n / sr, 1e-9)
+    params["mashability"] = mashability(params, ka, kb, cfg)
     prog(1.0, "done")
     sources = {k: str(v) for k, v in (("a", a), ("b", b)) if isinstance(v, (str, os.PathLike))}
     return FusionResult(audio={"fusion": y}, sample_rate=sr, mode=mode, mask_type=mask_type, region_map=owner,

@@ -31,6 +31,7 @@ DESCRIPTIONS = {
     "spectral": "Spectral dropout (Input: random channels | Target: the complementary channels)",
     "energy": "Energy split (Input: high-energy frames | Target: low-energy frames)",
     "hybrid": "Temporal + frequency (Input: low band on odd segments | Target: high band on even segments)",
+    "stems": "Stems (the vocals of one song over the accompaniment of the other, from the vocal engine)",
 }
 
 
@@ -53,7 +54,9 @@ def complementary_masks(encoded_input: torch.Tensor, mask_type: str = "temporal"
                         freq_split: float = 0.3, channel_keep: float = 0.5, energy_threshold: float = 0.7,
                         segments: Sequence[int] | torch.Tensor | None = None,
                         generator: torch.Generator | None = None,
-                        energy_smoothing: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                        energy_smoothing: int = 1, split_channels: int | None = None,
+                        channel_groups: Sequence[int] | None = None,
+                        energy_segments: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The two binary masks ``(m_in, m_tgt)``, each ``(B, C, N)`` float, for latents like ``encoded_input``.
 
     Args:
@@ -67,6 +70,12 @@ def complementary_masks(encoded_input: torch.Tensor, mask_type: str = "temporal"
         segments: optional segment boundaries in frames (beat/bar-aligned segments).
         energy_smoothing: frames of a moving average over the frame energies before thresholding
             (1 = per frame, the original; larger values give fewer, longer energy regions).
+        split_channels: channels in the input's low band (overrides ``freq_split * C``: the engine maps the
+            split on its log-frequency axis to channels, :func:`engines.fusion.config.split_hz`).
+        channel_groups: ``(C,)`` group index of every channel (``spectral``): whole groups (octave bands) are
+            drawn instead of single channels, ``channel_keep`` of them for the input.
+        energy_segments: ``energy`` with ``segments``: whole segments (bars, beats) whose mean energy is at or
+            above the percentile of the segments' energies go to the input (instead of single frames).
     """
     if encoded_input.dim() != 3:
         raise ValueError(f"Latents must be (B, C, N); got {tuple(encoded_input.shape)}.")
@@ -75,12 +84,12 @@ def complementary_masks(encoded_input: torch.Tensor, mask_type: str = "temporal"
     B, C, N = encoded_input.shape
     dev, dt = encoded_input.device, encoded_input.dtype
     ones = torch.ones(B, C, N, device=dev, dtype=dt)
-    if mask_type == "none":
+    if mask_type in ("none", "stems"):  # stems: the latents are already one stem of each song
         return ones, ones.clone()
     if not 0.0 <= freq_split <= 1.0 or not 0.0 <= channel_keep <= 1.0 or not 0.0 <= energy_threshold <= 1.0:
         raise ValueError("mask_freq_split, mask_channel_keep and mask_energy_threshold must lie in [0, 1].")
     odd = (segment_ids(N, temporal_segment, segments, dev) % 2 == 0).to(dt)  # segments 1, 3, 5...
-    split = int(round(freq_split * C))
+    split = int(round(freq_split * C)) if split_channels is None else int(min(max(split_channels, 0), C))
     low = torch.zeros(C, device=dev, dtype=dt)
     low[:split] = 1.0
     if mask_type == "temporal":
@@ -88,13 +97,33 @@ def complementary_masks(encoded_input: torch.Tensor, mask_type: str = "temporal"
     elif mask_type == "frequency":
         m_in = low[None, :, None].expand(B, C, N)
     elif mask_type == "spectral":
-        keep = int(round(channel_keep * C))
         m = torch.zeros(B, C, device=dev, dtype=dt)
-        for b in range(B):
-            m[b, torch.randperm(C, generator=generator)[:keep].to(dev)] = 1.0
+        if channel_groups is not None:
+            gid = torch.as_tensor(channel_groups, dtype=torch.long).flatten()
+            if gid.numel() != C:
+                raise ValueError(f"channel_groups needs one group per channel ({C}); got {gid.numel()}.")
+            _, gid = torch.unique(gid, return_inverse=True)
+            G = int(gid.max()) + 1
+            keep = int(round(channel_keep * G))
+            for b in range(B):
+                chosen = torch.zeros(G, dtype=torch.bool)
+                chosen[torch.randperm(G, generator=generator)[:keep]] = True
+                m[b] = chosen[gid].to(dev, dt)
+        else:
+            keep = int(round(channel_keep * C))
+            for b in range(B):
+                m[b, torch.randperm(C, generator=generator)[:keep].to(dev)] = 1.0
         m_in = m[:, :, None].expand(B, C, N)
     elif mask_type == "energy":
         e = encoded_input.detach().float().pow(2).mean(1)  # (B, N)
+        if energy_segments and segments is not None and len(segments):
+            sid = segment_ids(N, temporal_segment, segments, dev)
+            S = int(sid.max()) + 1
+            seg_e = torch.zeros(B, S, device=dev).index_add_(1, sid, e) / torch.bincount(sid, minlength=S).clamp(min=1)
+            thr = torch.quantile(seg_e, energy_threshold, dim=1, keepdim=True)
+            m_in = (seg_e >= thr).to(dt)[:, sid][:, None, :].expand(B, C, N)
+            m_in = m_in.contiguous()
+            return m_in, 1.0 - m_in
         if energy_smoothing > 1:
             k = int(energy_smoothing)
             e = torch.nn.functional.avg_pool1d(e[:, None], k, 1, padding=k // 2, count_include_pad=False)[:, 0, :N]
@@ -109,7 +138,8 @@ def complementary_masks(encoded_input: torch.Tensor, mask_type: str = "temporal"
 
 
 def describe(mask_type: str, *, temporal_segment: int = 150, freq_split: float = 0.3, channel_keep: float = 0.5,
-             energy_threshold: float = 0.7, frame_rate: float | None = None, segments=None) -> list[str]:
+             energy_threshold: float = 0.7, frame_rate: float | None = None, segments=None,
+             split_label: str | None = None) -> list[str]:
     """The original's log block, as lines."""
     lines = ["🎭 Complementary Masking Applied:", f"  Type: {mask_type}",
              f"  Description: {DESCRIPTIONS.get(mask_type, '?')}"]
@@ -120,7 +150,11 @@ def describe(mask_type: str, *, temporal_segment: int = 150, freq_split: float =
             secs = f" (~{temporal_segment / frame_rate:.1f}s)" if frame_rate else ""
             lines.append(f"  Segment length: {temporal_segment} frames{secs}")
     if mask_type in ("frequency", "hybrid"):
-        lines.append(f"  Frequency split: {freq_split:.2f} (input: low {freq_split:.0%} | target: high {1 - freq_split:.0%})")
+        if split_label:
+            lines.append(f"  Frequency split: {freq_split:.2f} = {split_label} (input: below | target: above)")
+        else:
+            lines.append(f"  Frequency split: {freq_split:.2f} (input: low {freq_split:.0%} | target: high "
+                         f"{1 - freq_split:.0%})")
     if mask_type == "spectral":
         lines.append(f"  Channel keep: {channel_keep:.2f}")
     if mask_type == "energy":

@@ -67,7 +67,9 @@ def test_engine_run_result_and_save(songs, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["fusion.json", "fusion.wav"] == sorted(files)
     info = json.loads((out / "fusion.json").read_text())
     assert info["a"] == str(a) and info["b"] == str(b) and info["mask_type"] == "frequency"
-    assert info["regions"]["share"]["A"] == pytest.approx(0.3, abs=0.01) and info["sample_rate"] == SR
+    # the default split 0.3 on the log axis = 334 Hz: A holds the 4 bands of 93.75 Hz below it
+    assert info["regions"]["share"]["A"] == pytest.approx(4 / 128, abs=1e-4) and info["sample_rate"] == SR
+    assert info["params"]["split_hz"] == pytest.approx(333.7, abs=0.1)
     assert info["timings"]["total"] > 0 and info["stems"]["fusion"] == {"channels": 1, "samples": 4 * SR}
     y, sr = sf.read(out / "fusion.wav", dtype="float32")
     assert sr == SR and np.max(np.abs(y - res.fusion)) < 1e-4  # PCM_16

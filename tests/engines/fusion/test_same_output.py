@@ -41,16 +41,19 @@ def _inputs():
     return (_song(6.0, 120, 220, seed=1), SR), (np.stack([bb, bb * 0.5], 0), 44100)
 
 
+#: issue 18 changed four defaults (log frequency axis, octave-band spectral masks, bar-wise energy masks, level
+#: balancing); ``LEGACY`` turns them back, so these references still pin the original behaviour
+LEGACY = dict(freq_scale="linear", spectral_unit="channels", balance=False)
 CASES = {
-    "default": dict(),
-    "energy_no_tempo": dict(mask_type="energy", match_tempo=False),
-    "spectral_seed3": dict(mask_type="spectral", seed=3, match_tempo=False, crossfade_ms=0),
-    "hybrid_beats2": dict(mask_type="hybrid", segment_unit="beats", segment_length=2, crossfade_ms=50),
-    "key": dict(mask_type="frequency", match_key=True),
-    "learned_default": dict(mode="learned", mask_type="hybrid", match_tempo=False, segment_unit="frames",
+    "default": dict(LEGACY),
+    "energy_no_tempo": dict(LEGACY, mask_type="energy", match_tempo=False, segment_unit="frames"),
+    "spectral_seed3": dict(LEGACY, mask_type="spectral", seed=3, match_tempo=False, crossfade_ms=0),
+    "hybrid_beats2": dict(LEGACY, mask_type="hybrid", segment_unit="beats", segment_length=2, crossfade_ms=50),
+    "key": dict(LEGACY, mask_type="frequency", match_key=True),
+    "learned_default": dict(LEGACY, mode="learned", mask_type="hybrid", match_tempo=False, segment_unit="frames",
                             mask_temporal_segment=120),
-    "learned_tiny": dict(mode="learned", mask_type="frequency", match_tempo=False),
-    "learned_tiny_temporal": dict(mode="learned", mask_type="temporal", segment_unit="frames",
+    "learned_tiny": dict(LEGACY, mode="learned", mask_type="frequency", match_tempo=False),
+    "learned_tiny_temporal": dict(LEGACY, mode="learned", mask_type="temporal", segment_unit="frames",
                                   mask_temporal_segment=100, match_tempo=False),
 }
 STRETCHED = {"default", "hybrid_beats2", "key"}
