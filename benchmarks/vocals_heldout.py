@@ -34,7 +34,9 @@ def main(argv=None) -> int:
     from engines.audio.metrics import sdr
     from engines.vocals.api import VocalIsolator
 
-    torch.set_num_threads(args.threads)
+    from engines.audio.limits import set_threads
+
+    set_threads(args.threads)
     songs = sorted(s for s in Path(args.eval_dir).iterdir() if (s / "mixture.wav").is_file())
     data = []
     for s in songs:

@@ -115,6 +115,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
             os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; on success it takes the place of ``path`` (an old folder
+    there is removed first), on error it is removed. Readers never see a half-built folder; a killed
+    process's leftover is removed by the next write into the same parent (:func:`clean_stale`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TMP_TAG}{os.getpid()}-", dir=path.parent))
+    try:
+        yield tmp
+        swap_in(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_in(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Put the finished folder ``tmp`` in the place of ``path`` (removing an old ``path`` first)."""
+    tmp, path = Path(tmp), Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    os.replace(tmp, path)
+    return path
+
+
 def _identity(path: str | os.PathLike) -> tuple[str, tuple[int, int] | None]:
     """(resolved path, (device, inode) when the file exists)."""
     real = os.path.realpath(os.fspath(path))

@@ -84,7 +84,9 @@ def add_solver_arguments(parser, *, epochs: int | None = 10, batch_size: int = 1
 
 def config_from_args(args, **overrides) -> SolverConfig:
     if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
+        from engines.audio.limits import set_threads
+
+        set_threads(args.threads)
     cfg = SolverConfig(out_dir=args.out_dir, epochs=args.epochs, max_steps=args.max_steps,
                        batch_size=args.batch_size, ckpt_every=args.ckpt_every, log_every=args.log_every,
                        seed=args.seed, num_workers=args.num_workers, experiment=args.experiment,

@@ -174,8 +174,9 @@ def _publish(tmp: Path, out: Path, meta_file: str, meta: dict) -> dict:
     if out.exists():
         if any(out.iterdir()) and not any((out / f).exists() for f in _SET_FILES):
             raise ValueError(f"'{out}' holds other files: not replaced (the new set is in '{tmp}').")
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    from engines.atomic import swap_in
+
+    swap_in(tmp, out)
     return meta
 
 

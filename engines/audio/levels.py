@@ -56,7 +56,7 @@ def limit_peak(x: np.ndarray, ceiling: float = OUTPUT_PEAK, *others: np.ndarray)
     arrays = (x, *others)
     p = max(peak(a) for a in arrays)
     if p > ceiling:
-        logger.info("Output peak %.3f would clip: scaled by %.3f", p, ceiling / p)
+        logger.debug("Peak %.3f over %.3f: scaled by %.3f", p, ceiling, ceiling / p)
         arrays = tuple((np.asarray(a) * (ceiling / p)).astype(np.float32) for a in arrays)
     return arrays[0] if not others else arrays
 

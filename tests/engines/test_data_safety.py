@@ -246,3 +246,21 @@ def test_a_refused_output_name_leaves_no_new_folder(tmp_path):
     with pytest.raises(Exception, match="one of the inputs"):
         OutputStage(out2, inputs=[out2 / "x.wav"], names=["x.wav"])
     assert not (tmp_path / "other").exists()
+
+
+def test_atomic_folder_replaces_on_success_and_keeps_the_old_one_on_error(tmp_path):
+    from engines.atomic import atomic_folder
+
+    final = tmp_path / "item"
+    with atomic_folder(final) as d:
+        (d / "a.txt").write_text("1")
+        assert not final.exists()
+    assert (final / "a.txt").read_text() == "1"
+    with pytest.raises(RuntimeError):
+        with atomic_folder(final) as d:
+            (d / "a.txt").write_text("2")
+            raise RuntimeError("boom")
+    assert (final / "a.txt").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["item"]
+    with atomic_folder(final) as d:
+        (d / "b.txt").write_text("3")
+    assert sorted(p.name for p in final.iterdir()) == ["b.txt"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from math import gcd
 from pathlib import Path
 
@@ -21,41 +20,8 @@ EPS = 1e-12
 INT16_SCALE = 32768.0
 
 
-def db_to_gain(db: float) -> float:
-    """Convert decibels to a linear amplitude factor."""
-    return float(10.0 ** (db / 20.0))
-
-
-def rms(x: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Root mean square of ``x`` (optionally over the samples where ``mask`` is true)."""
-    x = np.asarray(x, dtype=np.float64)
-    if mask is not None:
-        x = x[..., mask]
-    if x.size == 0:
-        return 0.0
-    return float(np.sqrt(np.mean(np.square(x)) + 0.0))
-
-
-def rms_db(x: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """RMS level in dBFS (-inf-safe: silent input gives -240 dB)."""
-    return float(20.0 * np.log10(rms(x, mask) + EPS))
-
-
-def peak(x: np.ndarray) -> float:
-    """Absolute peak."""
-    return float(np.max(np.abs(x))) if x.size else 0.0
-
-
-def normalize_rms(x: np.ndarray, target_db: float, peak_limit: float = 0.99) -> np.ndarray:
-    """Scale ``x`` to ``target_db`` dBFS RMS, then down if its peak would exceed ``peak_limit``."""
-    r = rms(x)
-    if r < 1e-9:
-        return x.astype(np.float32)
-    y = x * (db_to_gain(target_db) / r)
-    p = peak(y)
-    if p > peak_limit:
-        y = y * (peak_limit / p)
-    return y.astype(np.float32)
+from engines.audio.levels import gain as db_to_gain  # noqa: E402,F401 - the one set of level helpers
+from engines.audio.levels import normalize_rms, peak, rms, rms_db  # noqa: E402,F401
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -162,7 +128,7 @@ def _as_channels_last(audio: np.ndarray) -> np.ndarray:
 
 
 def write_pcm16(path: str | os.PathLike, audio: np.ndarray, sr: int) -> None:
-    """Write audio as 16-bit PCM WAV, atomically (temp file in the same folder + ``os.replace``).
+    """Write audio as 16-bit PCM WAV, atomically (:func:`engines.atomic.atomic_path`).
 
     ``audio`` is either int32/int16 sample values (written exactly) or float in [-1, 1) (quantised
     by :func:`quantize`). Shape ``(T,)`` or ``(C, T)``.
@@ -175,15 +141,10 @@ def write_pcm16(path: str | os.PathLike, audio: np.ndarray, sr: int) -> None:
     if a.min(initial=0) < -32768 or a.max(initial=0) > 32767:
         raise ValueError(f"{path.name}: integer samples out of 16-bit range")
     data = _as_channels_last(a.astype(np.int16))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".wav", dir=str(path.parent))
-    os.close(fd)
-    try:
+    from engines.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
         sf.write(tmp, data, int(sr), subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:

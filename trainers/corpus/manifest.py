@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -50,9 +49,8 @@ def append_row(path: str | os.PathLike, row: dict) -> None:
 
 def rewrite_sorted(path: str | os.PathLike, rows: dict[int, dict]) -> None:
     """Atomically rewrite the manifest with ``rows`` sorted by index."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-manifest-", dir=str(p.parent))
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    from engines.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for i in sorted(rows):
             f.write(row_line(rows[i]) + "\n")
-    os.replace(tmp, p)

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,25 +99,21 @@ def _default(o: Any) -> Any:
 
 
 class ItemFolder:
-    """Context manager: build an item in a temp folder, then rename it into place atomically."""
+    """Context manager: build an item in a temp folder, then put it in place atomically
+    (:func:`engines.atomic.atomic_folder`)."""
 
     def __init__(self, final: Path):
         self.final = Path(final)
-        self.tmp: Path | None = None
+        self._cm = None
 
     def __enter__(self) -> Path:
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{self.final.name}-", dir=str(self.final.parent)))
-        return self.tmp
+        from engines.atomic import atomic_folder
+
+        self._cm = atomic_folder(self.final)
+        return self._cm.__enter__()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        assert self.tmp is not None
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        if self.final.exists():
-            shutil.rmtree(self.final)
-        os.replace(self.tmp, self.final)
+        self._cm.__exit__(exc_type, exc, tb)
 
 
 class Kind:
