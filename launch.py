@@ -37,6 +37,7 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "vocals-bs": ("trainers.vocals_bs", "the band-split vocal/four-stem separator"),
     "fusion": ("trainers.fusion", "the A/B fusion cascade transformer"),
     "timbre": ("trainers.timbre", "the timbre transfer model"),
+    "timbre-synth": ("trainers.timbre_synth", "the synthesis-decoder timbre model (DDSP-style)"),
 }
 
 

@@ -62,6 +62,7 @@ MODEL_CLASSES = frozenset({
     "engines.vocals.bandsplit:BandSplitSeparator",
     "engines.separation.model:QueryNet",
     "engines.timbre.model:TimbreTransfer",
+    "engines.timbre.synth_model:TimbreSynth",
     "engines.fusion.model:CascadeFusion",
     "engines.testing:TinyNet",
 })

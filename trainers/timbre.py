@@ -377,6 +377,19 @@ class TimbreTrainer(nn.Module):
             ms = self.mrstft(est, batch["piano_wav"][:k])
             out["mrstft"] = ms
             loss = loss + w["mrstft"] * ms
+        loss = loss + self.curriculum_terms(content, fstyle, cls, labels, mask, phase, out)
+        out["loss"] = loss
+        out["phase"] = torch.tensor(float(phase))
+        return out
+
+    def curriculum_terms(self, content: torch.Tensor, fstyle: torch.Tensor, cls: torch.Tensor, labels: torch.Tensor,
+                         mask: torch.Tensor, phase: int, out: dict) -> torch.Tensor:
+        """The seed's disentanglement terms of curriculum ``phase`` (2: HSIC, 3: + InfoNCE and margin, 4: +
+        adversarial), weighted; each term is also written into ``out``. ``content``/``fstyle`` ``(2B, L, S)``,
+        ``cls (2B, S)``, ``labels (2B,)``, ``mask (2B, L)``. Shared with ``trainers.timbre_synth``."""
+        m, w = self.model, self.w
+        L = content.shape[1]
+        loss = content.new_zeros(())
         # frames for the frame-level terms: up to 192 valid frames
         flat = mask.reshape(-1).nonzero().squeeze(1)
         sel = flat[torch.randperm(len(flat), device=flat.device)[:192]]
@@ -399,9 +412,7 @@ class TimbreTrainer(nn.Module):
             g_style = self.d_loss(torch.func.functional_call(D, frozen, (cls,)), labels)
             out["adv_d"], out["adv_g"] = d, g_content + g_style
             loss = loss + w["adv"] * (d + g_content + g_style)
-        out["loss"] = loss
-        out["phase"] = torch.tensor(float(phase))
-        return out
+        return loss
 
 
 def lr_schedule(opt, total: int):

@@ -30,6 +30,7 @@ from engines.audio import levels, limits, spectral
 from . import features as F
 from .config import PHASE_MODES, Config
 from .model import OverlapAdd, TimbreTransfer, instrument_index, window_plan
+from .synth_model import TimbreSynth
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +83,23 @@ class TimbreResult(base.Result):
         """Processing time (``timings["total"]``)."""
         return float(self.timings.get("total", 0.0))
 
+    @property
+    def warning(self) -> str | None:
+        """A one-line note for people (e.g. a polyphonic input given to a monophonic model), or ``None``."""
+        return self.extra.get("warning")
+
     def info(self) -> dict[str, Any]:
-        return {"target": self.target, "input_instrument": dict(self.source_probs), "style": self.style,
-                "model": self.model, "phase": self.phase, "device": self.device}
+        out = {"target": self.target, "input_instrument": dict(self.source_probs), "style": self.style,
+               "model": self.model, "phase": self.phase, "device": self.device}
+        return {**out, **{k: self.extra[k] for k in ("polyphony", "warning") if k in self.extra}}
 
     def summary(self, output: str | os.PathLike | None = None) -> dict[str, Any]:
         """The CLI's JSON line."""
-        return {"output": None if output is None else str(output), "target": self.target,
-                "sample_rate": int(self.sample_rate), "seconds": round(self.seconds, 3), "rtf": round(self.rtf, 3),
-                "model": self.model, "style": self.style, "input_instrument": dict(self.source_probs),
-                "phase": self.phase, "device": self.device}
+        out = {"output": None if output is None else str(output), "target": self.target,
+               "sample_rate": int(self.sample_rate), "seconds": round(self.seconds, 3), "rtf": round(self.rtf, 3),
+               "model": self.model, "style": self.style, "input_instrument": dict(self.source_probs),
+               "phase": self.phase, "device": self.device}
+        return {**out, **{k: self.extra[k] for k in ("polyphony", "warning") if k in self.extra}}
 
 
 def _unit_phase(stft: torch.Tensor) -> torch.Tensor:
@@ -244,7 +252,14 @@ class TimbreEngine(base.Engine):
         return spectral.istft(mag * ph, F.N_FFT, F.HOP, length)
 
     # --------------------------------------------------------------------------- the contract
+    @property
+    def monophonic(self) -> bool:
+        """True for a synthesis model (one fundamental per frame: polyphonic inputs are warned about)."""
+        return isinstance(self.model, TimbreSynth)
+
     def _run(self, inputs: dict[str, Any], config: Config, progress: Progress | None) -> TimbreResult:
+        if isinstance(self.model, TimbreSynth):
+            return self._run_synth(inputs, config, progress)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
 
@@ -324,6 +339,103 @@ class TimbreEngine(base.Engine):
             target=F.INSTRUMENTS[tgt], source_probs={k: float(p) for k, p in zip(F.INSTRUMENTS, probs.cpu())},
             input_db=in_db, output_db=out_db, frame_times=np.arange(in_db.shape[-1]) * F.HOP / F.SAMPLE_RATE,
             style=style_name, model=self.name, phase=phase, device=str(self.device))
+
+    # --------------------------------------------------------------------------- synthesis models
+    def _controls_chunked(self, wav: np.ndarray, f0: torch.Tensor, loud: torch.Tensor, style: torch.Tensor,
+                          prog: Progress) -> torch.Tensor:
+        """Like ``TimbreSynth.transfer_controls`` on the whole clip, a chunk of windows at a time -> ``(N, C)``."""
+        m = self.model
+        n = F.n_frames(len(wav))
+        starts, L, _, fade = window_plan(n, m.window, m.overlap)
+        oa = None
+        done = 0
+        for st, wins, _ in self._window_batches(wav):
+            fw = torch.stack([f0[s:s + L] for s in st]).to(self.device)
+            lw = torch.stack([loud[s:s + L] for s in st]).to(self.device)
+            out = m.controls_windows(wins, fw, lw, style)
+            if oa is None:
+                oa = OverlapAdd(n, L, fade, out.shape[-1], device=self.device)
+            oa.add(st, out)
+            done += len(st)
+            prog(0.25 + 0.5 * done / len(starts), f"decoded {done}/{len(starts)} windows")
+        return oa.result().t()
+
+    def _run_synth(self, inputs: dict[str, Any], config: Config, progress: Progress | None) -> TimbreResult:
+        """The synthesis path: pitch + loudness + content -> controls -> harmonic-plus-noise synthesiser.
+        ``phase``/``gl_iters`` do not apply (the synthesiser makes its own phase)."""
+        from . import pitch
+
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def lap(name: str, since: float) -> float:
+            now = time.perf_counter()
+            timings[name] = now - since
+            return now
+
+        tgt = instrument_index(config.target)
+        prog = progress or (lambda f, m: None)
+        src, style_ref = inputs["input"], inputs.get("style_ref")
+        old_threads = torch.get_num_threads()
+        m = self.model
+        try:
+            limits.set_threads(config.threads if config.threads is not None else self.threads)
+            with torch.no_grad():
+                prog(0.0, "loading")
+                mono, rate, wav, gain = self._prep(src, None, "The input")
+                t = lap("load", t0)
+                prog(0.1, "analysing")
+                n = F.n_frames(len(wav))
+                f0_np, loud_np, voiced = pitch.track(wav, n)
+                poly = pitch.polyphony(wav, f0_np, voiced)
+                f0, loud = torch.from_numpy(f0_np), torch.from_numpy(loud_np)
+                chunked = n > self.chunk_frames
+                if chunked:
+                    starts, L, _ = self._plan(n)
+                    mid = starts[max(0, (len(starts) - 1) // 2)]
+                    probs = m.classify(self._raw_frames(wav, mid, mid + L).to(self.device))
+                else:
+                    raw_dev = F.features(wav).to(self.device)
+                    probs = m.classify(raw_dev)
+                if style_ref is not None:
+                    style = self.style_from(style_ref)
+                    style_name = Path(style_ref).name if isinstance(style_ref, (str, os.PathLike)) else "reference"
+                else:
+                    style, style_name = m.style_of(tgt), "prototype"
+                t = lap("analyse", t)
+                prog(0.25, f"decoding {F.INSTRUMENTS[tgt]} controls")
+                controls = self._controls_chunked(wav, f0, loud, style, prog) if chunked else \
+                    m.transfer_controls(raw_dev, f0.to(self.device), loud.to(self.device), style)
+                t = lap("generate", t)
+                prog(0.75, "synthesising")
+                out = m.render(controls, f0.to(controls.device), tgt, len(wav)).cpu()
+                in_db = (20 * torch.log10(F.stft_complex(torch.from_numpy(wav)).abs() / gain + 1e-5)).numpy()
+                out_db = (20 * torch.log10(F.stft_complex(out).abs() / gain + 1e-5)).numpy()
+                y = out.numpy().astype(np.float32) / gain
+                if rate != F.SAMPLE_RATE:
+                    y = audio_io.resample(y[None], F.SAMPLE_RATE, rate)[0]
+                y = np.pad(y, (0, max(0, len(mono) - len(y))))[: len(mono)]
+                if rate > F.SAMPLE_RATE:
+                    y = extend_band(y, mono, rate)
+                y = (y * (levels.rms(mono) / (levels.rms(y) + 1e-12))).astype(np.float32)
+                y = levels.limit_peak(y, levels.OUTPUT_PEAK)
+                lap("resynth", t)
+        finally:
+            torch.set_num_threads(old_threads)
+        timings["total"] = time.perf_counter() - t0
+        extra: dict[str, Any] = {"polyphony": round(poly, 3)}
+        if poly > pitch.POLY_FRAMES:
+            extra["warning"] = (f"The input looks polyphonic ({poly:.0%} of its loud frames hold more than one note): "
+                                "this model is monophonic and plays only the strongest pitch.")
+            logger.warning(extra["warning"])
+        prog(1.0, "done")
+        return TimbreResult(
+            audio={F.INSTRUMENTS[tgt]: y[None]}, sample_rate=rate, timings=timings,
+            params={**config.to_dict(), "model": self.name, "device": str(self.device)},
+            target=F.INSTRUMENTS[tgt], source_probs={k: float(p) for k, p in zip(F.INSTRUMENTS, probs.cpu())},
+            input_db=in_db.astype(np.float32), output_db=out_db.astype(np.float32),
+            frame_times=np.arange(in_db.shape[-1]) * F.HOP / F.SAMPLE_RATE, style=style_name, model=self.name,
+            phase="synthesised", device=str(self.device), extra=extra)
 
     def transfer(self, src, target: str | None = None, *, sr: int | None = None, style_ref=None,
                  style_ref_sr: int | None = None, phase: str | None = None, gl_iters: int | None = None,

@@ -1,0 +1,294 @@
+"""`train timbre-synth`: the synthesis-decoder timbre model (:class:`engines.timbre.synth_model.TimbreSynth`)
+under the seed's four-phase curriculum.
+
+Same data as ``train timbre`` (``pairs/<id>/piano.wav`` + ``violin.wav``, ``piano/*.wav``, ``violin/*.wav``;
+typed corpus rows), the same class-balanced windows (:class:`trainers.timbre.TimbreWindows`, with dynamic
+mixing of gain and frame offset but never a second melody summed in: the model is monophonic), the same
+encoders, discriminator and disentanglement terms (HSIC, InfoNCE, margin, adversarial: shared code,
+:meth:`trainers.timbre.TimbreTrainer.curriculum_terms`) and the same phases and learning-rate schedule.
+
+What differs is the output: every window's pitch and loudness are tracked (:func:`engines.timbre.pitch.track`)
+and the decoder drives the harmonic-plus-noise synthesiser; the loss is a multi-scale magnitude loss on
+the synthesised waveform (:class:`engines.timbre.losses.SpectralMagnitudeLoss`), for piano -> piano and
+violin -> violin (reconstruction, ``rec``) and, on pairs, piano -> violin and violin -> piano (``pair``).
+
+Validation: whole held-out pairs through :meth:`TimbreSynth.transfer_wave` scored with the bench scorer's
+metric functions (``score.timbre_metrics``: MR-STFT, log-mel L1, chroma) for both directions. Held-out pairs
+are the corpus's dev rows; a corpus without dev rows gives up the pairs whose row index ends in 9
+(``--dev_every 10``, wave 2's rule), never trained on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainers.timbre import PHASES, TimbreTrainer, TimbreWindows, discover, load_clips, lr_schedule, phase_of
+
+logger = logging.getLogger(__name__)
+
+HELP = "train the synthesis-decoder timbre model (pitch + loudness -> harmonic-plus-noise synthesiser)"
+
+DEFAULT_WEIGHTS = {"rec": 1.0, "pair": 2.0, "hsic": 0.1, "infonce": 0.05, "margin": 0.05, "adv": 0.05,
+                   "temperature": 0.1, "margin_value": 1.0}
+
+
+class PitchWindows(TimbreWindows):
+    """:class:`TimbreWindows` items plus ``piano_f0``/``violin_f0`` (Hz) and ``piano_loud``/``violin_loud`` (dB),
+    ``(L,)`` each, tracked on the window's (remixed) waveform. No second melody is ever mixed in."""
+
+    REMIX_SECOND_P = 0.0
+
+    def __getitem__(self, i: int) -> dict:
+        from engines.timbre import pitch
+
+        item = super().__getitem__(i)
+        L = self.window
+        for side in ("piano", "violin"):
+            f0, loud, _ = pitch.track(item[f"{side}_wav"].numpy(), L)
+            item[f"{side}_f0"], item[f"{side}_loud"] = torch.from_numpy(f0), torch.from_numpy(loud)
+        return item
+
+
+class SynthTrainer(TimbreTrainer):
+    """``forward(batch, phase) -> {"loss", terms...}``: synthesised reconstruction and paired terms plus the
+    seed's curriculum terms."""
+
+    def __init__(self, model, weights: dict[str, float]):
+        super().__init__(model, weights)
+        from engines.timbre.losses import SpectralMagnitudeLoss
+
+        self.wave_loss = SpectralMagnitudeLoss()
+
+    def forward(self, batch: dict, phase: int) -> dict:
+        from engines.timbre.features import HOP, stack_complex, stft_complex
+
+        m, w = self.model, self.w
+        pw, vw = batch["piano_wav"], batch["violin_wav"]
+        B, T = pw.shape
+        sp, sv = stft_complex(pw), stft_complex(vw)
+        cq = lambda c: torch.complex(c[:, 0], c[:, 1])  # noqa: E731
+        raw = torch.cat([stack_complex(sp, cq(batch["piano_cqt"])), stack_complex(sv, cq(batch["violin_cqt"]))])
+        L = raw.shape[-1]
+        frames = batch["frames"].long()
+        mask1 = torch.arange(L, device=raw.device)[None] < frames[:, None]
+        mask = torch.cat([mask1, mask1])
+        labels = torch.cat([torch.zeros(B, dtype=torch.long), torch.ones(B, dtype=torch.long)]).to(raw.device)
+
+        content, fstyle, cls = m.encode(raw, mask)
+        m.update_prototypes(cls.detach(), labels)
+        st_p, st_v = cls[:B].roll(1, 0), cls[B:].roll(1, 0)  # another item's class style (as the seed)
+        f_p, f_v = batch["piano_f0"].float(), batch["violin_f0"].float()
+        l_p, l_v = batch["piano_loud"].float(), batch["violin_loud"].float()
+        paired = batch["paired"].float()
+        any_pair = bool(paired.sum() > 0)
+        c_p, c_v = content[:B], content[B:]
+        dec = [(c_p, st_p, f_p, l_p, 0, pw, mask1), (c_v, st_v, f_v, l_v, 1, vw, mask1)]
+        if any_pair:
+            dec += [(c_p, st_v, f_p, l_p, 1, vw, mask1), (c_v, st_p, f_v, l_v, 0, pw, mask1)]
+        cat = lambda j: torch.cat([d[j] for d in dec])  # noqa: E731
+        tgt = torch.cat([torch.full((B,), d[4], dtype=torch.long) for d in dec]).to(raw.device)
+        dmask = cat(6)
+        amp, harm, noise = m.decoder(cat(0), cat(1), cat(2), cat(3), dmask)
+        f0 = cat(2)
+        est = m.synth(f0, amp, harm, noise, tgt, T)
+        smask = (torch.arange(T, device=raw.device)[None] < (frames.repeat(len(dec))[:, None] - 1) * HOP).to(est.dtype)
+        ref = cat(5)
+        out: dict[str, torch.Tensor] = {}
+        rec = self.wave_loss(est[:2 * B] * smask[:2 * B], ref[:2 * B] * smask[:2 * B])
+        out["rec"] = rec
+        loss = w["rec"] * rec
+        if any_pair:
+            pm = paired.repeat(2)
+            pair = self.wave_loss(est[2 * B:] * smask[2 * B:], ref[2 * B:] * smask[2 * B:], pm)
+            out["pair"] = pair
+            loss = loss + w["pair"] * pair
+        loss = loss + self.curriculum_terms(content, fstyle, cls, labels, mask, phase, out)
+        out["loss"] = loss
+        out["phase"] = torch.tensor(float(phase))
+        return out
+
+
+# --------------------------------------------------------------------------- validation
+@torch.no_grad()
+def evaluate_pairs(model, clips, max_pairs: int = 6) -> dict:
+    """Whole held-out pairs, both directions, with the bench scorer's metrics (at 22050 Hz):
+    ``pv_*`` piano -> violin against the violin, ``vp_*`` violin -> piano against the piano."""
+    from benchmarks.common import scorer
+    from engines.timbre import pitch
+    from engines.timbre.features import features, n_frames
+
+    if not clips:
+        return {}
+    sc = scorer()
+    model.eval()
+    acc: dict[str, list[float]] = {}
+    for p, v in clips[:max_pairs]:
+        for src, ref, tgt, key in ((p, v, 1, "pv"), (v, p, 0, "vp")):
+            wav = src.wav.numpy()
+            raw = features(wav)
+            f0, loud, _ = pitch.track(wav, n_frames(len(wav)))
+            y = model.transfer_wave(raw, torch.from_numpy(f0), torch.from_numpy(loud), model.style_of(tgt), tgt,
+                                    len(wav)).numpy()
+            r = ref.wav.numpy()
+            n = min(len(r), len(y))
+            met = sc.timbre_metrics(r[:n].astype(np.float64), y[:n].astype(np.float64), 22050)
+            for k in ("mrstft", "logmel_l1", "chroma_cos"):
+                acc.setdefault(f"{key}_{k}", []).append(float(met[k]))
+    model.train()
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def held_out(pairs, dev_every: int):
+    """``(dev, train)``: pairs whose id ends in a row index ``i`` with ``i % dev_every == dev_every - 1``."""
+    def idx(pid: str) -> int:
+        digits = "".join(ch for ch in pid.split("_")[-1] if ch.isdigit())
+        return int(digits) if digits else 0
+    dev = [p for p in pairs if idx(p[0]) % dev_every == dev_every - 1]
+    return dev, [p for p in pairs if p not in dev]
+
+
+# --------------------------------------------------------------------------- command
+def add_arguments(parser) -> None:
+    from trainers.solver import add_solver_arguments
+
+    parser.add_argument("--data", action="append", required=True,
+                        help="folder with pairs/<id>/{piano,violin}.wav and/or piano/*.wav, violin/*.wav (repeatable)")
+    parser.add_argument("--init", default=None, help="start from an exported model (.safetensors): a TimbreSynth "
+                        "(everything) or a spectral TimbreTransfer (its encoders, discriminator, statistics, styles)")
+    parser.add_argument("--export", default=None, help="write the inference checkpoint here (.safetensors)")
+    parser.add_argument("--val_pairs", type=int, default=6, help="held-out pairs scored at each epoch's end")
+    parser.add_argument("--dev_every", type=int, default=10,
+                        help="without dev rows in the data: hold out the pairs whose index %% N == N - 1")
+    parser.add_argument("--max_pairs", type=int, default=None, help="use at most this many training pairs")
+    parser.add_argument("--max_seconds", type=float, default=None, help="cut clips to this length")
+    parser.add_argument("--window", type=int, default=172, help="frames per training window (~2 s)")
+    parser.add_argument("--overlap", type=float, default=0.3, help="window overlap (fraction)")
+    parser.add_argument("--remix_p", type=float, default=0.3, help="share of windows with a random gain and offset")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--enc_lr", type=float, default=0.2, help="encoders' learning rate, as a share of --lr")
+    parser.add_argument("--dec_layers", type=int, default=3)
+    parser.add_argument("--n_harmonics", type=int, default=48)
+    parser.add_argument("--reverb_seconds", type=float, default=0.5)
+    parser.add_argument("--weights", default=None, help="JSON overriding loss weights " + json.dumps(DEFAULT_WEIGHTS))
+    add_solver_arguments(parser, epochs=None, batch_size=4, ckpt_every=50)
+
+
+def build_model(args):
+    from engines.checkpoint import build_checked, load_model
+    from engines.timbre.model import TimbreTransfer
+    from engines.timbre.synth_model import TimbreSynth
+
+    if args.init:
+        init = load_model(args.init, expected=TimbreTransfer)
+        if isinstance(init, TimbreSynth):
+            model = TimbreSynth(**init._init_kwargs)
+            model.load_state_dict(init.state_dict())
+            return model, "all"
+        kw = init._init_kwargs
+        model = build_checked(TimbreSynth, d_model=kw["d_model"], style_dim=kw["style_dim"],
+                              enc_blocks=kw["enc_blocks"], enc_layers=kw["enc_layers"], n_heads=kw["n_heads"],
+                              dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
+                              n_harmonics=args.n_harmonics, reverb_seconds=args.reverb_seconds,
+                              stats_name=init.stats_name)
+        sd = {k: v for k, v in init.state_dict().items() if not k.startswith("decoder.")}
+        model.load_state_dict(sd, strict=False)
+        return model, "encoders"
+    return build_checked(TimbreSynth, dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
+                         n_harmonics=args.n_harmonics, reverb_seconds=args.reverb_seconds), None
+
+
+def run(args) -> int:
+    from engines.checkpoint import save_model
+    from trainers import distrib
+    from trainers.solver import Solver, config_from_args, seed_everything, total_steps
+
+    if args.epochs is None and args.max_steps is None:
+        args.max_steps = 1000
+    seed_everything(args.seed)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev_pairs = discover(args.data, split="dev", required=False)[0]
+    pairs, pianos, violins = discover(args.data, split="train" if dev_pairs else None)
+    if not dev_pairs:
+        dev_pairs, pairs = held_out(pairs, args.dev_every)
+    rng = random.Random(args.seed)
+    rng.shuffle(pairs)
+    train_pairs = pairs[: args.max_pairs] if args.max_pairs else pairs
+    val_pairs = dev_pairs[: args.val_pairs]
+    (out / "split.json").write_text(json.dumps({"train": [p[0] for p in train_pairs], "val": [p[0] for p in val_pairs]}))
+    tp, pn, vn = load_clips(train_pairs, pianos, violins, out / "features_cache.safetensors", args.max_seconds)
+    vp = load_clips(val_pairs, [], [], out / "val_cache.safetensors", args.max_seconds)[0] if val_pairs else []
+
+    model, init_what = build_model(args)
+    if init_what is None:
+        from engines.timbre.features import stats_for_clips
+
+        model.set_stats(stats_for_clips([c for pr in tp for c in pr] + pn + vn, name="unified"))
+    else:
+        print(f"Initialised ({init_what}) from {args.init}", flush=True)
+    weights = {**DEFAULT_WEIGHTS, **(json.loads(args.weights) if args.weights else {})}
+    wrapper = SynthTrainer(model, weights)
+    ds = PitchWindows(tp, pn, vn, args.window, args.overlap, args.seed, remix_p=args.remix_p)
+    print(f"Dataset: {len(tp)} training pairs, {len(pn)}+{len(vn)} unpaired clips -> {len(ds)} windows "
+          f"of {args.window} frames; {len(vp)} validation pairs", flush=True)
+    enc = [p for n, p in model.named_parameters() if n.startswith(("style_encoder.", "content_encoder."))]
+    rest = [p for n, p in model.named_parameters() if not n.startswith(("style_encoder.", "content_encoder."))]
+    opt = torch.optim.AdamW([{"params": rest}, {"params": enc, "lr": args.lr * args.enc_lr}], lr=args.lr,
+                            weight_decay=1e-4)
+    cfg = config_from_args(args, progress_bar=False)
+    total = total_steps(len(ds), cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps)
+    sched = lr_schedule(opt, total)
+    hparams = {"model": model._init_kwargs, "weights": weights, "data": args.data, "lr": args.lr, "enc_lr": args.enc_lr,
+               "init": args.init, "train_pairs": len(tp), "unpaired": [len(pn), len(vn)], "windows": len(ds)}
+    solver = Solver(wrapper, opt, cfg, scheduler=sched, hparams=hparams)
+    state = {"phase": None}
+
+    def train_step(mod, batch):
+        ph = phase_of(solver.step, total)
+        if ph != state["phase"]:
+            state["phase"] = ph
+            if distrib.is_main():
+                print(f"Curriculum phase {ph}/4: {PHASES[ph - 1][1]} (from step {solver.step} of {total})", flush=True)
+                solver.emit("phase", phase=ph, name=PHASES[ph - 1][1])
+        return mod(batch, ph)
+
+    def on_epoch_end(epoch, tr, va):
+        print(f"Epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in tr.items()) +
+              (" | val " + ", ".join(f"{k}={v:.4f}" for k, v in va.items()) if va else ""), flush=True)
+
+    t0 = time.time()
+    res = solver.fit(ds, train_step, validate=lambda wr: evaluate_pairs(wr.model, vp), on_epoch_end=on_epoch_end)
+    if res.get("stopped"):
+        print("Stopped; run the same command again to resume.", flush=True)
+        return 0
+    val = evaluate_pairs(model, vp)
+    print("Validation (held-out pairs): " + json.dumps({k: round(v, 4) for k, v in val.items()}), flush=True)
+    if args.export and distrib.is_main():
+        meta = {"trained_on": ", ".join(args.data), "init": args.init, "train_pairs": len(tp),
+                "unpaired": [len(pn), len(vn)], "steps": solver.step, "train_seconds_this_run": round(time.time() - t0, 1),
+                "stats": model.stats_name, "val": val, "weights": weights, "val_pairs": [p[0] for p in val_pairs]}
+        save_model(model, args.export, metadata=meta)
+        print(f"Exported {args.export}", flush=True)
+    distrib.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(prog="train timbre-synth", description=HELP)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.exit(main())
