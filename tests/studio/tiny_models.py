@@ -46,25 +46,18 @@ def make_models_dir(d: Path) -> dict[str, str]:
 def _query(d: Path) -> None:
     if not _has("engines.separation.model"):
         raise ModuleNotFoundError("engines.separation")
-    from engines.separation.model import QueryNet
+    from engines.testing import tiny_separation
 
-    net = QueryNet(n_classes=3, emb_dim=16, channels=(4, 8, 8, 8), hidden=16, dilations=(1,), profile_dim=8,
-                   class_names=["speech", "instrument", "effect"])
-    _save(net.eval(), d, "query-tiny", "query", 16000)
+    _save(tiny_separation(), d, "query-tiny", "query", 16000)
 
 
 def _vocals(d: Path) -> None:
     if not _has("engines.vocals.model"):
         raise ModuleNotFoundError("engines.vocals")
-    from dataclasses import asdict
+    from engines.testing import tiny_vocals
 
-    from engines.vocals.features import HParams
-    from engines.vocals.model import VocalMaskCNN
-
-    hp = HParams()
-    net = VocalMaskCNN(n_bins=hp.n_fft // 2 + 1, context=25, res_dims=(8, 8), dilations=(6, 6),
-                       hparams=asdict(hp))
-    _save(net.eval(), d, "vocals-tiny", "vocals", hp.sample_rate if hasattr(hp, "sample_rate") else 22050)
+    net = tiny_vocals(width=8)
+    _save(net, d, "vocals-tiny", "vocals", net.hparams["sample_rate"] if "sample_rate" in net.hparams else 22050)
 
 
 def _fusion(d: Path) -> None:
