@@ -95,7 +95,7 @@ def calibrate(dev: Path, models, threads: int = 1, limit: int = 30) -> dict:
             if q is None:
                 continue
             r = separate(str(Path(row["path"]) / "mix.wav"), str(Path(q["path"]) / "query.wav"), models=models,
-                         threads=threads, not_found_db=-1000)
+                         threads=threads, not_found_db=-1000, presence_threshold=0.0)
             stats[kind].append((r.windows["estimated_target_db"], float(np.max(r.windows["cosine"])), len(r.segments)))
     out = {}
     for k, v in stats.items():

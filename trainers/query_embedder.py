@@ -51,6 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remix_p", type=float, default=0.5, help="with --triples: share of dynamically remixed items")
     p.add_argument("--absent_p", type=float, default=0.0,
                    help="with --triples: share of items whose query comes from another class (target: silence)")
+    p.add_argument("--xattn_dim", type=int, default=0, help="with --triples: add a cross-attention block of this "
+                   "width (mixture frames attend to the query's frames) to the --init model (0: none)")
+    p.add_argument("--xattn_at", type=int, default=4, help="with --xattn_dim: after this mask block")
+    p.add_argument("--mask_lr_scale", type=float, default=1.0, help="with --triples: learning rate of the existing "
+                   "mask net relative to --lr (0: frozen, only a new cross-attention block trains)")
     add_solver_arguments(p, epochs=10, batch_size=16, ckpt_every=100)
 
 

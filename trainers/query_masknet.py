@@ -179,6 +179,19 @@ def evaluate_triples(net, dirs: list[str]) -> dict:
     return {"si_sdri": float(np.mean(vals)) if vals else 0.0, "n": len(vals)}
 
 
+def add_cross_attention(net, dim: int, at: int = 4):
+    """A copy of the QueryNet ``net`` with a :class:`engines.separation.model.QueryCrossAttention` block of width
+    ``dim`` after mask block ``at``; its output projection is zero, so the new model computes what ``net`` did."""
+    from engines.separation.model import QueryNet
+
+    kw = dict(net._init_kwargs, xattn_dim=dim, xattn_at=at)
+    new = QueryNet(**kw)
+    missing, unexpected = new.load_state_dict(net.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("xattn.") for k in missing):
+        raise ValueError(f"cannot add cross-attention: unexpected {unexpected}, missing {missing}")
+    return new
+
+
 def run(args) -> int:
     """``--triples``: fine-tune the mask net of an existing model (``--init``) on query triples."""
     from engines.checkpoint import load_model
@@ -190,6 +203,9 @@ def run(args) -> int:
         limits.set_threads(1)
     seed_everything(args.seed)
     net = load_model(resolve(args.init, "query"), expected=QueryNet)
+    xdim = int(getattr(args, "xattn_dim", 0) or 0)
+    if xdim and net.xattn is None:
+        net = add_cross_attention(net, xdim, int(getattr(args, "xattn_at", 4)))
     net.train()
     for name, p in net.named_parameters():  # the embedder stays as it is (detection and the condition use it)
         p.requires_grad = not name.startswith(("stem.", "proj.", "frame_proj.", "classifier."))
@@ -200,14 +216,24 @@ def run(args) -> int:
     train = TripleSet(args.triples, args.examples_per_epoch, exclude=set(held), seg=int(args.seg_s * SR),
                       remix_p=args.remix_p, absent_p=args.absent_p)
     print(f"fine-tuning on {len(train.rows)} triples ({', '.join(args.triples)}), {len(held)} held out", flush=True)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    # --mask_lr_scale: the existing mask net's learning rate relative to --lr (0 freezes it: only a new
+    # cross-attention block trains)
+    scale = float(getattr(args, "mask_lr_scale", 1.0))
+    new_p = [p for n, p in net.named_parameters() if p.requires_grad and n.startswith("xattn.")]
+    old_p = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("xattn.")]
+    if scale <= 0:
+        for p in old_p:
+            p.requires_grad = False
+    groups = [g for g in ({"params": new_p, "lr": args.lr},
+                          {"params": old_p if scale > 0 else [], "lr": args.lr * scale}) if g["params"]]
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     cfg = config_from_args(args, progress_bar=False)
     cfg.grad_clip = 5.0
     total = total_steps(args.examples_per_epoch, cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps)
     sched = warmup_cosine(opt, total, warmup=max(1, total // 40), floor=0.05)
     hp = {"init": str(args.init), "triples": args.triples, "holdout": held[:1] + held[-1:], "lr": args.lr,
-          "seg_s": args.seg_s, "remix_p": args.remix_p, "absent_p": args.absent_p}
+          "seg_s": args.seg_s, "remix_p": args.remix_p, "absent_p": args.absent_p, "xattn_dim": xdim,
+          "mask_lr_scale": scale}
     solver = Solver(net, opt, cfg, scheduler=sched, hparams=hp)
     t0 = time.time()
 

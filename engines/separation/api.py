@@ -30,6 +30,7 @@ from engines.audio.spectral import stft
 from engines.base import Engine, Result
 
 from . import detection as det
+from . import presence as presmod
 from . import reference as refmod
 from .config import DEFAULT_AST, Config, SeparationConfig  # noqa: F401 - SeparationConfig: the former name
 from .embedders import BuiltinEmbedder, Embedder, load_embedder
@@ -65,6 +66,9 @@ class SeparationResult(Result):
     embedder: str = ""
     reference: str = ""
     found: bool = False
+    #: the not-found decision: ``score`` (calibrated presence probability, or None under the dB rule),
+    #: ``threshold`` / ``threshold_db``, ``rule``, ``features``; None with the stitching reference
+    presence: dict | None = None
     segments: list = field(default_factory=list)
     windows: dict = field(default_factory=dict)      # starts, class_scores, cosine, active, class_threshold
     mask: np.ndarray | None = None     # (F, N) final mask on the 16 kHz analysis grid
@@ -90,11 +94,23 @@ class SeparationResult(Result):
     def sr(self) -> int:
         return self.sample_rate
 
+    def presence_text(self) -> str:
+        """``presence score 0.12 (threshold 0.50)``, ``estimated target -31.2 dB (threshold -25 dB)``, or ``""``."""
+        p = self.presence or {}
+        if p.get("score") is not None:
+            return f"presence score {p['score']:.2f} (threshold {p['threshold']:.2f})"
+        if p.get("features"):
+            return (f"estimated target {p['features']['est_db']:.1f} dB (threshold {p['threshold_db']:g} dB)")
+        return ""
+
     def event(self) -> dict:
         """The ``event.json`` content (without the common keys of :meth:`to_json`)."""
         return {
             "found": self.found,
-            "message": None if self.found else "not found: the query does not occur in the mixture",
+            "message": None if self.found else "not found: the query does not occur in the mixture" + (
+                f" (presence score {self.presence['score']:.2f} < {self.presence['threshold']:.2f})"
+                if self.presence and self.presence.get("score") is not None else ""),
+            "presence": self.presence,
             "query_class": self.query_class, "query_class_index": self.query_class_index,
             "class_probs": self.class_probs, "embedder": self.embedder, "reference": self.reference,
             "segments": self.segments, "n_segments": len(self.segments),
@@ -477,15 +493,31 @@ def _pipeline(mix, query, cfg: Config, gt, negative, mix_sr, query_sr, models: C
         m, losses = opt.mask, opt.losses
     if cfg.reference == "stitch":
         m = m * torch.from_numpy(np.maximum(tmask, 0)).float()[None]
-    # not found: (fitted) the mask net's target is far below the mixture, whatever the window gates say
-    # (on 280 held-out corpus triples every present target was estimated above -19.4 dB); (stitch) no segment
+    # not found: (fitted) the calibrated presence score of the mask net's estimate and the detection windows
+    # (engines/separation/presence.py) below the model's threshold (--presence_threshold), or for a model without
+    # a calibration, the estimated target energy below --not_found_db; (stitch) no segment
+    presence = None
     if cfg.reference == "fitted" and est_db is not None:
-        found = est_db > cfg.not_found_db
+        feats = presmod.features(m_net, mag, d.cosine, d.class_scores)
+        calib = getattr(net, "presence", None)
+        if calib:
+            p_ = presmod.score(feats, calib)
+            thr = float(cfg.presence_threshold if cfg.presence_threshold is not None else calib["threshold"])
+            found = p_ >= thr
+            presence = {"score": round(p_, 4), "threshold": round(thr, 4), "rule": "calibrated presence score",
+                        "features": feats}
+        else:
+            db = float(cfg.not_found_db)
+            found = est_db > db
+            presence = {"score": None, "threshold_db": db, "rule": "estimated target energy (dB re mixture)",
+                        "features": feats}
     else:
         found = bool(d.segments)
     if not found:
         m = torch.zeros_like(m)
         msg = "not found: the query does not occur in the mixture (target is silent, residual = mixture)"
+        if presence and presence["score"] is not None:
+            msg += f"; presence score {presence['score']:.2f} < {presence['threshold']:.2f}"
         warnings.append(msg)
         logger.warning(msg)
     if not cfg.soft_masking:
@@ -526,7 +558,7 @@ def _pipeline(mix, query, cfg: Config, gt, negative, mix_sr, query_sr, models: C
         audio={"target": tgt, "residual": residual}, sample_rate=sr0, mixture=mix_a, query=q_clips[0],
         query_trimmed=trimmed_any,
         query_class=cls_name, query_class_index=cls_idx, class_probs=class_probs, embedder=embedder.name,
-        reference=cfg.reference, found=found, segments=d.segments,
+        reference=cfg.reference, found=found, presence=presence, segments=d.segments,
         windows={"starts": d.starts, "class_scores": d.class_scores, "cosine": d.cosine,
                  "active": d.active.astype(int), "class_threshold": round(d.class_threshold, 5),
                  "window_sec": cfg.window_sec, "estimated_target_db": None if est_db is None else round(est_db, 2)},

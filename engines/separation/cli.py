@@ -73,11 +73,14 @@ def run(args) -> int:
                      fmt=fmt)
     print(f"embedder: {res.embedder}   reference: {res.reference}   device: {engine.device}")
     print(f"query class: {res.query_class} ({res.class_probs.get(res.query_class, 0):.2f})")
+    pres = res.presence_text()
     if res.found:
         segs = ", ".join(f"{s['start']:.2f}-{s['end']:.2f}s" for s in res.segments) or "none by the window gates"
+        print(f"found{': ' + pres if pres else ''}")
         print(f"segments: {segs}")
     else:
-        print("not found: the query does not occur in the mixture (target is silent, residual = mixture)")
+        print(f"not found: the query does not occur in the mixture{' (' + pres + ')' if pres else ''} "
+              "(target is silent, residual = mixture)")
     for w in res.warnings:
         if not w.startswith("not found"):
             print(f"warning: {w}", file=sys.stderr)

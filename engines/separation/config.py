@@ -83,8 +83,12 @@ class Config(ConfigBase):
                                     studio=False)
     reference: str = option("fitted", "fitted: query-conditioned mask net (default); stitch: the original's query "
                             "stitching", choices=("fitted", "stitch"), group="models")
-    not_found_db: float = option(-25.0, "fitted: 'not found' when the estimated target is below this (dB re mixture)",
-                                 range=Range(-1000, 1000), group="models", step=1)
+    not_found_db: float = option(-25.0, "fitted, a model without a presence calibration: 'not found' when the "
+                                 "estimated target is below this (dB re mixture)", range=Range(-1000, 1000),
+                                 group="models", step=1)
+    presence_threshold: float | None = option(None, "fitted, a calibrated model: 'not found' when the presence score "
+                                              "(0-1) is below this (None: the model's calibrated threshold; 0: never)",
+                                              range=Range(0.0, 1.0), group="models", studio=False)
     refine_net_mask: bool = option(False, "fitted: also run the DGMO optimisation (--opt_steps ...) and --mask_floor "
                                    "on the mask net's mask (off by default: on held-out corpus triples they did "
                                    "not help)", group="models")

@@ -60,8 +60,11 @@ class BuiltinEmbedder(Embedder):
 
         from .model import QueryNet
 
+        from .presence import calibration_for
+
         path = resolve(checkpoint, KIND)
         emb = cls(load_model(path, expected=QueryNet).to(device))
+        emb.net.presence = calibration_for(path)  # the registry entry's not-found calibration (or None)
         emb.path = str(path)
         emb.name = f"builtin:{Path(path).stem}"
         return emb

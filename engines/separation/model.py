@@ -45,6 +45,32 @@ class FiLMResBlock(nn.Module):
         return x + self.out(h)
 
 
+class QueryCrossAttention(nn.Module):
+    """The mask net's frames attend to the query's own frames (what a pooled embedding cannot carry: the
+    query's time-varying spectra). A residual block whose output projection starts at zero, so a model
+    that gains one starts as the model it was.
+
+    Shapes: ``h (B, H, N)``, ``query_logmag (B, n_freq, Nq)`` -> ``(B, H, N)``.
+    """
+
+    def __init__(self, hidden: int, n_freq: int, dim: int, heads: int = 4):
+        super().__init__()
+        self.keys = nn.Sequential(nn.Conv1d(n_freq, dim, 1), nn.GELU(), nn.Conv1d(dim, dim, 3, padding=1))
+        self.norm = nn.GroupNorm(1, hidden)
+        self.q = nn.Conv1d(hidden, dim, 1)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.out = nn.Conv1d(dim, hidden, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, h: torch.Tensor, query_logmag: torch.Tensor) -> torch.Tensor:
+        qf = query_logmag - query_logmag.mean(dim=(1, 2), keepdim=True)
+        kv = self.keys(qf).transpose(1, 2)             # (B, Nq, D)
+        qq = self.q(self.norm(h)).transpose(1, 2)      # (B, N, D)
+        a, _ = self.attn(qq, kv, kv, need_weights=False)
+        return h + self.out(a.transpose(1, 2))
+
+
 @capture_init
 class QueryNet(nn.Module):
     """Embedder/classifier + query-conditioned mask network.
@@ -57,6 +83,8 @@ class QueryNet(nn.Module):
         channels: conv widths of the embedder.
         hidden: mask-net width; ``dilations``: one residual block per entry.
         profile_dim: size of the projected query spectral profile added to the condition.
+        xattn_dim: 0 (none) or the width of a :class:`QueryCrossAttention` block inserted after mask block
+            ``xattn_at`` (mixture frames attend to the query's log-magnitude frames).
         class_names: stored so a checkpoint names its own classes.
     """
 
@@ -64,12 +92,13 @@ class QueryNet(nn.Module):
     CHECKPOINT_BOUNDS = {"n_classes": Int(1, 4096), "n_mels": Int(8, 512), "n_freq": Int(2, 4097),
                          "emb_dim": Int(1, 2048), "channels": Ints(1, 1024, 4, 4), "hidden": Int(1, 2048),
                          "dilations": Ints(1, 1024, 64, 1), "profile_dim": Int(1, 2048),
+                         "xattn_dim": Int(0, 1024), "xattn_at": Int(0, 64),
                          "class_names": Strs(4096, 128, none_ok=True)}
 
     def __init__(self, n_classes: int = 14, n_mels: int = 64, n_freq: int = 257, emb_dim: int = 128,
                  channels: tuple = (24, 48, 96, 128), hidden: int = 160,
                  dilations: tuple = (1, 2, 4, 8, 16, 1, 2, 4), profile_dim: int = 64,
-                 class_names: list | None = None):
+                 class_names: list | None = None, xattn_dim: int = 0, xattn_at: int = 4):
         super().__init__()
         self.class_names = list(class_names or [f"class_{i}" for i in range(n_classes)])
         self.n_mels, self.n_freq, self.emb_dim = n_mels, n_freq, emb_dim
@@ -84,6 +113,8 @@ class QueryNet(nn.Module):
         self.inp = nn.Conv1d(n_freq, hidden, 1)
         self.blocks = nn.ModuleList([FiLMResBlock(hidden, cond, d) for d in dilations])
         self.head = nn.Conv1d(hidden, n_freq, 1)
+        self.xattn_at = min(max(int(xattn_at), 0), len(dilations))
+        self.xattn = QueryCrossAttention(hidden, n_freq, xattn_dim) if xattn_dim else None
 
     # ------------------------------------------------------------------ embedder
     def _features(self, logmel: torch.Tensor) -> torch.Tensor:
@@ -115,20 +146,28 @@ class QueryNet(nn.Module):
         prof = prof - prof.mean(-1, keepdim=True)
         return torch.cat([emb, torch.tanh(self.profile(prof))], dim=1)
 
-    def mask(self, mix_logmag: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """``mix_logmag (B, n_freq, N)``, ``cond (B, C)`` -> mask in ``[0, 1]`` ``(B, n_freq, N)``."""
+    def mask(self, mix_logmag: torch.Tensor, cond: torch.Tensor,
+             query_logmag: torch.Tensor | None = None) -> torch.Tensor:
+        """``mix_logmag (B, n_freq, N)``, ``cond (B, C)`` -> mask in ``[0, 1]`` ``(B, n_freq, N)``;
+        ``query_logmag (B, n_freq, Nq)``: the query's frames, needed when the model has cross-attention."""
         B, Fq, N = mix_logmag.shape
         x = mix_logmag - mix_logmag.mean(dim=(1, 2), keepdim=True)
         h = self.inp(x)
-        for blk in self.blocks:
+        if self.xattn is not None and query_logmag is None:
+            raise ValueError("This query model attends to the query's frames: pass query_logmag.")
+        for i, blk in enumerate(self.blocks):
+            if self.xattn is not None and i == self.xattn_at:
+                h = self.xattn(h, query_logmag)
             h = blk(h, cond)
+        if self.xattn is not None and self.xattn_at >= len(self.blocks):
+            h = self.xattn(h, query_logmag)
         return torch.sigmoid(self.head(h))
 
     def forward(self, mix_logmag: torch.Tensor, query_logmel: torch.Tensor,
                 query_logmag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns ``(mask (B, n_freq, N), query embedding, query logits)``."""
         emb, logits = self.embed(query_logmel)
-        return self.mask(mix_logmag, self.condition(emb, query_logmag)), emb, logits
+        return self.mask(mix_logmag, self.condition(emb, query_logmag), query_logmag), emb, logits
 
     # ------------------------------------------------------------------ waveform-level inference
     def query_condition(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -138,9 +177,17 @@ class QueryNet(nn.Module):
         emb, logits = self.embed(log_mel(qn))
         return self.condition(emb, log_mag(qn)), emb, logits
 
-    def mix_mask(self, mix_normalised: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def query_frames(self, query: torch.Tensor) -> torch.Tensor | None:
+        """Query clips ``(B, Tq)`` -> the log-magnitude frames the cross-attention reads ``(B, n_freq, Nq)``
+        (RMS-normalised clip), or ``None`` for a model without cross-attention."""
+        if self.xattn is None:
+            return None
+        return log_mag(rms_normalise(query)[0])
+
+    def mix_mask(self, mix_normalised: torch.Tensor, cond: torch.Tensor,
+                 query_logmag: torch.Tensor | None = None) -> torch.Tensor:
         """RMS-normalised mixtures ``(B, T)`` and ``cond (B, C)`` -> mask ``(B, n_freq, T // hop + 1)``."""
-        return self.mask(log_mag(mix_normalised), cond)
+        return self.mask(log_mag(mix_normalised), cond, query_logmag)
 
     def separate(self, mix: torch.Tensor, query: torch.Tensor):
         """``mix (B, T)``, ``query (B, Tq)`` (16 kHz) -> ``(estimate (B, T), mask, query emb, query logits)``:
@@ -148,6 +195,6 @@ class QueryNet(nn.Module):
         mixn, g = rms_normalise(mix)
         X = stft(mixn, MODEL_NFFT, MODEL_HOP)
         cond, emb, logits = self.query_condition(query)
-        mask = self.mask(torch.log(X.abs() + LOG_EPS), cond)
+        mask = self.mask(torch.log(X.abs() + LOG_EPS), cond, self.query_frames(query))
         est = istft(X * mask, MODEL_NFFT, MODEL_HOP, mix.shape[-1]) / g
         return est, mask, emb, logits

@@ -89,14 +89,19 @@ def fitted_mask(net, mix: torch.Tensor, queries: list[torch.Tensor], negatives: 
     def cond_of(qs):
         return torch.stack([net.query_condition(q.reshape(1, -1).to(dev))[0] for q in qs]).mean(0)
 
-    cond = cond_of(queries)
+    def frames_of(qs):  # several clips: the cross-attention reads all their frames
+        f = [net.query_frames(q.reshape(1, -1).to(dev)) for q in qs]
+        return None if f[0] is None else torch.cat(f, dim=-1)
+
+    cond, qf = cond_of(queries), frames_of(queries)
     ncond = cond_of(negatives) if negatives else None
+    nqf = frames_of(negatives) if negatives else None
     mixn, _ = rms_normalise(mix.reshape(1, -1).to(dev))
 
     def piece(x: torch.Tensor) -> torch.Tensor:
-        m = net.mix_mask(x, cond)[0]
+        m = net.mix_mask(x, cond, qf)[0]
         if ncond is not None:
-            mn = net.mix_mask(x, ncond)[0]
+            mn = net.mix_mask(x, ncond, nqf)[0]
             m = m * m / (m + mn).clamp_min(1e-4)
         return m
 

@@ -178,7 +178,9 @@ def _outputs(res, written: dict):
     sr16 = 16000
     hop = int(res.params.get("hop", 256))
     nfft = int(res.params.get("nfft", 512))
-    status = "found" if res.found else "**not found** (target is silent, residual = mixture)"
+    pres = res.presence_text() if hasattr(res, "presence_text") else ""
+    status = (f"found ({pres})" if pres else "found") if res.found else \
+        f"**not found** ({pres + '; ' if pres else ''}target is silent, residual = mixture)"
     seg_txt = ", ".join(f"{s['start']:.2f}-{s['end']:.2f} s" for s in res.segments) or "none"
     probs = ", ".join(f"{k} {v:.2f}" for k, v in list(res.class_probs.items())[:3])
     lines = [f"**Detected class:** {res.query_class} ({probs}) · **{status}** · embedder `{res.embedder}`, "
