@@ -88,6 +88,25 @@ def tiny_vocals(path=None, seed: int = 0, randomized: bool = False, width: int =
     return save_model(net, path, metadata={"trained_on": "nothing (tiny random test model)", "kind": "vocals"})
 
 
+def tiny_vocals_bs(path=None, seed: int = 0, randomized: bool = False, dim: int = 8, n_fft: int = 256):
+    """A small :class:`engines.vocals.bandsplit.BandSplitSeparator` (four stems, stereo, 44.1 kHz, ``n_fft`` 256,
+    8 bands of ``dim`` features, two trunk blocks), seeded; ``randomized`` gives it :func:`randomize`-d weights.
+    Saved at ``path`` when given (returns the path), else returned (eval mode)."""
+    from .vocals.bandsplit import BandSplitSeparator, band_edges
+
+    torch.manual_seed(seed)
+    net = BandSplitSeparator(sample_rate=44100, n_fft=n_fft, hop=n_fft // 4, band_edges=band_edges(n_fft, 44100, 8),
+                             dim=dim, dilations=[1, 2], hparams={"mask_sharpen": 1.0})
+    if randomized:
+        randomize(net, seed=seed)
+    net.eval()
+    if path is None:
+        return net
+    from .checkpoint import save_model
+
+    return save_model(net, path, metadata={"trained_on": "nothing (tiny random test model)", "kind": "vocals"})
+
+
 
 # ------------------------------------------------------------------------------------------------ fusion
 def tiny_fusion(path=None, seed: int = 0, codec: str = "builtin"):

@@ -8,7 +8,8 @@ dBFS as at inference). Each training example is built on the fly (**dynamic remi
 ``--remix_prob`` a stem comes from another song (each stem drawn independently), each stem gets a random gain
 in +-``--stem_gain_db`` dB and a random stereo position (constant-power pan, ``--pan``), so the stereo model
 sees stereo mixes although the corpus is mono. Loss: per stem, the log error-to-signal energy ratio of the
-masked mixture STFT (a spectral SDR, vocals weighted ``--vocals_weight``). The shared solver: AdamW,
+masked mixture STFT relative to the mixture's energy (the CNN's ``psa`` loss per stem, vocals weighted
+``--vocals_weight``). The shared solver: AdamW,
 one-cycle, resumable (rerun the same command), torchrun; the final model goes to ``--export``.
 """
 from __future__ import annotations
@@ -149,8 +150,9 @@ class RemixSet:
 
 
 def stem_loss(logits, spec_stems, spec_mix, weights):
-    """Weighted mean over stems of ``10 log10((|M_s X - S_s|^2 + eps) / (|S_s|^2 + eps))`` per example (a spectral
-    SDR, negated), ``eps`` = 1e-3 of the mixture's energy.
+    """Weighted sum over stems of ``sum |M_s X - S_s|^2 / sum |X|^2`` per example, averaged over the batch: by
+    Parseval each stem's waveform error energy relative to the mixture (the CNN's ``psa`` loss, per stem; what a
+    song's SDR measures, without the huge weight a per-window log ratio gives to windows where a stem is silent).
 
     Args:
         logits: ``(B, S, C, F, N)``; spec_stems: complex ``(B, S, C, F, N)``; spec_mix: complex ``(B, C, F, N)``.
@@ -159,11 +161,9 @@ def stem_loss(logits, spec_stems, spec_mix, weights):
     import torch
 
     m = torch.softmax(logits, 1)
-    err = (m * spec_mix[:, None] - spec_stems).abs().pow(2).sum((2, 3, 4))
-    energy = spec_stems.abs().pow(2).sum((2, 3, 4))
-    eps = 1e-3 * spec_mix.abs().pow(2).sum((1, 2, 3))[:, None] + 1e-8
-    ratio = 10 * torch.log10((err + eps) / (energy + eps))  # (B, S)
-    return (ratio * weights).sum(1).mean() / weights.sum()
+    err = (m * spec_mix[:, None] - spec_stems).abs().pow(2).sum((2, 3, 4))  # (B, S)
+    energy = spec_mix.abs().pow(2).sum((1, 2, 3))[:, None] + 1e-8
+    return ((err / energy) * weights).sum(1).mean() / weights.sum()
 
 
 def evaluate(net, dev: list[dict], sr: int, seconds: float | None, stems: int = 4) -> dict:
