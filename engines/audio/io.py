@@ -408,12 +408,11 @@ def check_not_silent(audio: np.ndarray, what: str = "The audio", threshold_db: f
 
 
 def protect_against_clipping(audio: np.ndarray, peak: float = 0.999) -> np.ndarray:
-    """Scale ``audio`` down so its peak is at most ``peak`` (no-op when it already is)."""
-    m = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if m > peak:
-        logger.info("Output peak %.3f would clip: scaled by %.3f", m, peak / m)
-        return (audio * (peak / m)).astype(np.float32)
-    return audio
+    """Scale ``audio`` down so its peak is at most ``peak`` (no-op when it already is):
+    :func:`engines.audio.levels.limit_peak`."""
+    from .levels import limit_peak
+
+    return limit_peak(audio, peak)
 
 
 def save(path: Union[str, os.PathLike], audio: np.ndarray, sr: int, subtype: str = "PCM_16", *,
