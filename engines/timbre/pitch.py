@@ -24,8 +24,12 @@ VOICED_DB = 35.0
 #: share of a loud frame's energy near the tracked pitch's first 10 harmonics below which it counts as
 #: polyphonic (median shares measured on bench clips: pianos 0.75-0.98, violins 0.93-0.96, two melodies 0.6-0.9)
 HARMONIC_SHARE = 0.55
-#: share of loud frames that must look polyphonic for the clip to be reported as polyphonic
-POLY_FRAMES = 0.3
+#: a frame whose tracked fundamental holds less than this share of its harmonic energy is a chord heard as
+#: the upper partials of a missing fundamental (monophonic bench clips: medians 0.3-0.9)
+FUNDAMENTAL_SHARE = 0.03
+#: share of loud frames that must look polyphonic for the clip to be reported as polyphonic (measured on the
+#: 16 bench pairs: monophonic pianos 0.04-0.29, violins 0.06-0.24; two of their pianos summed 0.53-0.91)
+POLY_FRAMES = 0.4
 
 
 def loudness_db(wav: np.ndarray, n: int | None = None) -> np.ndarray:
@@ -72,10 +76,12 @@ def track(wav: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray
 
 
 def harmonic_share(wav: np.ndarray, f0: np.ndarray, voiced: np.ndarray, n_harm: int = 10,
-                   n_fft: int = 4096) -> np.ndarray:
+                   n_fft: int = 4096, with_fundamental: bool = False):
     """Per voiced frame: the share of the spectrum's energy (below 5 kHz, ``n_fft`` 4096 for fine bins)
     within one bin or 30 cents of the tracked pitch's first ``n_harm`` harmonics ``(V,)``; a single note
-    keeps most of its energy there, a second voice puts its own partials elsewhere."""
+    keeps most of its energy there, a second voice puts its own partials elsewhere. ``with_fundamental``:
+    also the share of that harmonic energy at the fundamental itself ``(V,)`` (a chord can look like the
+    upper partials of a missing low fundamental: C-E-G are harmonics 4, 5, 6 of C two octaves down)."""
     import torch
 
     from engines.audio import spectral
@@ -87,14 +93,18 @@ def harmonic_share(wav: np.ndarray, f0: np.ndarray, voiced: np.ndarray, n_harm: 
     S, f0, voiced = S[band, :N], f0[:N], voiced[:N]
     sel = np.where(voiced)[0]
     if not len(sel):
-        return np.zeros(0)
+        return (np.zeros(0), np.zeros(0)) if with_fundamental else np.zeros(0)
     fr = freqs[band][:, None]  # (F, 1)
     ratio = fr / f0[None, sel]  # (F, V): bin frequency in harmonics of f0
     k = np.rint(ratio)
     tol = np.maximum(1.01 * SAMPLE_RATE / n_fft, k * f0[None, sel] * (2 ** (30 / 1200) - 1))
     near = (k >= 1) & (k <= n_harm) & (np.abs(fr - k * f0[None, sel]) <= tol)
     e = S[:, sel]
-    return (e * near).sum(0) / np.maximum(e.sum(0), 1e-12)
+    share = (e * near).sum(0) / np.maximum(e.sum(0), 1e-12)
+    if not with_fundamental:
+        return share
+    fund = (e * (near & (k == 1))).sum(0) / np.maximum((e * near).sum(0), 1e-12)
+    return share, fund
 
 
 def polyphony(wav: np.ndarray, f0: np.ndarray | None = None, voiced: np.ndarray | None = None) -> float:
@@ -104,8 +114,11 @@ def polyphony(wav: np.ndarray, f0: np.ndarray | None = None, voiced: np.ndarray 
         f0, _, voiced = track(wav)
     loud = loudness_db(wav, len(f0))
     strong = voiced & (loud > loud.max() - 20)
-    share = harmonic_share(wav, f0, strong)
-    return float(np.mean(share < HARMONIC_SHARE)) if len(share) else 0.0
+    got = harmonic_share(wav, f0, strong, with_fundamental=True)
+    if not len(strong) or not strong.any():
+        return 0.0
+    share, fund = got
+    return float(np.mean((share < HARMONIC_SHARE) | (fund < FUNDAMENTAL_SHARE)))
 
 
 def cents_accuracy(f0: np.ndarray, notes: list[dict], sr: int = SAMPLE_RATE, hop: int = HOP,

@@ -1,0 +1,174 @@
+"""The synthesis decoder: the harmonic-plus-noise synthesiser, the pitch tracker and polyphony check, the
+TimbreSynth model (checkpoint, windows, engine path, chunked == whole, the polyphony warning)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engines.timbre import features as F
+from engines.timbre import pitch
+from engines.timbre import synth as S
+
+torch.set_num_threads(1)
+SR = F.SAMPLE_RATE
+TINY_SYNTH = dict(d_model=32, style_dim=16, enc_blocks=1, enc_layers=1, dec_layers=1, n_heads=4, window=40,
+                  n_harmonics=16, n_noise=17, reverb_seconds=0.05)
+
+
+def tiny_synth(path=None, seed=0):
+    """A tiny TimbreSynth with every weight randomised and class prototypes set."""
+    from engines.testing import randomize
+    from engines.timbre.synth_model import TimbreSynth
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        m = TimbreSynth(**TINY_SYNTH)
+        randomize(m, seed)
+        m.update_prototypes(torch.randn(4, 16), torch.tensor([0, 0, 1, 1]))
+    m.eval()
+    if path is None:
+        return m
+    from engines.checkpoint import save_model
+
+    return save_model(m, path, metadata={"name": "tiny-synth"})
+
+
+def melody(notes, sr=SR, harmonics=(1, 0.5, 0.3, 0.2), decay=0.0):
+    """A monophonic harmonic melody: ``notes`` = [(onset s, offset s, midi)]."""
+    y = np.zeros(int(notes[-1][1] * sr) + sr // 10, np.float32)
+    for on, off, midi in notes:
+        f0 = 440.0 * 2 ** ((midi - 69) / 12)
+        t = np.arange(int((off - on) * sr)) / sr
+        env = np.minimum(1, t * 50) * np.exp(-decay * t)
+        y[int(on * sr):int(on * sr) + len(t)] += 0.1 * env * sum(a * np.sin(2 * np.pi * f0 * (k + 1) * t)
+                                                                 for k, a in enumerate(harmonics))
+    return y
+
+
+NOTES = [(0.0, 0.4, 69), (0.4, 0.8, 72), (0.8, 1.3, 76), (1.3, 1.8, 74)]
+
+
+# ------------------------------------------------------------------------------------------ synthesiser
+def test_harmonic_is_the_sum_of_its_partials_and_block_size_free():
+    N, hop = 40, 256
+    f0 = torch.full((1, N), 3000.0)
+    amps = torch.zeros(1, N, 6)
+    amps[..., 0], amps[..., 2], amps[..., 4] = 1.0, 0.5, 0.25  # 3 kHz, 9 kHz, 15 kHz (above Nyquist: muted)
+    T = (N - 1) * hop
+    y = S.harmonic(f0, amps, SR, hop, T)
+    t = torch.arange(T, dtype=torch.float64) / SR
+    expect = torch.sin(2 * np.pi * 3000 * t) + 0.5 * torch.sin(2 * np.pi * 9000 * t)
+    assert torch.allclose(y.double(), expect, atol=2e-3)
+    assert torch.allclose(S.harmonic(f0, amps, SR, hop, T, block=1000), y, atol=1e-5)
+    spec = np.abs(np.fft.rfft(y[0].numpy()))
+    assert np.argmax(spec) == round(3000 * T / SR)
+
+
+def test_upsample_is_linear_between_frame_centres_and_holds_after():
+    x = torch.tensor([[[0.0, 1.0, 3.0]]])
+    y = S.upsample(x, 4, 12)[0, 0]
+    assert torch.allclose(y[:9], torch.tensor([0, .25, .5, .75, 1, 1.5, 2, 2.5, 3]))
+    assert torch.all(y[9:] == 3)
+
+
+def test_filtered_noise_follows_its_bands_and_silence_is_silent():
+    N, hop, T = 50, 256, 49 * 256
+    g = torch.Generator().manual_seed(0)
+    assert torch.count_nonzero(S.filtered_noise(torch.zeros(1, N, 9), hop, T, g)) == 0
+    low = torch.zeros(1, N, 9)
+    low[..., :2] = 1.0  # 0 .. ~1.4 kHz
+    y = S.filtered_noise(low, hop, T, torch.Generator().manual_seed(0))[0].numpy()
+    spec = np.abs(np.fft.rfft(y)) ** 2
+    f = np.fft.rfftfreq(len(y), 1 / SR)
+    assert spec[f < 2000].sum() > 50 * spec[f > 4000].sum()
+
+
+def test_reverb_adds_a_tail_and_every_control_gets_gradients():
+    synth = S.HarmonicNoiseSynth(SR, 256, 2, reverb_seconds=0.1)
+    imp = torch.zeros(1, 4000)
+    imp[0, 0] = 1.0
+    out = synth.reverb(imp, torch.tensor([1]))
+    assert out[0, 0] == 1.0 and out[0, 1:].abs().sum() > 0  # dry path kept, wet tail after it
+    N = 30
+    amp = torch.full((2, N), 0.5, requires_grad=True)
+    harm = torch.softmax(torch.randn(2, N, 8), -1).requires_grad_()
+    noise = torch.full((2, N, 9), 0.01, requires_grad=True)
+    y = synth(torch.full((2, N), 330.0), amp, harm, noise, torch.tensor([0, 1]), generator=torch.Generator().manual_seed(1))
+    assert y.shape == (2, (N - 1) * 256)
+    y.pow(2).mean().backward()
+    for p in (amp, harm, noise, synth.reverb.ir, synth.reverb.decay):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_spectral_magnitude_loss_is_zero_on_itself_and_phase_free():
+    from engines.timbre.losses import SpectralMagnitudeLoss
+
+    loss = SpectralMagnitudeLoss()
+    t = torch.arange(8192) / SR
+    a = torch.sin(2 * np.pi * 440 * t)[None]
+    b = torch.sin(2 * np.pi * 440 * t + 1.0)[None]  # the same tone, another phase
+    c = torch.sin(2 * np.pi * 660 * t)[None]
+    assert float(loss(a, a)) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss(a, b)) < 0.25 * float(loss(a, c))  # the phase costs a little (at the clip edges) only
+
+
+# ------------------------------------------------------------------------------------------ pitch
+def test_track_follows_a_melody_and_holds_pitch_through_silence():
+    y = melody(NOTES)
+    y[int(1.8 * SR):] = 0.0
+    f0, loud, voiced = pitch.track(y)
+    assert len(f0) == len(y) // F.HOP + 1 == len(loud) == len(voiced)
+    notes = [{"onset": a, "offset": b, "pitch": p} for a, b, p in NOTES]
+    assert pitch.cents_accuracy(f0, notes) > 0.95
+    assert not voiced[-3:].any() and abs(1200 * np.log2(f0[-1] / 587.33)) < 50  # the last note's pitch, held
+
+
+def test_polyphony_tells_a_chord_from_a_melody():
+    mono = melody(NOTES)
+    chord = melody([(0.0, 1.8, 60)]) + melody([(0.0, 1.8, 64)]) + melody([(0.0, 1.8, 67)])
+    assert pitch.polyphony(mono) < pitch.POLY_FRAMES < pitch.polyphony(chord)
+
+
+# ------------------------------------------------------------------------------------------ the model
+def test_checkpoint_round_trip_and_windows_match_the_whole_clip(tmp_path):
+    from engines.checkpoint import load_model
+    from engines.timbre.model import TimbreTransfer
+    from engines.timbre.synth_model import TimbreSynth
+
+    path = tiny_synth(tmp_path / "s.safetensors")
+    m = load_model(path, expected=TimbreTransfer)
+    assert isinstance(m, TimbreSynth)
+    y = melody(NOTES)
+    raw = F.features(y)
+    f0, loud, _ = pitch.track(y)
+    f0, loud = torch.from_numpy(f0), torch.from_numpy(loud)
+    ctl = m.transfer_controls(raw, f0, loud, m.style_of("violin"))
+    K = m.decoder.K
+    assert ctl.shape == (raw.shape[-1], 1 + K + TINY_SYNTH["n_noise"])
+    assert torch.allclose(ctl[:, 1:1 + K].sum(-1), torch.ones(len(ctl)), atol=1e-4)  # one distribution per frame
+    # a window inside the clip: its controls equal the decoder on that window alone where no other window overlaps
+    content = m.content_encoder(m.prepare(raw[None, ..., :40]))
+    first = m.decoder.controls(content, m.style_of("violin")[None], f0[None, :40], loud[None, :40])[0]
+    assert torch.allclose(ctl[:20], first[:20], atol=1e-5)
+    wave = m.transfer_wave(raw, f0, loud, m.style_of("violin"), 1, len(y))
+    assert wave.shape == (len(y),) and torch.isfinite(wave).all()
+    assert torch.equal(wave, m.transfer_wave(raw, f0, loud, m.style_of("violin"), 1, len(y)))  # fixed noise seed
+
+
+def test_engine_runs_a_synth_model_chunked_equals_whole_and_warns_on_chords(tmp_path):
+    from engines.timbre import Engine
+
+    eng = Engine.load(tiny_synth(tmp_path / "s.safetensors"), device="cpu")
+    assert eng.monophonic
+    y = np.tile(melody(NOTES), 2)
+    whole = eng.run((y, SR), target="violin")
+    assert whole.phase == "synthesised" and whole.wave.shape == (1, len(y)) and whole.warning is None
+    assert whole.input_db.shape == whole.output_db.shape == (513, len(y) // F.HOP + 1)
+    eng.chunk_frames = 60  # several chunks of windows
+    chunked = eng.run((y, SR), target="violin")
+    np.testing.assert_allclose(chunked.wave, whole.wave, atol=2e-4)
+    chord = melody([(0.0, 1.8, 60)]) + melody([(0.0, 1.8, 64)]) + melody([(0.0, 1.8, 67)])
+    res = eng.run((chord, SR), target="piano")
+    assert res.warning and "polyphonic" in res.warning and res.summary()["warning"] == res.warning
+    assert json.loads(json.dumps(res.summary()))["polyphony"] > pitch.POLY_FRAMES
