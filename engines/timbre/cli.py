@@ -14,7 +14,8 @@ import argparse
 import json
 import sys
 
-HELP = "timbre transfer: piano <-> violin (writes OUT_DIR/<target>.wav at the input's length)"
+HELP = ("timbre transfer: piano <-> violin (writes OUT_DIR/<target>.wav at the input's length); synthesis models "
+        "(timbre-synth-*) are monophonic and warn on polyphonic input")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,5 +62,7 @@ def run(args) -> int:
                      progress=lambda f, m: print(f"\r[{f:4.0%}] {m:<40}", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
     saved = res.save(args.out_dir, inputs=protect, fmt=fmt)
+    if res.warning:  # e.g. a polyphonic input given to a (monophonic) synthesis model
+        print(f"warning: {res.warning}", file=sys.stderr)
     print(json.dumps(res.summary(saved[f"{res.target}.{fmt}"])))
     return 0
