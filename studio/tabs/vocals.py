@@ -16,7 +16,7 @@ from studio.common import (check_model, check_uploaded, guard, load_audio, model
 TITLE = "Vocals"
 KIND = "vocals"
 #: the Config options this tab shows (chunk_seconds and threads stay server settings)
-OPTIONS = ("binary_mask", "sharpen")
+OPTIONS = ("binary_mask", "sharpen", "stems")
 
 
 def _api():
@@ -34,7 +34,7 @@ def build(ctx) -> None:
                         elem_id="voc-songs", scale=2)
         with gr.Column(scale=1):
             opts = W.widgets(Config, OPTIONS, binary_mask={"elem_id": "voc-binary"},
-                             sharpen={"elem_id": "voc-sharpen"})
+                             sharpen={"elem_id": "voc-sharpen"}, stems={"elem_id": "voc-stems"})
             W.preset_picker(Config, opts, elem_id="voc-preset")
             model = model_picker(KIND, ctx, label="Model", info="--model: a registered model")
             ckpt = gr.File(label="...or upload a checkpoint (--checkpoint, .safetensors)", file_types=[".safetensors"],
@@ -52,13 +52,14 @@ def build(ctx) -> None:
     results = gr.State({})
 
     @guard
-    def on_run(paths, binary, sharp, model_name, ckpt_path, request: gr.Request, progress=gr.Progress()):
+    def on_run(paths, binary, sharp, model_name, ckpt_path, n_stems=2, request: gr.Request = None,
+               progress=gr.Progress()):
         if not paths:
             raise gr.Error("Upload at least one song.")
         if len(paths) > ctx.max_files:
             raise gr.Error(f"{len(paths)} songs in one batch; the studio takes at most {ctx.max_files} at a time "
                            f"(the command line has no such limit).", print_exception=False)
-        cfg = W.to_config(Config, OPTIONS, [binary, sharp])  # refused here, before any work
+        cfg = W.to_config(Config, OPTIONS, [binary, sharp, n_stems])  # refused here, before any work
         paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in paths]
         session = session_of(request)
         uploaded = check_uploaded(ckpt_path, "The checkpoint")
@@ -89,11 +90,12 @@ def build(ctx) -> None:
             # the stems and the studio's own files, published together and never over an input
             saved = res.save(d, inputs=[p], extra={
                 "mask.npy": lambda f, m=np.asarray(res.mask): np.save(f, m, allow_pickle=False),
-                "info.json": lambda f, t=info: f.write_text(t)})
-            done[name] = {"vocals": str(saved["vocals"]), "accompaniment": str(saved["accompaniment"]),
+                "info.json": lambda f, t=info: f.write_text(t), **_four_stem_extras(res)})
+            done[name] = {"vocals": str(saved["vocals"]),
+                          "accompaniment": str(saved.get("accompaniment") or saved["accompaniment.wav"]),
                           "mixture": str(p), "dir": str(d), "rtf": res.rtf, "duration_s": res.duration_s,
                           "model": res.model_name, "binary": res.binary_mask}
-            stems += [str(saved["vocals"]), str(saved["accompaniment"])]
+            stems += [str(saved[k]) for k in res.audio]  # vocals + accompaniment, or the four stems
         if not done:
             raise gr.Error("No song could be processed: " + "; ".join(f"{n}: {e}" for n, e in failed))
         zipped = zip_files(stems, out / "stems.zip", root=out)
@@ -106,7 +108,7 @@ def build(ctx) -> None:
         return (done, "\n".join(lines), gr.update(choices=list(done), value=first), *_view(done[first]),
                 [zipped])
 
-    run.click(on_run, [songs, opts["binary_mask"], opts["sharpen"], model, ckpt],
+    run.click(on_run, [songs, opts["binary_mask"], opts["sharpen"], model, ckpt, opts["stems"]],
               [results, summary, show, vocals_out, acc_out, mel_plot, mask_plot, files], api_name="vocals")
 
     def on_show(state, name):
@@ -115,6 +117,15 @@ def build(ctx) -> None:
         return _view(state[name])
 
     show.input(on_show, [results, show], [vocals_out, acc_out, mel_plot, mask_plot], api_visibility="private")
+
+
+def _four_stem_extras(res) -> dict:
+    """With four stems, the accompaniment (drums + bass + other) for the player, written with the stems."""
+    if "accompaniment" in res.audio:
+        return {}
+    from engines.audio import io
+
+    return {"accompaniment.wav": lambda f, a=res.accompaniment, sr=res.sample_rate: io.save(f, a, sr, "FLOAT")}
 
 
 def _unique(name: str, used: dict) -> str:
