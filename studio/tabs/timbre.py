@@ -18,7 +18,7 @@ def build(ctx) -> None:
     from engines.timbre import Config
 
     with gr.Row():
-        src = gr.Audio(label="Input (e.g. a piano recording)", type="filepath", sources=["upload", "microphone"],
+        src = gr.Audio(label="Input (e.g. a piano recording; synthesis models play one note at a time)", type="filepath", sources=["upload", "microphone"],
                        elem_id="tim-input")
         ref = gr.Audio(label="Style reference (optional: a clip of the target instrument)", type="filepath",
                        sources=["upload"], elem_id="tim-ref")
@@ -57,6 +57,8 @@ def build(ctx) -> None:
         probs = ", ".join(f"{k} {v:.2f}" for k, v in res.source_probs.items())
         text = (f"**{res.target}** from the input (the model hears: {probs}) · style: {res.style} · model "
                 f"`{res.model}` · {res.duration:.1f} s in {res.seconds:.2f} s (RTF {res.rtf:.2f})")
+        if res.warning:  # a synthesis model is monophonic: say so when the input holds chords
+            text += f"\n\n**Warning:** {res.warning}"
         return text, src_path, out_path, _compare(res)
 
     run.click(on_run, [src, ref, target, phase, gl_iters, model], [summary, in_play, out_play, compare],
