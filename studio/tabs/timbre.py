@@ -18,7 +18,7 @@ def build(ctx) -> None:
     from engines.timbre import Config
 
     with gr.Row():
-        src = gr.Audio(label="Input (one melody, e.g. piano)", type="filepath", sources=["upload", "microphone"],
+        src = gr.Audio(label="Input (e.g. a piano recording)", type="filepath", sources=["upload", "microphone"],
                        elem_id="tim-input")
         ref = gr.Audio(label="Style reference (optional: a clip of the target instrument)", type="filepath",
                        sources=["upload"], elem_id="tim-ref")
