@@ -25,6 +25,7 @@ USES = {
     "spectral": {"channels"},
     "energy": {"energy"},
     "hybrid": {"segments", "freq"},
+    "stems": set(),  # the vocals of song A over B's accompaniment (the vocal engine; --vocals_from on the CLI)
 }
 
 #: the Config options the tab sets, in the order its event receives them (the two songs first, the model
@@ -62,7 +63,7 @@ def build(ctx) -> None:
             opts["segment_length"] = W.widget(Config, "segment_length")
             opts["mask_temporal_segment"] = W.widget(Config, "mask_temporal_segment", number=True)
     with gr.Group(visible="freq" in USES[default_type]) as freq_group:
-        opts["mask_freq_split"] = W.widget(Config, "mask_freq_split")
+        opts["mask_freq_split"] = W.widget(Config, "mask_freq_split", info=_split_info(Config().mask_freq_split))
     with gr.Group(visible="channels" in USES[default_type]) as chan_group:
         with gr.Row():
             opts["mask_channel_keep"] = W.widget(Config, "mask_channel_keep")
@@ -92,6 +93,8 @@ def build(ctx) -> None:
     mask_type.change(on_type, mask_type, [mask_type, seg_group, freq_group, chan_group, energy_group],
                      api_visibility="private")
     opts["mode"].change(lambda m: gr.update(visible=m == "learned"), opts["mode"], model, api_visibility="private")
+    opts["mask_freq_split"].change(lambda s: gr.update(info=_split_info(s)), opts["mask_freq_split"],
+                                   opts["mask_freq_split"], api_visibility="private")
 
     @guard
     def on_run(a_path, b_path, mtype, md, model_name, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd,
@@ -126,8 +129,7 @@ def build(ctx) -> None:
                  "**Share of the grid:** " + ", ".join(f"{k} {v:.0%}" for k, v in share.items() if v)]
         if tempo:
             lines.append(f"**Tempo:** A {tempo.get('a_bpm')} BPM, B {tempo.get('b_bpm')} BPM, stretch {tempo.get('rate')}")
-        if p.get("key"):
-            lines.append(f"**Key:** {p['key']}")
+        lines += _mashability_lines(p.get("mashability") or {})
         fig = _region_figure(res)
         sr = res.sample_rate
         mel_fig = plots.mel_figure([(n, y, sr) for n, y in (("A", res.a), ("B (aligned)", res.b), ("Fusion", res.fusion))
@@ -136,6 +138,39 @@ def build(ctx) -> None:
 
     run.click(on_run, [a_in, b_in, opts["mask_type"], opts["mode"], model, *(opts[n] for n in OPTIONS[2:])],
               [summary, a_out, b_out, f_out, regions, mel, files], api_name="fuse")
+
+
+def _split_info(split) -> str:
+    """The frequency split in Hz (log axis of the built-in codec, 24 kHz), for the slider's info line."""
+    from engines.fusion.config import split_label
+
+    return (f"--mask_freq_split {float(split):.2f} = {split_label(float(split))}: A below, B above "
+            "(log axis: 0.2 = 200 Hz, 0.3 = 334 Hz, 0.5 = 930 Hz, 1 = 12 kHz)")
+
+
+def _mashability_lines(m: dict) -> list[str]:
+    """The mashability readout of ``fusion.json`` as Markdown lines."""
+    lines = []
+    t = m.get("tempo")
+    if t:
+        alts = ", ".join(f"x{a['rate']:.2f}" for a in t.get("alternatives", []))
+        lines.append(f"**Tempo:** A {t['a_bpm']} BPM, B {t['b_bpm']} BPM, stretch x{t['rate']:.3f} "
+                     f"({t['stretch_pct']:.0f} %{'' if t.get('applied') else ', not applied'}); alternatives {alts}")
+    k = m.get("key")
+    if k:
+        shift = f", B shifted {k['b_semitones']:+d} semitones" if k.get("b_semitones") else ""
+        lines.append(f"**Key:** A {k['a']} ({k['camelot_a']}), B {k['b']} ({k['camelot_b']}): Camelot distance "
+                     f"{k['camelot_distance']}{shift}")
+    if "loudness_difference_db" in m:
+        lines.append(f"**Loudness:** B was {abs(m['loudness_difference_db']):.1f} dB "
+                     f"{'quieter' if m['loudness_difference_db'] < 0 else 'louder'} than A (matched)")
+    parts = m.get("parts")
+    if parts:
+        lines.append("**Parts:** " + "; ".join(f"{who}: {what}" for who, what in parts.items())
+                     + (f" (A holds {m['energy_share_a']:.0%} of the energy)" if "energy_share_a" in m else ""))
+    if m.get("warning"):
+        lines.append(f"**Note:** {m['warning']}")
+    return lines
 
 
 def _region_figure(res):
