@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from engines.audio import key as _key
+from . import downbeat as _downbeat
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,17 @@ def _tempo_period(env: np.ndarray, fps: float, lo_bpm: float = 60, hi_bpm: float
     return lag
 
 
-def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0) -> BeatInfo:
+def extend_bars(downbeats, tempo: float, beats_per_bar: int) -> np.ndarray:
+    """The downbeats ``downbeats`` (s) with the bar grid extended back to the start of the signal."""
+    downbeats = np.asarray(downbeats, dtype=np.float64)
+    if not len(downbeats):
+        return downbeats
+    bar = 60.0 / tempo * beats_per_bar
+    n_back = int(np.floor(downbeats[0] / bar + 1e-6))
+    return np.concatenate([downbeats[0] - bar * np.arange(n_back, 0, -1), downbeats])
+
+
+def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0, downbeats_from: str = "heuristic") -> BeatInfo:
     """Tempo (BPM), beat times and downbeat times of a mono signal ``(T,)``.
 
     A constant-tempo grid: the period from the onset autocorrelation (log-normal prior around
@@ -138,16 +149,16 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0) -> BeatInfo:
             sc = [strength[p::bpb].mean() if len(strength[p::bpb]) else 0.0 for p in range(min(bpb, len(beats)))]
             return int(np.argmax(sc)), float(np.max(sc)) / (float(strength.mean()) + 1e-9)
 
-        if beats_per_bar <= 0:  # meter: 3 when triple grouping is clearly stronger, else 4
-            p3, s3 = best_phase(3)
-            p4, s4 = best_phase(4)
-            beats_per_bar = 3 if s3 > 1.1 * s4 else 4
-        phase_b = best_phase(beats_per_bar)[0]
-        downbeats = beats[phase_b::beats_per_bar]
-        if len(downbeats):  # extend the bar grid back to the start of the signal
-            bar = 60.0 / tempo * beats_per_bar
-            n_back = int(np.floor(downbeats[0] / bar + 1e-6))
-            downbeats = np.concatenate([downbeats[0] - bar * np.arange(n_back, 0, -1), downbeats])
+        model = _downbeat.load() if downbeats_from == "learned" else None
+        if model is not None:  # the learned tracker (engines/fusion/downbeat.py) picks meter and phase
+            beats_per_bar, phase_b = _downbeat.predict(model, y, sr, beats, beats_per_bar)
+        else:
+            if beats_per_bar <= 0:  # meter: 3 when triple grouping is clearly stronger, else 4
+                p3, s3 = best_phase(3)
+                p4, s4 = best_phase(4)
+                beats_per_bar = 3 if s3 > 1.1 * s4 else 4
+            phase_b = best_phase(beats_per_bar)[0]
+        downbeats = extend_bars(beats[phase_b::beats_per_bar], tempo, beats_per_bar)
     return BeatInfo(tempo=float(tempo), beats=[float(t) for t in beats], downbeats=[float(t) for t in downbeats],
                     beats_per_bar=beats_per_bar)
 
