@@ -77,7 +77,8 @@ class OutputFormat(str):
     ``"mp3"``, so it can go wherever a plain format name goes, e.g. ``file_names(fmt)``) plus
 
     * ``subtype``: ``"auto"`` (the input's bit depth: 16 -> PCM_16, 24 -> PCM_24, 32-bit/float -> FLOAT, lossy
-      -> PCM_16; the engine's own default when the input has no header), ``PCM_16``, ``PCM_24`` or ``FLOAT``;
+      -> PCM_16; never below the engine's own default, e.g. separation's float that keeps ``target + residual
+      == mixture`` exact), ``PCM_16``, ``PCM_24`` or ``FLOAT``;
     * ``bitrate``: MP3 kbps (constant bitrate);
     * ``sample_rate`` / ``channels``: ``None`` = the input's (resampled with soxr / mixed or repeated when the
       engine's output differs), a number = that; ``0`` = keep the engine's output as it is;
@@ -126,8 +127,9 @@ class OutputFormat(str):
         chans = self.channels if self.channels else (like.get("channels") if self.channels is None else None)
         chans = int(chans or first.shape[0])
         sub = self.subtype
-        if sub == "auto":
-            sub = _input_subtype(like.get("subtype")) or _SUBTYPE_NAMES.get(fallback_subtype, fallback_subtype)
+        if sub == "auto":  # the input's bit depth, never below the engine's own default
+            own = _SUBTYPE_NAMES.get(fallback_subtype, fallback_subtype)
+            sub = max(_input_subtype(like.get("subtype")) or own, own, key=_DEPTH.get)
         bitrate = None
         if self == "mp3":
             if rate not in MP3_RATES:
@@ -140,6 +142,7 @@ class OutputFormat(str):
         return {"format": str(self), "subtype": sub, "bitrate": bitrate, "sample_rate": rate, "channels": chans}
 
 
+_DEPTH = {"PCM_16": 16, "PCM_24": 24, "FLOAT": 32}
 _SUBTYPE_NAMES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT", "FLOAT": "FLOAT", "PCM_16": "PCM_16",
                   "PCM_24": "PCM_24"}
 

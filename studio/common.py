@@ -240,3 +240,68 @@ def check_uploaded(path: Any, what: str) -> str | None:
     if real != root and root in real.parents:
         return str(real)
     raise _gr().Error(f"{what} must be a file uploaded to this studio; upload it again.", print_exception=False)
+
+
+# ---------------------------------------------------------------------------------------- output format
+#: the output options every engine tab shows (engines.cli_common.OutputConfig: the CLI's --format/--subtype/
+#: --bitrate) and the region of the main input (the CLI's --start/--end)
+OUTPUT_OPTIONS = ("format", "subtype", "bitrate")
+
+
+def output_panel(prefix: str, *, region: bool = True) -> list:
+    """An "Output format and region" accordion: format, bit depth, MP3 bitrate (generated from
+    :class:`engines.cli_common.OutputConfig`) and, with ``region``, start/end seconds of the main input.
+    Returns the components in the order :func:`output_choice` reads them."""
+    from engines.cli_common import OutputConfig
+    from studio import widgets as W
+
+    gr = _gr()
+    with gr.Accordion("Output format and region", open=False, elem_id=f"{prefix}-output"):
+        with gr.Row():
+            fmt = W.widget(OutputConfig, "format", elem_id=f"{prefix}-format", info="--format: wav, flac or mp3")
+            # the CLI also takes PCM_16/PCM_24/FLOAT; the page offers the short names only
+            sub = gr.Dropdown(choices=["auto", "16", "24", "float"], value=OutputConfig().subtype, label="subtype",
+                              info="--subtype: auto = the input's bit depth (float: wav only)",
+                              elem_id=f"{prefix}-subtype")
+            kbps = W.widget(OutputConfig, "bitrate", elem_id=f"{prefix}-bitrate", info="--bitrate: MP3 kbps")
+            out = [fmt, sub, kbps]
+            if region:
+                out.append(gr.Number(value=0, label="start (s)", minimum=0, elem_id=f"{prefix}-start",
+                                     info="--start: process from here (0: the beginning)"))
+                out.append(gr.Number(value=0, label="end (s)", minimum=0, elem_id=f"{prefix}-end",
+                                     info="--end: process up to here (0: the end); a quick preview"))
+    return out
+
+
+def output_choice(values, like=None):
+    """``(OutputFormat, (start, end))`` from :func:`output_panel`'s values (``like``: the input to follow for
+    rate, channels and bit depth). Bad values raise a readable ``ValueError``."""
+    from engines.cli_common import OutputConfig
+    from studio import widgets as W
+
+    values = list(values) + [None] * (len(OUTPUT_OPTIONS) + 2 - len(values))
+    cfg = W.to_config(OutputConfig, OUTPUT_OPTIONS, values[:len(OUTPUT_OPTIONS)])
+    start, end = (None if v in (None, "") else float(v) for v in values[len(OUTPUT_OPTIONS):len(OUTPUT_OPTIONS) + 2])
+    if end is not None and end <= 0:
+        end = None  # 0 (or an emptied Number): the end
+    if start is not None and start <= 0:
+        start = None
+    return cfg.output_format(like=like), (start, end)
+
+
+def crop_region(loaded, region, what: str = "The input"):
+    """``(audio, sr)`` cut to ``region = (start, end)`` seconds (``(None, None)``: unchanged)."""
+    if loaded is None or region == (None, None):
+        return loaded
+    from engines.cli_common import crop
+
+    audio, sr = loaded
+    return crop(audio, sr, region[0], region[1], what), sr
+
+
+def stem_file(written: dict, stem: str) -> str:
+    """The path of ``stem``'s audio file (``target.wav``, ``target.mp3``, ...) among ``Result.save``'s files."""
+    for name, path in written.items():
+        if isinstance(name, str) and name.rsplit(".", 1)[0] == stem and name.rsplit(".", 1)[-1] in ("wav", "flac", "mp3"):
+            return str(path)
+    raise KeyError(stem)

@@ -787,6 +787,50 @@ class TrainManager:
     def get(self, job_id: str | None) -> TrainJob | None:
         return self.jobs.get(job_id or "")
 
+    def latest_running(self) -> tuple[str | None, TrainJob | None]:
+        """``(id, job)`` of the most recently started run that is still going (``(None, None)``: none)."""
+        with self._lock:
+            running = [(k, j) for k, j in self.jobs.items() if isinstance(j, TrainJob) and j.running()]
+        if not running:
+            return None, None
+        return max(running, key=lambda kv: kv[1].started)
+
     def stop_all(self) -> None:
         for job in self.jobs.values():
             job.stop()
+
+
+def register_model(path: str | os.PathLike | None, kind: str, name: str | None,
+                   models_dir: str | os.PathLike | None = None) -> dict:
+    """Copy an exported ``*.safetensors`` (below a runs root, verified) into the model registry as ``name``
+    and write its entry; returns the entry. Refuses a name the registry already holds (nothing is replaced)."""
+    import shutil
+
+    from engines import registry
+    from engines.atomic import atomic_path, safe_name
+    from engines.checkpoint import read_header
+
+    src = exported_model(path)  # a *.safetensors below a runs root
+    header = read_header(src)  # a readable Audio Studio checkpoint
+    clean = safe_name(str(name or "").strip(), "")
+    if not clean or clean != str(name).strip():
+        raise TrainInputError("Give the model a name of letters, digits, '-', '_' or '.' (e.g. my-vocals).")
+    if any(e["name"] == clean for e in registry.entries(models_dir=models_dir)):
+        raise TrainInputError(f"The registry already has a model named '{clean}': choose another name.")
+    d = registry._dir(models_dir)  # noqa: SLF001 - the registry's own folder rule
+    dest = d / f"{clean}.safetensors"
+    if dest.exists():
+        raise TrainInputError(f"'{dest.name}' already exists in the registry folder: choose another name.")
+    d.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+    meta = header.get("metadata") or {}
+    entry = {"name": clean, "kind": kind, "file": dest.name, "default": False,
+             "description": f"trained in the studio ({src.parent.name}/{src.name})",
+             "trained_on": str(meta.get("data") or meta.get("dataset") or "see the run's train.log"),
+             "config": {}, "scores": {}}
+    rate = meta.get("sample_rate")
+    if isinstance(rate, (int, float)) and rate > 0:
+        entry["sample_rate"] = int(rate)
+    registry.register(entry, models_dir=models_dir)
+    return entry

@@ -10,9 +10,10 @@ import gradio as gr
 import numpy as np
 
 from engines.fusion import Config
-from studio import plots
+from studio import examples, plots
 from studio import widgets as W
-from studio.common import check_model, guard, load_audio, model_picker, progress_callback, session_of
+from studio.common import (check_model, crop_region, guard, load_audio, model_picker, output_choice, output_panel,
+                           progress_callback, session_of, stem_file)
 
 TITLE = "Fuse"
 KIND = "fusion"
@@ -43,6 +44,7 @@ def build(ctx) -> None:
         a_in = gr.Audio(label="Song A (leads: its tempo, length and bars)", type="filepath",
                         sources=["upload", "microphone"], elem_id="fuse-a")
         b_in = gr.Audio(label="Song B", type="filepath", sources=["upload", "microphone"], elem_id="fuse-b")
+    examples_slot = gr.Column()
     opts: dict = {}
     with gr.Row():
         with gr.Column():
@@ -72,6 +74,7 @@ def build(ctx) -> None:
         with gr.Row():
             opts.update(W.widgets(Config, ("mask_energy_threshold", "energy_smoothing_ms")))
     W.preset_picker(Config, opts, elem_id="fuse-preset")
+    out_opts = output_panel("fuse")
     run = gr.Button("Fuse", variant="primary", elem_id="fuse-run")
     summary = gr.Markdown(elem_id="fuse-summary")
     with gr.Row():
@@ -98,14 +101,16 @@ def build(ctx) -> None:
 
     @guard
     def on_run(a_path, b_path, mtype, md, model_name, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd,
-               ethr, esmooth, request: gr.Request, progress=gr.Progress()):
+               ethr, esmooth, out_format, out_subtype, out_bitrate, start, end, request: gr.Request,
+               progress=gr.Progress()):
         from engines.fusion import Engine
 
         session = session_of(request)
         values = (mtype, md, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd, ethr, esmooth)
         cfg = W.to_config(Config, OPTIONS, values, max_seconds=ctx.max_seconds)  # refused here, before any work
         picked = check_model(KIND, model_name, ctx, session) if cfg.mode == "learned" else None
-        a = load_audio(a_path, "Song A", ctx)
+        fmt, region = output_choice([out_format, out_subtype, out_bitrate, start, end], like=a_path)
+        a = crop_region(load_audio(a_path, "Song A", ctx), region, "Song A")
         b = load_audio(b_path, "Song B", ctx)
         own = picked is not None and ctx.owns_checkpoint(session, KIND, picked)
         progress(0.0, desc="loading the codec" + (" and model" if cfg.mode == "learned" else ""))
@@ -118,8 +123,8 @@ def build(ctx) -> None:
         # every file of the run (fusion.wav, fusion.json, the two players' sources), all-or-nothing, never
         # over an input
         written = {n: str(p) for n, p in res.save(ctx.job_dir(session, "fuse"), inputs=[a_path, b_path],
-                                                  extra=res.source_files()).items()}
-        f_path, a_path2, b_path2 = written["fusion.wav"], written.get("a.wav"), written.get("b_aligned.wav")
+                                                  extra=res.source_files(), fmt=fmt).items()}
+        f_path, a_path2, b_path2 = stem_file(written, "fusion"), written.get("a.wav"), written.get("b_aligned.wav")
         info = res.to_json()
         share = res.share()
         p = res.params
@@ -136,8 +141,11 @@ def build(ctx) -> None:
                                     if y is not None], title="Mel spectrograms (dB)")
         return ("\n\n".join(lines), a_path2, b_path2, f_path, fig, mel_fig, [f_path, written["fusion.json"]])
 
-    run.click(on_run, [a_in, b_in, opts["mask_type"], opts["mode"], model, *(opts[n] for n in OPTIONS[2:])],
-              [summary, a_out, b_out, f_out, regions, mel, files], api_name="fuse")
+    run_inputs = [a_in, b_in, opts["mask_type"], opts["mode"], model, *(opts[n] for n in OPTIONS[2:]), *out_opts]
+    run_outputs = [summary, a_out, b_out, f_out, regions, mel, files]
+    run.click(on_run, run_inputs, run_outputs, api_name="fuse")
+    with examples_slot:
+        examples.attach("fuse", [a_in, b_in], on_run, run_inputs, run_outputs)
 
 
 def _split_info(split) -> str:

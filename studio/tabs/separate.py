@@ -11,9 +11,10 @@ import re
 import gradio as gr
 import numpy as np
 
-from studio import plots, policy
+from studio import examples, plots, policy
 from studio import widgets as W
-from studio.common import (_shown, check_model, guard, load_audio, model_picker, progress_callback, session_of)
+from studio.common import (_shown, check_model, crop_region, guard, load_audio, model_picker, output_choice,
+                           output_panel, progress_callback, session_of, stem_file)
 
 TITLE = "Separate"
 KIND = "query"
@@ -63,6 +64,10 @@ def build(ctx) -> None:
                          sources=["upload", "microphone"], elem_id="sep-query")
         gt = gr.Audio(label="Ground truth (optional: adds metrics)", type="filepath", sources=["upload"],
                       elem_id="sep-gt")
+    more_q = gr.File(label="More query clips (optional: several examples of the wanted sound, like the CLI's "
+                           "--query_wav A B C)", file_count="multiple", file_types=["audio"], elem_id="sep-more-queries",
+                     height=120, value=[])  # a value: API clients may leave it out
+    examples_slot = gr.Column()
     with gr.Row():
         preset_slot = gr.Column(scale=2)
         run = gr.Button("Separate", variant="primary", scale=1, elem_id="sep-run")
@@ -92,6 +97,7 @@ def build(ctx) -> None:
                                            info="--save_visualizations: also the CLI's comparison and timeline PNGs")
                     save_trim = gr.Checkbox(value=False, label="save_trimmed_query",
                                             info="--save_trimmed_query: the trimmed query, when it was trimmed")
+    out_opts = output_panel("sep")
     with preset_slot:
         W.preset_picker(Config, comps, elem_id="sep-preset",
                         info="--preset: default = the CLI defaults; inclusive keeps more, selective keeps less, "
@@ -119,31 +125,40 @@ def build(ctx) -> None:
 
         session = session_of(request)
         want_vis, want_trim = (list(values[len(names):]) + [False, False])[:2]
+        tail = list(values[len(names) + 2:])
+        fmt, region = output_choice(tail[:len(out_opts)], like=mix_path)
+        more = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in (tail[len(out_opts):] or [None])[0] or []]
         params = dict(zip(names, values[:len(names)]))
         # what names a model is checked before anything else is read
         checkpoint = check_model(KIND, model_name, ctx, session)
         params["ast_model"] = check_ast_model(params.get("ast_model"), ctx, defaults["ast_model"])
         cfg = W.to_config(Config, list(params), list(params.values()),
                           cls_threshold=float(thr) if use_thr else None, checkpoint=checkpoint)
-        mix_a = load_audio(mix_path, "The mixture", ctx)
+        mix_a = crop_region(load_audio(mix_path, "The mixture", ctx), region, "The mixture")
         q_a = load_audio(query_path, "The query", ctx)
-        gt_a = load_audio(gt_path, "The ground truth", ctx, required=False)
+        if len(more) > ctx.max_files:
+            raise gr.Error(f"{len(more)} extra query clips; the studio takes at most {ctx.max_files}.",
+                           print_exception=False)
+        q_all = [q_a] + [load_audio(p, f"Query clip {i + 2}", ctx) for i, p in enumerate(more)]
+        gt_a = crop_region(load_audio(gt_path, "The ground truth", ctx, required=False), region, "The ground truth")
         neg_a = load_audio(neg_path, "The negative query", ctx, required=False)
         progress(0.02, desc="loading models")
         own = cfg.checkpoint is not None and ctx.owns_checkpoint(session, KIND, cfg.checkpoint)
         engine = ctx.engines.get(_engine_key(cfg, ctx.device), lambda: Engine.load(config=cfg, device=ctx.device),
                                  session=session if own else None)
-        res = engine.run({"mix": mix_a, "query": q_a, "gt": gt_a, "negative": neg_a}, cfg,
+        res = engine.run({"mix": mix_a, "query": q_all if len(q_all) > 1 else q_a, "gt": gt_a, "negative": neg_a}, cfg,
                          progress=progress_callback(progress, 0.05, 0.9))
         progress(0.92, desc="writing files")
         out = ctx.job_dir(session, "separate")
-        written = res.save(out, save_visualizations=bool(want_vis), save_trimmed_query=bool(want_trim))
+        written = res.save(out, save_visualizations=bool(want_vis), save_trimmed_query=bool(want_trim), fmt=fmt)
         return _outputs(res, written)
 
-    run.click(on_run, [mix, query, gt, negative, model, use_cls_thr, cls_thr, *[comps[n] for n in names], save_vis,
-                       save_trim],
-              [target_out, residual_out, summary, metrics, mel_plot, mask_plot, timeline_plot, files],
-              api_name="separate")
+    run_inputs = [mix, query, gt, negative, model, use_cls_thr, cls_thr, *[comps[n] for n in names], save_vis,
+                  save_trim, *out_opts, more_q]
+    run_outputs = [target_out, residual_out, summary, metrics, mel_plot, mask_plot, timeline_plot, files]
+    run.click(on_run, run_inputs, run_outputs, api_name="separate")
+    with examples_slot:
+        examples.attach("separate", [mix, query, gt], on_run, run_inputs, run_outputs)
 
 
 #: an AST model id on the Hugging Face hub: ``owner/name``, nothing that reads as a local path
@@ -215,6 +230,6 @@ def _outputs(res, written: dict):
                                                  if res.params.get("use_cosine_gate") else None},
                                      title=f"Detection timeline: {res.query_class}")
     files = [str(p) for p in written.values()]
-    return (str(written["target.wav"]), str(written["residual.wav"]), "\n\n".join(lines),
+    return (stem_file(written, "target"), stem_file(written, "residual"), "\n\n".join(lines),
             metrics, mel, mask,
             timeline, files)

@@ -4,8 +4,9 @@ option widgets come from :class:`engines.timbre.Config` (their defaults are the 
 import gradio as gr
 import numpy as np
 
-from studio import plots
-from studio.common import check_model, guard, load_audio, model_picker, progress_callback, session_of
+from studio import examples, plots
+from studio.common import (check_model, crop_region, guard, load_audio, model_picker, output_choice, output_panel,
+                           progress_callback, session_of, stem_file)
 from studio.widgets import preset_picker, to_config, widget
 
 TITLE = "Timbre"
@@ -22,6 +23,7 @@ def build(ctx) -> None:
                        elem_id="tim-input")
         ref = gr.Audio(label="Style reference (optional: a clip of the target instrument)", type="filepath",
                        sources=["upload"], elem_id="tim-ref")
+    examples_slot = gr.Column()
     with gr.Row():
         target = widget(Config, "target", radio=True, info="--target: the instrument to play it on")
         phase = widget(Config, "phase", radio=True,
@@ -30,6 +32,7 @@ def build(ctx) -> None:
         gl_iters = widget(Config, "gl_iters", info="--gl_iters: Griffin-Lim iterations (phase griffinlim)")
         model = model_picker(KIND, ctx, label="model", info="--model / --checkpoint: a registered model")
     preset_picker(Config, {"phase": phase, "gl_iters": gl_iters}, elem_id="tim-preset")
+    out_opts = output_panel("tim")
     run = gr.Button("Transfer", variant="primary", elem_id="tim-run")
     summary = gr.Markdown(elem_id="tim-summary")
     with gr.Row():
@@ -38,13 +41,15 @@ def build(ctx) -> None:
     compare = gr.Plot(label="Spectrogram comparison", elem_id="tim-compare")
 
     @guard
-    def on_run(src_path, ref_path, tgt, ph, iters, model_name, request: gr.Request, progress=gr.Progress()):
+    def on_run(src_path, ref_path, tgt, ph, iters, model_name, out_format, out_subtype, out_bitrate, start, end,
+               request: gr.Request, progress=gr.Progress()):
         from engines.timbre.api import TimbreEngine
 
         session = session_of(request)
         picked = check_model(KIND, model_name, ctx, session)
         cfg = to_config(Config, OPTIONS, (tgt, ph, iters))
-        audio, sr = load_audio(src_path, "The input", ctx)
+        fmt, region = output_choice([out_format, out_subtype, out_bitrate, start, end], like=src_path)
+        audio, sr = crop_region(load_audio(src_path, "The input", ctx), region, "The input")
         style = load_audio(ref_path, "The style reference", ctx, required=False)
         own = picked is not None and ctx.owns_checkpoint(session, KIND, picked)
         progress(0.0, desc="loading the model")
@@ -52,8 +57,8 @@ def build(ctx) -> None:
                                  session=session if own else None)
         res = engine.run({"input": (audio, sr), "style_ref": style}, cfg,
                          progress=progress_callback(progress, 0.05, 0.95))
-        saved = res.save(ctx.job_dir(session, "timbre"))
-        out_path = str(saved[f"{res.target}.wav"])
+        saved = res.save(ctx.job_dir(session, "timbre"), fmt=fmt)
+        out_path = stem_file(saved, res.target)
         probs = ", ".join(f"{k} {v:.2f}" for k, v in res.source_probs.items())
         text = (f"**{res.target}** from the input (the model hears: {probs}) · style: {res.style} · model "
                 f"`{res.model}` · {res.duration:.1f} s in {res.seconds:.2f} s (RTF {res.rtf:.2f})")
@@ -61,8 +66,11 @@ def build(ctx) -> None:
             text += f"\n\n**Warning:** {res.warning}"
         return text, src_path, out_path, _compare(res)
 
-    run.click(on_run, [src, ref, target, phase, gl_iters, model], [summary, in_play, out_play, compare],
-              api_name="timbre")
+    run_inputs = [src, ref, target, phase, gl_iters, model, *out_opts]
+    run_outputs = [summary, in_play, out_play, compare]
+    run.click(on_run, run_inputs, run_outputs, api_name="timbre")
+    with examples_slot:
+        examples.attach("timbre", [src, ref], on_run, run_inputs, run_outputs)
 
 
 def _compare(res):

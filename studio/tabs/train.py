@@ -11,7 +11,7 @@ server. Where it is on, :func:`studio.training.prepare_run` confines folders and
 import shlex
 import time
 
-from studio import plots, training
+from studio import training
 from studio.common import guard, model_choices, session_of
 from studio.policy import current as current_policy
 
@@ -128,6 +128,12 @@ def build(ctx) -> None:
                                 info="*.safetensors are exported models; checkpoint.pt is the resumable state",
                                 elem_id="train-ckpts")
             use = gr.Button("Use in the engine tabs", scale=1, elem_id="train-use")
+        with gr.Row():
+            reg_name = gr.Textbox(label="Register as", placeholder="a model name, e.g. my-vocals", scale=3,
+                                  info="copies the exported model into the registry (AUDIO_STUDIO_MODELS) under this "
+                                       "name: every tab's picker and the Models tab list it, also after a restart",
+                                  elem_id="train-reg-name")
+            register = gr.Button("Register in the model registry", scale=1, elem_id="train-register")
         use_msg = gr.Markdown(elem_id="train-use-msg")
         job_id = gr.State(None)
         timer = gr.Timer(1.0, active=False)
@@ -143,7 +149,8 @@ def build(ctx) -> None:
                 gr.update(value=d.get(spec.lr_flag or ""), info=spec.lr_flag or "(no learning-rate flag)"),
                 d.get("--ckpt_every"), _default_out(name))
 
-    model.change(on_model, model, [data, epochs, max_steps, batch, lr, ckpt_every, out_dir], api_visibility="private")
+    # .input (a visitor's pick), not .change: reattaching after a reload sets the trainer without resetting the form
+    model.input(on_model, model, [data, epochs, max_steps, batch, lr, ckpt_every, out_dir], api_visibility="private")
 
     @guard
     def on_start(name, n, data_dir, do_render, minutes, ep, ms, bs, lr_v, th, ck, extra_args, out, current):
@@ -170,7 +177,7 @@ def build(ctx) -> None:
         recs = job.records()
         files = job.checkpoints()
         alive = job.running()
-        return (job.status(), job.log_tail(), plots.loss_figure(recs, title=f"{job.model}: loss"),
+        return (job.status(), job.log_tail(), curve_figure(recs, title=f"{job.model}: training"),
                 gr.update(choices=files, value=files[0] if files else None), gr.Timer(active=alive))
 
     @guard
@@ -221,8 +228,73 @@ def build(ctx) -> None:
 
     use.click(on_use, [ckpts, model], [use_msg, *[p for _k, p in pickers]], api_visibility="private")
 
+    @guard
+    def on_register(path, name, new_name, request: gr.Request):
+        require_owner()
+        if name not in trainers:
+            raise gr.Error(f"There is no trainer '{name}' in this checkout.")
+        kind = training.KIND_OF.get(name, name)
+        entry = training.register_model(path, kind, new_name)
+        session = session_of(request)
+        updates = [gr.update(choices=model_choices(k, ctx, session), value=entry["name"]) if k == kind else gr.update()
+                   for k, _p in pickers]
+        return [f"Registered `{entry['name']}` ({kind}, {entry['file']}): it is selected in the {kind} tab and listed "
+                f"in the Models tab.", *updates]
+
+    register.click(on_register, [ckpts, model, reg_name], [use_msg, *[p for _k, p in pickers]],
+                   api_visibility="private")
+
+    def on_load():
+        """After a page reload (a new session): reattach to the run this studio is running, so its status, log,
+        curves and Stop work again. Owner only; nothing happens where training is off."""
+        keep = (gr.update(),) * 6 + (gr.Timer(active=False),)
+        if not current_policy(ctx).training:
+            return keep
+        job_id_, job = manager.latest_running()
+        if job is None:
+            return keep
+        return (job_id_, f"reattached to the running job: {job.status()}",
+                "\n".join(shlex.join(c) for c in job.commands),
+                gr.update(value=job.model) if job.model in trainers else gr.update(), str(job.out_dir),
+                gr.update(), gr.Timer(active=True))
+
+    root = gr.context.Context.root_block  # the studio's Blocks (this tab is built inside it)
+    if root is not None:
+        root.load(on_load, None, [job_id, status, command, model, out_dir, use_msg, timer], api_visibility="private")
+
 
 def _data_info(spec) -> str:
     if spec.data_flag is None:
         return "this trainer takes no dataset folder option (pass its data flags as extra arguments)"
     return f"passed as {spec.data_flag or 'the positional DATA argument'}"
+
+
+def curve_figure(records, title: str = "training"):
+    """Live curves from ``progress.jsonl``: the per-step train loss, the per-epoch train loss and every
+    validation figure the trainer reports (``val_*``: a loss on the left axis, metrics such as SI-SDRi on
+    a right axis)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    steps = [r for r in records if r.get("event") == "train" and r.get("loss") is not None]
+    if steps:
+        fig.add_trace(go.Scatter(x=[r["step"] for r in steps], y=[r["loss"] for r in steps], mode="lines",
+                                 name="train loss (step)"))
+    epochs = [r for r in records if r.get("event") == "epoch"]
+    keys = ["train_loss"] + sorted({k for r in epochs for k, v in r.items() if k.startswith("val_")
+                                    and isinstance(v, (int, float)) and not isinstance(v, bool) and k != "val_n"})
+    right = False
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in epochs if isinstance(r.get(key), (int, float))]
+        if not pts:
+            continue
+        is_loss = "loss" in key
+        right = right or not is_loss
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                                 name=key.replace("_", " ") + " (epoch)", yaxis="y" if is_loss else "y2"))
+    layout = dict(margin=dict(l=50, r=50, t=40, b=40), height=300, template="plotly_white", title=title,
+                  xaxis_title="step", yaxis_title="loss", legend=dict(orientation="h", y=-0.25))
+    if right:
+        layout["yaxis2"] = dict(title="validation metric", overlaying="y", side="right", showgrid=False)
+    fig.update_layout(**layout)
+    return fig

@@ -7,11 +7,11 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from studio import plots
+from studio import examples, plots
 from studio import widgets as W
 from engines.atomic import safe_name
-from studio.common import (check_model, check_uploaded, guard, load_audio, model_picker, progress_callback,
-                           session_of, zip_files)
+from studio.common import (check_model, check_uploaded, crop_region, guard, load_audio, model_picker,
+                           output_choice, output_panel, progress_callback, session_of, zip_files)
 
 TITLE = "Vocals"
 KIND = "vocals"
@@ -40,6 +40,8 @@ def build(ctx) -> None:
             ckpt = gr.File(label="...or upload a checkpoint (--checkpoint, .safetensors)", file_types=[".safetensors"],
                            elem_id="voc-ckpt")
             run = gr.Button("Isolate vocals", variant="primary", elem_id="voc-run")
+    out_opts = output_panel("voc")
+    examples_slot = gr.Column()
     summary = gr.Markdown(elem_id="voc-summary")
     show = gr.Dropdown(choices=[], label="Show song", elem_id="voc-show", interactive=True)
     with gr.Row():
@@ -52,14 +54,16 @@ def build(ctx) -> None:
     results = gr.State({})
 
     @guard
-    def on_run(paths, binary, sharp, model_name, ckpt_path, n_stems=2, request: gr.Request = None,
-               progress=gr.Progress()):
+    def on_run(paths, binary, sharp, model_name, ckpt_path, n_stems=2, out_format="wav", out_subtype="auto",
+               out_bitrate=192, start=0, end=0, request: gr.Request = None, progress=gr.Progress()):
         if not paths:
             raise gr.Error("Upload at least one song.")
         if len(paths) > ctx.max_files:
             raise gr.Error(f"{len(paths)} songs in one batch; the studio takes at most {ctx.max_files} at a time "
                            f"(the command line has no such limit).", print_exception=False)
         cfg = W.to_config(Config, OPTIONS, [binary, sharp, n_stems])  # refused here, before any work
+        out_values = [out_format, out_subtype, out_bitrate, start, end]
+        output_choice(out_values)  # bad output options are refused before any work
         paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in paths]
         session = session_of(request)
         uploaded = check_uploaded(ckpt_path, "The checkpoint")
@@ -78,7 +82,8 @@ def build(ctx) -> None:
             name = _unique(safe_name(Path(p).stem, "song"), done)
             sub = progress_callback(progress, i / len(paths), (i + 1) / len(paths))
             try:
-                audio, sr = load_audio(p, "The song", ctx)
+                fmt, region = output_choice(out_values, like=p)  # each song's own rate, channels and depth
+                audio, sr = crop_region(load_audio(p, "The song", ctx), region, "The song")
                 res = eng.run((audio, sr), cfg, progress=lambda f, m, n=name: sub(f, f"{n}: {m}"))
             except (gr.Error, ValueError) as err:
                 failed.append((Path(p).name, str(err) or type(err).__name__))
@@ -88,7 +93,7 @@ def build(ctx) -> None:
                                "binary": res.binary_mask, "model_sr": eng.hp.sample_rate,
                                "duration_s": res.duration_s, "elapsed_s": res.elapsed_s})
             # the stems and the studio's own files, published together and never over an input
-            saved = res.save(d, inputs=[p], extra={
+            saved = res.save(d, inputs=[p], fmt=fmt, extra={
                 "mask.npy": lambda f, m=np.asarray(res.mask): np.save(f, m, allow_pickle=False),
                 "info.json": lambda f, t=info: f.write_text(t), **_four_stem_extras(res)})
             done[name] = {"vocals": str(saved["vocals"]),
@@ -108,8 +113,11 @@ def build(ctx) -> None:
         return (done, "\n".join(lines), gr.update(choices=list(done), value=first), *_view(done[first]),
                 [zipped])
 
-    run.click(on_run, [songs, opts["binary_mask"], opts["sharpen"], model, ckpt, opts["stems"]],
-              [results, summary, show, vocals_out, acc_out, mel_plot, mask_plot, files], api_name="vocals")
+    run_inputs = [songs, opts["binary_mask"], opts["sharpen"], model, ckpt, opts["stems"], *out_opts]
+    run_outputs = [results, summary, show, vocals_out, acc_out, mel_plot, mask_plot, files]
+    run.click(on_run, run_inputs, run_outputs, api_name="vocals")
+    with examples_slot:
+        examples.attach("vocals", [songs], on_run, run_inputs, run_outputs)
 
     def on_show(state, name):
         if not state or name not in state:

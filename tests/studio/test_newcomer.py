@@ -1,0 +1,134 @@
+"""The studio for people who just arrived (issue #19), in the browser: examples in every engine tab (one click
+fills the inputs and runs), the output format and region, several query clips, the estimate, and a Train job
+that survives a page reload (reattach, Stop) and is registered from the page."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from studio import examples
+from tests.studio.helpers import open_tab, upload
+
+
+def _newest(root: Path, name: str, after: float) -> Path:
+    """The newest ``name`` written below ``root`` since ``after`` (the server's job folders)."""
+    found = [p for p in root.rglob(name) if p.stat().st_mtime >= after]
+    assert found, f"no {name} under {root}"
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def _click_example(page, tab_id: str, elem: str) -> None:
+    box = page.locator(f"#{tab_id} #{elem}")
+    box.locator("tbody tr, button.gallery-item, .gallery-item").first.click()
+
+
+def test_example_clips_are_small_and_licence_clean():
+    files = [p for p in Path(examples.EXAMPLES_DIR).rglob("*.flac")]
+    assert len(files) == len(examples.CLIPS) and sum(p.stat().st_size for p in files) < 5 * 2**20
+    record = json.loads((Path(examples.EXAMPLES_DIR) / "sources.json").read_text())
+    for name, row in record.items():
+        assert row["sources"] and all(not s["real"] and s["licence"].startswith(examples.CLEAN) for s in row["sources"])
+        assert sf.info(examples.path(name)).duration <= 12.5
+    for tab in ("separate", "vocals", "fuse", "timbre"):
+        assert examples.rows(tab)
+
+
+@pytest.mark.parametrize("title,tab_id,elem,done", [
+    ("Separate", "tab-separate", "separate-examples", "#sep-mel .js-plotly-plot"),
+    ("Vocals", "tab-vocals", "vocals-examples", "#voc-mel .js-plotly-plot"),
+    ("Fuse", "tab-fuse", "fuse-examples", "#fuse-regions .js-plotly-plot"),
+    ("Timbre", "tab-timbre", "timbre-examples", "#tim-compare .js-plotly-plot"),
+])
+def test_examples_fill_the_inputs_and_run(page, title, tab_id, elem, done):
+    open_tab(page, title)
+    _click_example(page, tab_id, elem)
+    page.wait_for_selector(done, timeout=120_000)
+    assert page.locator(f"#{tab_id} audio").count() >= 1
+
+
+def test_mp3_output_and_region_preview(page, studio, audio_files):
+    t0 = time.time() - 1
+    open_tab(page, "Separate")
+    upload(page, "sep-mix", audio_files["mix"])
+    upload(page, "sep-query", audio_files["query"])
+    page.locator("#sep-output").get_by_text("Output format and region").click()
+    page.locator("#sep-format input").first.click()
+    page.get_by_role("option", name="mp3").click()
+    page.locator("#sep-start input").fill("0.5")
+    page.locator("#sep-end input").fill("2.5")
+    page.locator("#sep-run").click()
+    page.wait_for_selector("#sep-mel .js-plotly-plot", timeout=120_000)
+    assert page.locator("#sep-target a[download]").get_attribute("download").endswith(".mp3")
+    assert "target.mp3" in page.locator("#sep-files").inner_text().replace("\n", "")
+    target = _newest(studio[1] / "outputs", "target.mp3", t0)
+    info = sf.info(target)
+    assert info.samplerate == 16000 and abs(info.duration - 2.0) < 0.1  # the region, at the input's rate
+    out = json.loads((target.parent / "event.json").read_text())["output"]
+    assert out["format"] == "mp3" and out["bitrate"] == 192
+
+
+def test_several_query_clips(page, studio, audio_files):
+    t0 = time.time() - 1
+    open_tab(page, "Separate")
+    upload(page, "sep-mix", audio_files["mix"])
+    upload(page, "sep-query", audio_files["query"])
+    page.locator("#sep-more-queries input[type=file]").first.set_input_files([str(audio_files["query"]),
+                                                                              str(audio_files["gt"])])
+    page.wait_for_function("() => document.querySelector('#sep-more-queries').innerText.includes('gt.wav')")
+    page.locator("#sep-run").click()
+    page.wait_for_selector("#sep-mel .js-plotly-plot", timeout=120_000)
+    ev = json.loads(_newest(studio[1] / "outputs", "event.json", t0).read_text())
+    assert ev["params"]["n_queries"] == 3
+
+
+def _status(page) -> str:
+    return page.locator("#train-status textarea, #train-status input").first.input_value()
+
+
+def _start_query_run(page, out: Path, steps: int, examples_per_epoch: int) -> None:
+    open_tab(page, "Train")
+    page.locator("#train-model input").first.click()
+    page.get_by_role("option", name="query: the built-in query embedder/classifier").click()
+    page.locator("#train-max-steps input").fill(str(steps))
+    page.locator("#train-batch input").fill("2")
+    page.locator("#train-extra textarea, #train-extra input").first.fill(
+        f"--synthetic 16 --examples_per_epoch {examples_per_epoch} --val_examples 2 --no_mlflow --log_every 1")
+    page.locator("#train-out textarea, #train-out input").first.fill(str(out))
+    page.locator("#train-start").click()
+
+
+def test_train_job_survives_a_reload_then_registers(page, studio, models_dir):
+    pytest.importorskip("trainers.query_embedder")
+    out = studio[1] / "runs" / "browser-reattach"
+    _start_query_run(page, out, 5000, 5000)
+    page.wait_for_function("() => document.querySelector('#train-status textarea, #train-status input')"
+                           ".value.startsWith('running: step')", timeout=120_000)
+    page.reload()  # a new session: the tab reattaches to the running job
+    page.wait_for_selector("button[role=tab]")
+    open_tab(page, "Train")
+    page.wait_for_function("() => document.querySelector('#train-status textarea, #train-status input')"
+                           ".value.includes('running: step')", timeout=60_000)
+    assert str(out) in page.locator("#train-out textarea, #train-out input").first.input_value()
+    page.wait_for_selector("#train-curve .js-plotly-plot")
+    page.locator("#train-stop").click()  # Stop works after the reload
+    page.wait_for_function("() => document.querySelector('#train-status textarea, #train-status input')"
+                           ".value.startsWith('stopped')", timeout=60_000)
+    assert (out / "checkpoint.pt").exists()
+    # a short run to the end, then registered under a name from the page
+    done = studio[1] / "runs" / "browser-register"
+    _start_query_run(page, done, 6, 24)
+    page.wait_for_function("() => document.querySelector('#train-status textarea, #train-status input')"
+                           ".value.startsWith('done')", timeout=150_000)
+    page.wait_for_function("() => document.querySelector('#train-ckpts input').value.includes('query.safetensors')")
+    page.locator("#train-reg-name textarea, #train-reg-name input").first.fill("query-from-the-page")
+    page.locator("#train-register").click()
+    page.wait_for_function("() => document.querySelector('#train-use-msg').innerText.includes('Registered')")
+    entry = json.loads((models_dir / "query-from-the-page.json").read_text())
+    assert entry["kind"] == "query" and (models_dir / entry["file"]).is_file() and entry["default"] is False
+    open_tab(page, "Separate")
+    page.locator("#tab-separate").get_by_text("Advanced").click()
+    assert page.locator("#tab-separate").get_by_label("Built-in model").input_value() == "query-from-the-page"
