@@ -65,8 +65,12 @@ def harmonic(f0: torch.Tensor, amplitudes: torch.Tensor, sr: int, hop: int, leng
     for a in range(0, length, block):
         b = min(length, a + block)
         n0, n1 = a // hop, min(N - 1, -(-(b - 1) // hop))
-        amp = upsample(amps[..., n0:n1 + 1], hop, b - n0 * hop)[..., a - n0 * hop:]  # (B, K, b - a)
-        out.append((amp * torch.sin(k[None, :, None] * phase[:, None, a:b])).sum(1))
+        seg = amps[..., n0:n1 + 1]
+        # only the harmonics some frame of this block keeps below Nyquist (high notes need few of them)
+        live = (seg != 0).any(-1).any(0)  # (K,): muted harmonics add nothing (and get no gradient)
+        Kb = int(live.nonzero().max()) + 1 if live.any() else 1
+        amp = upsample(seg[:, :Kb], hop, b - n0 * hop)[..., a - n0 * hop:]  # (B, Kb, b - a)
+        out.append((amp * torch.sin(k[None, :Kb, None] * phase[:, None, a:b])).sum(1))
     return torch.cat(out, dim=-1)
 
 
