@@ -1,0 +1,158 @@
+"""Issue 18: fusions a listener hears as both songs (log frequency axis, octave-band spectral masks, bar-wise
+energy masks, level balancing, stem mashups, the mashability readout, the arrangement score, downbeat decoding)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+SR = 24000
+
+
+def _song(seconds, bpm, f0, seed=0):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    y = 0.1 * np.sin(2 * np.pi * f0 * t) + 0.05 * np.sin(2 * np.pi * 2.5 * f0 * t)
+    period = int(SR * 60 / bpm)
+    for k, start in enumerate(range(0, n, period)):
+        m = min(int(0.05 * SR), n - start)
+        y[start:start + m] += 0.5 * (1.0 if k % 4 == 0 else 0.5) * np.exp(-np.arange(m) / (0.01 * SR)) * \
+            rng.standard_normal(m)
+    return y.astype(np.float32)
+
+
+def test_split_hz_log_axis():
+    from engines.fusion.config import split_hz, split_label
+
+    assert split_hz(0.2) == pytest.approx(200.0) and split_hz(1.0) == pytest.approx(12000.0)
+    assert 300 < split_hz(0.3) < 400 and split_label(0.3) == "334 Hz" and split_label(0.7) == "2.6 kHz"
+    assert split_hz(0.0) == 0.0 and split_hz(0.3, scale="linear") == pytest.approx(3600.0)
+    assert all(split_hz(a) < split_hz(b) for a, b in [(0.1, 0.2), (0.2, 0.5), (0.5, 0.9)])
+
+
+def test_frequency_mask_in_hz_and_legacy_linear():
+    from engines.fusion.api import fuse
+
+    a, b = (_song(4, 120, 220, 1), SR), (_song(4, 120, 660, 2), SR)
+    r = fuse(a, b, mask_type="frequency", match_tempo=False, device="cpu")
+    a_rows = np.where((r.region_map == 0).all(1))[0]
+    assert r.region_freqs[a_rows].max() < r.params["split_hz"] < r.region_freqs[a_rows.max() + 1]
+    assert r.params["mashability"]["parts"]["A"] == "below 334 Hz"
+    old = fuse(a, b, mask_type="frequency", match_tempo=False, freq_scale="linear", balance=False, device="cpu")
+    assert old.share()["A"] == pytest.approx(0.3, abs=0.01)  # the original's share of bands
+
+
+def test_spectral_octaves_keep_whole_bands():
+    from engines.fusion.api import OCTAVE_EDGES
+    from engines.fusion.codec import MDCTCodec
+    from engines.fusion.masking import complementary_masks
+
+    freqs = MDCTCodec().channel_frequencies().numpy()
+    groups = np.searchsorted(np.asarray(OCTAVE_EDGES), freqs, side="right")
+    z = torch.randn(1, 128, 50)
+    m_in, m_tgt = complementary_masks(z, "spectral", channel_keep=0.5, channel_groups=groups,
+                                      generator=torch.Generator().manual_seed(0))
+    col = m_in[0, :, 0].numpy()
+    for g in np.unique(groups):
+        assert len(set(col[groups == g])) == 1  # a band is A's or B's, whole
+    assert int(col.max()) == 1 and int(col.min()) == 0 and torch.equal(m_in + m_tgt, torch.ones_like(m_in))
+    with pytest.raises(ValueError, match="one group per channel"):
+        complementary_masks(z, "spectral", channel_groups=groups[:10])
+
+
+def test_energy_mask_whole_segments():
+    from engines.fusion.masking import complementary_masks, segment_ids
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(1, 8, 400, generator=g) * torch.linspace(0.1, 2, 400)
+    bounds = [50, 130, 200, 290, 350]
+    m_in, m_tgt = complementary_masks(z, "energy", energy_threshold=0.5, segments=bounds, energy_segments=True)
+    sid = segment_ids(400, segments=bounds)
+    for s in range(len(bounds) + 1):
+        assert len(set(m_in[0, 0, sid == s].tolist())) == 1
+    assert m_in[0, 0, -1] == 1 and m_in[0, 0, 0] == 0  # the loud end is A's
+    assert torch.equal(m_in + m_tgt, torch.ones_like(m_in))
+
+
+def test_balance_brings_each_song_into_range():
+    from engines.fusion.api import BALANCE_MAX_DB, _balance
+
+    za, zb = torch.ones(1, 4, 10), torch.ones(1, 4, 10) * 0.3
+    half = torch.ones(1, 4, 10) * 0.5
+    _, _, info = _balance(za, zb, half, half)
+    assert info["a_share_before"] > 0.9 and info["a_share_after"] == pytest.approx(0.5, abs=0.01)
+    assert info["a_gain_db"] == pytest.approx(-5.229, abs=0.01) and info["b_gain_db"] == pytest.approx(5.229, abs=0.01)
+    za2, zb2, info = _balance(torch.ones(1, 4, 10), torch.ones(1, 4, 10) * 0.9, half, half)
+    assert info["a_gain_db"] == 0.0 and torch.equal(za2, torch.ones(1, 4, 10))  # inside 30-70 %: untouched
+    _, _, info = _balance(za, zb * 1e-2, half, half)
+    assert abs(info["a_gain_db"]) == pytest.approx(BALANCE_MAX_DB / 2)  # capped
+
+
+def test_camelot():
+    from engines.fusion.align import KeyInfo
+    from engines.fusion.api import camelot, camelot_distance
+
+    c, g, am, fsm = KeyInfo(0, "major", 1), KeyInfo(7, "major", 1), KeyInfo(9, "minor", 1), KeyInfo(6, "minor", 1)
+    assert (camelot(c), camelot(g), camelot(am), camelot(fsm)) == ("8B", "9B", "8A", "11A")
+    assert camelot_distance(c, c) == 0 and camelot_distance(c, g) == 1 and camelot_distance(c, am) == 1
+    assert camelot_distance(c, KeyInfo(6, "major", 1)) == 6
+
+
+def test_mashability_readout_in_json():
+    from engines.fusion.api import fuse
+
+    r = fuse((_song(6, 120, 220, 1), SR), (_song(5, 100, 660, 2), SR), mask_type="temporal", device="cpu")
+    m = r.to_json()["params"]["mashability"]
+    t = m["tempo"]
+    assert t["rate"] == pytest.approx(t["a_bpm"] / t["b_bpm"], rel=1e-3) and t["applied"]
+    assert all(abs(np.log2(x["rate"] / t["rate"])) > 0.1 for x in t["alternatives"])
+    assert any(x["rate"] == pytest.approx(t["rate"] * 2, abs=1e-3) for x in t["alternatives"])
+    assert set(m["key"]) >= {"a", "b", "camelot_a", "camelot_b", "camelot_distance"}
+    assert m["parts"] == {"A": "segments 1, 3, 5...", "B": "segments 2, 4, 6..."} and "loudness_difference_db" in m
+
+
+def test_stems_mask_uses_the_vocal_engine():
+    from engines.fusion.api import fuse
+
+    a, b = (_song(4, 120, 220, 1), SR), (_song(4, 120, 660, 2), SR)
+    r = fuse(a, b, mask_type="stems", vocals_from="b", match_tempo=False, device="cpu")
+    st = r.params["stems"]
+    assert st["lead_from"] == "B" and st["lead"] == "vocals" and st["backing_from"] == "A"
+    assert np.isfinite(r.fusion).all() and np.abs(r.fusion).max() <= 0.999
+    assert r.params["mashability"]["parts"] == {"B": "vocals", "A": "accompaniment"}
+    assert 0 <= st["lead_energy_share"] < 1 and abs(st["lead_gain_db"]) <= 12
+    with pytest.raises(ValueError, match="four-stem vocal model"):
+        fuse(a, b, mask_type="stems", stem_split="rhythm", match_tempo=False, device="cpu")
+
+
+def test_arrangement_score():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from benchmarks.fusion_bench import arrangement_score
+
+    a, b = _song(4, 120, 220, 1), _song(4, 97, 1320, 2)
+    only_a = arrangement_score(a, a, b, SR)
+    assert only_a["clean"] > 0.95 and only_a["share_a"] > 0.95 and not only_a["present"]
+    switch = np.concatenate([a[: 2 * SR], b[2 * SR:]])
+    s = arrangement_score(switch, a, b, SR)
+    assert s["clean"] > 0.9 and s["present"]
+    blend = arrangement_score(0.5 * (a + b), a, b, SR)
+    assert blend["clean"] < s["clean"]
+
+
+def test_downbeat_decode_and_net():
+    from engines.fusion.downbeat import N_FEATURES, DownbeatNet, beat_features, decode
+
+    logits = np.full(24, -3.0)
+    logits[1::3] = 3.0
+    assert decode(logits)[:2] == (3, 1)
+    logits = np.full(24, -3.0)
+    logits[2::4] = 3.0
+    assert decode(logits)[:2] == (4, 2) and decode(logits, beats_per_bar=2)[:2] == (2, 0)
+    y = _song(4, 120, 220, 1)
+    f = beat_features(y, SR, np.arange(0, 4, 0.5))
+    assert f.shape == (N_FEATURES, 8) and np.isfinite(f).all()
+    assert DownbeatNet()(torch.from_numpy(f)[None]).shape == (1, 8)
