@@ -123,7 +123,7 @@ class _PeakRSS:
         return False
 
 
-def estimate(engine, inputs: Mapping[str, Any], config=None, *, probe_seconds: float = 2.0,
+def estimate(engine, inputs: Any, config=None, *, probe_seconds: float = 2.0,
              total_seconds: float | None = None, max_probe_seconds: float = 8.0,
              run: Callable | None = None) -> dict[str, Any]:
     """Time and peak memory of ``engine.run(inputs, config)`` on this machine, from short probes.
@@ -137,7 +137,7 @@ def estimate(engine, inputs: Mapping[str, Any], config=None, *, probe_seconds: f
     """
     from engines.audio import io
 
-    named = engine.inputs_of(dict(inputs))
+    named = engine.inputs_of(dict(inputs) if isinstance(inputs, Mapping) else inputs)
     main = engine.INPUTS[0]
     audio, sr = io.load(named[main])
     length = audio.shape[-1] / sr

@@ -5,6 +5,7 @@ engines' own APIs do the processing.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import os
@@ -305,3 +306,107 @@ def stem_file(written: dict, stem: str) -> str:
         if isinstance(name, str) and name.rsplit(".", 1)[0] == stem and name.rsplit(".", 1)[-1] in ("wav", "flac", "mp3"):
             return str(path)
     raise KeyError(stem)
+
+
+# ------------------------------------------------------------------------------------------- estimate
+class _Estimated(BaseException):
+    """Carries the estimate line out of a tab's Run function (a BaseException, so ``guard`` lets it pass)."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+_ESTIMATING = contextvars.ContextVar("audio_studio_estimating", default=False)
+
+
+def run_engine(engine, job, cfg, progress=None, *, total_seconds: float | None = None):
+    """``engine.run(job, cfg, progress=progress)``: what every engine tab calls to process. Inside
+    :func:`estimator` it measures instead: short probes of this job on this machine
+    (:func:`engines.cli_common.estimate`, at most a few seconds of audio), and nothing is written."""
+    if _ESTIMATING.get():
+        from engines.cli_common import describe, estimate
+
+        raise _Estimated(describe(estimate(engine, job, cfg, total_seconds=total_seconds)))
+    return engine.run(job, cfg, progress=progress)
+
+
+def estimator(on_run: Callable) -> Callable:
+    """The "Estimate" event of a tab: ``on_run`` (its inputs, checks and model loading) up to
+    :func:`run_engine`, which returns the time and peak-memory estimate line instead of processing."""
+
+    @functools.wraps(on_run)
+    def on_estimate(*args, **kwargs):
+        token = _ESTIMATING.set(True)
+        try:
+            on_run(*args, **kwargs)
+        except _Estimated as done:
+            return done.text
+        finally:
+            _ESTIMATING.reset(token)
+        return "Nothing to estimate."
+
+    return on_estimate
+
+
+def estimate_controls(prefix: str):
+    """``(button, markdown)``: "Estimate time and memory" and where its line appears."""
+    gr = _gr()
+    button = gr.Button("Estimate time and memory", size="sm", elem_id=f"{prefix}-estimate")
+    text = gr.Markdown(elem_id=f"{prefix}-estimate-text")
+    return button, text
+
+
+# ---------------------------------------------------------------------------------------------- batch
+def batch_panel(prefix: str, what: str):
+    """A multi-file upload: more main inputs processed one after the other with the same settings."""
+    gr = _gr()
+    return gr.File(label=f"Batch: more {what} (each with the same settings; every result in one zip)",
+                   file_count="multiple", file_types=["audio"], value=[], height=110, elem_id=f"{prefix}-batch")
+
+
+def run_batch(files, ctx, out_dir: Path, process: Callable[[str, Path], dict], progress=None,
+              first: dict | None = None) -> tuple[str | None, list[str]]:
+    """Process each of ``files`` (``process(path, folder) -> {name: path}``, one folder per file under
+    ``out_dir``) and zip every result (with ``first``: the tab's own job, in ``out_dir/<its name>``).
+    Returns ``(zip path or None, one line per file)``; a bad file is reported and the others still run."""
+    from engines.atomic import safe_name
+
+    gr = _gr()
+    paths = [p if isinstance(p, str) else getattr(p, "path", None) or getattr(p, "name", str(p)) for p in files or []]
+    if not paths:
+        return None, []
+    if len(paths) > ctx.max_files:
+        raise gr.Error(f"{len(paths)} files in one batch; the studio takes at most {ctx.max_files} at a time "
+                       f"(the command line has no such limit).", print_exception=False)
+    used: set[str] = set()
+    written: list[str] = list(str(p) for p in (first or {}).values())
+    lines = []
+    for i, p in enumerate(paths):
+        name = safe_name(Path(p).stem, "file")
+        k, base = 1, name
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        used.add(name)
+        if progress is not None:
+            progress_callback(progress)(i / len(paths), f"batch {i + 1}/{len(paths)}: {Path(p).name}")
+        try:
+            out = process(p, Path(out_dir) / "batch" / name)
+        except (gr.Error, ValueError) as err:
+            lines.append(f"- ⚠ {Path(p).name}: {err}")
+            continue
+        written += [str(v) for v in out.values()]
+        lines.append(f"- {Path(p).name}: {len(out)} files in `batch/{name}/`")
+    root = Path(out_dir)
+    zipped = zip_files([w for w in written if Path(w).is_file()], root / "results.zip",
+                       root=_common_root([Path(w) for w in written], root))
+    return zipped, lines
+
+
+def _common_root(paths: list[Path], fallback: Path) -> Path:
+    """The deepest folder holding every path (the zip's root)."""
+    if not paths:
+        return fallback
+    common = Path(os.path.commonpath([str(p.parent) for p in paths]))
+    return common

@@ -12,8 +12,8 @@ import numpy as np
 from engines.fusion import Config
 from studio import examples, plots
 from studio import widgets as W
-from studio.common import (check_model, crop_region, guard, load_audio, model_picker, output_choice, output_panel,
-                           progress_callback, session_of, stem_file)
+from studio.common import (check_model, crop_region, estimate_controls, estimator, guard, load_audio, model_picker,
+                           output_choice, output_panel, progress_callback, run_engine, session_of, stem_file)
 
 TITLE = "Fuse"
 KIND = "fusion"
@@ -76,6 +76,7 @@ def build(ctx) -> None:
     W.preset_picker(Config, opts, elem_id="fuse-preset")
     out_opts = output_panel("fuse")
     run = gr.Button("Fuse", variant="primary", elem_id="fuse-run")
+    est, est_text = estimate_controls("fuse")
     summary = gr.Markdown(elem_id="fuse-summary")
     with gr.Row():
         a_out = gr.Audio(label="A (as fused)", type="filepath", interactive=False, elem_id="fuse-a-out")
@@ -118,7 +119,7 @@ def build(ctx) -> None:
                                  session=session if own else None)
         if cfg.mode == "learned":
             engine.load_model(engine.codec_for(cfg.codec))
-        res = engine.run({"a": (a[0], a[1]), "b": (b[0], b[1])}, cfg,
+        res = run_engine(engine, {"a": (a[0], a[1]), "b": (b[0], b[1])}, cfg,
                          progress=progress_callback(progress, 0.05, 0.9))
         # every file of the run (fusion.wav, fusion.json, the two players' sources), all-or-nothing, never
         # over an input
@@ -144,6 +145,7 @@ def build(ctx) -> None:
     run_inputs = [a_in, b_in, opts["mask_type"], opts["mode"], model, *(opts[n] for n in OPTIONS[2:]), *out_opts]
     run_outputs = [summary, a_out, b_out, f_out, regions, mel, files]
     run.click(on_run, run_inputs, run_outputs, api_name="fuse")
+    est.click(estimator(on_run), run_inputs, est_text, api_visibility="private")
     with examples_slot:
         examples.attach("fuse", [a_in, b_in], on_run, run_inputs, run_outputs)
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from studio import examples, plots, policy
 from studio import widgets as W
-from studio.common import (_shown, check_model, crop_region, guard, load_audio, model_picker, output_choice,
-                           output_panel, progress_callback, session_of, stem_file)
+from studio.common import (_shown, check_model, crop_region, estimate_controls, estimator, guard, load_audio,
+                           model_picker, output_choice, output_panel, progress_callback, run_engine, session_of,
+                           stem_file)
 
 TITLE = "Separate"
 KIND = "query"
@@ -70,7 +71,9 @@ def build(ctx) -> None:
     examples_slot = gr.Column()
     with gr.Row():
         preset_slot = gr.Column(scale=2)
-        run = gr.Button("Separate", variant="primary", scale=1, elem_id="sep-run")
+        with gr.Column(scale=1):
+            run = gr.Button("Separate", variant="primary", elem_id="sep-run")
+            est, est_text = estimate_controls("sep")
     groups: dict[str, list] = {}
     for name, group in PARAMS:
         groups.setdefault(group, []).append(name)
@@ -146,8 +149,8 @@ def build(ctx) -> None:
         own = cfg.checkpoint is not None and ctx.owns_checkpoint(session, KIND, cfg.checkpoint)
         engine = ctx.engines.get(_engine_key(cfg, ctx.device), lambda: Engine.load(config=cfg, device=ctx.device),
                                  session=session if own else None)
-        res = engine.run({"mix": mix_a, "query": q_all if len(q_all) > 1 else q_a, "gt": gt_a, "negative": neg_a}, cfg,
-                         progress=progress_callback(progress, 0.05, 0.9))
+        res = run_engine(engine, {"mix": mix_a, "query": q_all if len(q_all) > 1 else q_a, "gt": gt_a,
+                                  "negative": neg_a}, cfg, progress=progress_callback(progress, 0.05, 0.9))
         progress(0.92, desc="writing files")
         out = ctx.job_dir(session, "separate")
         written = res.save(out, save_visualizations=bool(want_vis), save_trimmed_query=bool(want_trim), fmt=fmt)
@@ -157,6 +160,7 @@ def build(ctx) -> None:
                   save_trim, *out_opts, more_q]
     run_outputs = [target_out, residual_out, summary, metrics, mel_plot, mask_plot, timeline_plot, files]
     run.click(on_run, run_inputs, run_outputs, api_name="separate")
+    est.click(estimator(on_run), run_inputs, est_text, api_visibility="private")
     with examples_slot:
         examples.attach("separate", [mix, query, gt], on_run, run_inputs, run_outputs)
 

@@ -5,8 +5,8 @@ import gradio as gr
 import numpy as np
 
 from studio import examples, plots
-from studio.common import (check_model, crop_region, guard, load_audio, model_picker, output_choice, output_panel,
-                           progress_callback, session_of, stem_file)
+from studio.common import (check_model, crop_region, estimate_controls, estimator, guard, load_audio, model_picker,
+                           output_choice, output_panel, progress_callback, run_engine, session_of, stem_file)
 from studio.widgets import preset_picker, to_config, widget
 
 TITLE = "Timbre"
@@ -34,6 +34,7 @@ def build(ctx) -> None:
     preset_picker(Config, {"phase": phase, "gl_iters": gl_iters}, elem_id="tim-preset")
     out_opts = output_panel("tim")
     run = gr.Button("Transfer", variant="primary", elem_id="tim-run")
+    est, est_text = estimate_controls("tim")
     summary = gr.Markdown(elem_id="tim-summary")
     with gr.Row():
         in_play = gr.Audio(label="Input", type="filepath", interactive=False, elem_id="tim-in-play")
@@ -55,7 +56,7 @@ def build(ctx) -> None:
         progress(0.0, desc="loading the model")
         engine = ctx.engines.get(("timbre", picked, ctx.device), lambda: TimbreEngine.load(picked, device=ctx.device),
                                  session=session if own else None)
-        res = engine.run({"input": (audio, sr), "style_ref": style}, cfg,
+        res = run_engine(engine, {"input": (audio, sr), "style_ref": style}, cfg,
                          progress=progress_callback(progress, 0.05, 0.95))
         saved = res.save(ctx.job_dir(session, "timbre"), fmt=fmt)
         out_path = stem_file(saved, res.target)
@@ -69,6 +70,7 @@ def build(ctx) -> None:
     run_inputs = [src, ref, target, phase, gl_iters, model, *out_opts]
     run_outputs = [summary, in_play, out_play, compare]
     run.click(on_run, run_inputs, run_outputs, api_name="timbre")
+    est.click(estimator(on_run), run_inputs, est_text, api_visibility="private")
     with examples_slot:
         examples.attach("timbre", [src, ref], on_run, run_inputs, run_outputs)
 

@@ -10,8 +10,9 @@ import numpy as np
 from studio import examples, plots
 from studio import widgets as W
 from engines.atomic import safe_name
-from studio.common import (check_model, check_uploaded, crop_region, guard, load_audio, model_picker,
-                           output_choice, output_panel, progress_callback, session_of, zip_files)
+from studio.common import (check_model, check_uploaded, crop_region, estimate_controls, estimator, guard,
+                           load_audio, model_picker, output_choice, output_panel, progress_callback, run_engine,
+                           session_of, zip_files)
 
 TITLE = "Vocals"
 KIND = "vocals"
@@ -40,6 +41,7 @@ def build(ctx) -> None:
             ckpt = gr.File(label="...or upload a checkpoint (--checkpoint, .safetensors)", file_types=[".safetensors"],
                            elem_id="voc-ckpt")
             run = gr.Button("Isolate vocals", variant="primary", elem_id="voc-run")
+            est, est_text = estimate_controls("voc")
     out_opts = output_panel("voc")
     examples_slot = gr.Column()
     summary = gr.Markdown(elem_id="voc-summary")
@@ -84,7 +86,7 @@ def build(ctx) -> None:
             try:
                 fmt, region = output_choice(out_values, like=p)  # each song's own rate, channels and depth
                 audio, sr = crop_region(load_audio(p, "The song", ctx), region, "The song")
-                res = eng.run((audio, sr), cfg, progress=lambda f, m, n=name: sub(f, f"{n}: {m}"))
+                res = run_engine(eng, (audio, sr), cfg, progress=lambda f, m, n=name: sub(f, f"{n}: {m}"))
             except (gr.Error, ValueError) as err:
                 failed.append((Path(p).name, str(err) or type(err).__name__))
                 continue
@@ -116,6 +118,7 @@ def build(ctx) -> None:
     run_inputs = [songs, opts["binary_mask"], opts["sharpen"], model, ckpt, opts["stems"], *out_opts]
     run_outputs = [results, summary, show, vocals_out, acc_out, mel_plot, mask_plot, files]
     run.click(on_run, run_inputs, run_outputs, api_name="vocals")
+    est.click(estimator(on_run), run_inputs, est_text, api_visibility="private")
     with examples_slot:
         examples.attach("vocals", [songs], on_run, run_inputs, run_outputs)
 

@@ -68,7 +68,7 @@ def test_mp3_output_and_region_preview(page, studio, audio_files):
     info = sf.info(target)
     assert info.samplerate == 16000 and abs(info.duration - 2.0) < 0.1  # the region, at the input's rate
     out = json.loads((target.parent / "event.json").read_text())["output"]
-    assert out["format"] == "mp3" and out["bitrate"] == 192
+    assert out["format"] == "mp3" and out["bitrate"] == 160  # 192 asked: MPEG-2 (16 kHz) holds at most 160
 
 
 def test_several_query_clips(page, studio, audio_files):
@@ -132,3 +132,21 @@ def test_train_job_survives_a_reload_then_registers(page, studio, models_dir):
     open_tab(page, "Separate")
     page.locator("#tab-separate").get_by_text("Advanced").click()
     assert page.locator("#tab-separate").get_by_label("Built-in model").input_value() == "query-from-the-page"
+
+
+@pytest.mark.parametrize("title,prefix,inputs", [
+    ("Separate", "sep", (("sep-mix", "mix"), ("sep-query", "query"))),
+    ("Timbre", "tim", (("tim-input", "piano"),)),
+])
+def test_estimate_before_a_run(page, studio, audio_files, title, prefix, inputs):
+    t0 = time.time() - 1
+    open_tab(page, title)
+    for elem, key in inputs:
+        upload(page, elem, audio_files[key])
+    page.locator(f"#{prefix}-estimate").click()
+    page.wait_for_function(f"() => document.querySelector('#{prefix}-estimate-text').innerText.includes('Estimate')",
+                           timeout=120_000)
+    text = page.locator(f"#{prefix}-estimate-text").inner_text()
+    assert "MB peak memory" in text and "probes:" in text
+    written = [p for p in (studio[1] / "outputs").rglob("*") if p.is_file() and p.stat().st_mtime >= t0]
+    assert not written  # an estimate writes nothing
