@@ -173,6 +173,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--remix_p", type=float, default=0.3, help="share of windows with a random gain and offset")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--enc_lr", type=float, default=0.2, help="encoders' learning rate, as a share of --lr")
+    parser.add_argument("--d_model", type=int, default=128, help="encoder/decoder width (without --init)")
+    parser.add_argument("--style_dim", type=int, default=64, help="style/content embedding size (without --init)")
+    parser.add_argument("--enc_layers", type=int, default=2, help="encoder transformer layers (without --init)")
     parser.add_argument("--dec_layers", type=int, default=3)
     parser.add_argument("--n_harmonics", type=int, default=48)
     parser.add_argument("--reverb_seconds", type=float, default=0.5)
@@ -200,7 +203,8 @@ def build_model(args):
         sd = {k: v for k, v in init.state_dict().items() if not k.startswith("decoder.")}
         model.load_state_dict(sd, strict=False)
         return model, "encoders"
-    return build_checked(TimbreSynth, dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
+    return build_checked(TimbreSynth, d_model=args.d_model, style_dim=args.style_dim, enc_layers=args.enc_layers,
+                         dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
                          n_harmonics=args.n_harmonics, reverb_seconds=args.reverb_seconds), None
 
 

@@ -1,0 +1,90 @@
+"""`train timbre-synth`: one real run as a subprocess (all four curriculum phases with the seed's terms,
+export, resume), the held-out rule, and the trainer's loss on a batch."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _tone(f0, seconds, sr, sustained, seed):
+    t = np.arange(int(seconds * sr)) / sr
+    env = np.minimum(1, t * 30) if sustained else np.exp(-4 * t)
+    harm = [1, 0.6, 0.4, 0.3] if sustained else [1, 0.3, 0.1]
+    y = sum(a * np.sin(2 * np.pi * f0 * (k + 1) * t) for k, a in enumerate(harm)) * env
+    return (0.1 * y + 1e-3 * np.random.default_rng(seed).standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Paired one-note clips (ids p0..p9: p9 is held out) plus unpaired folders, 24 kHz."""
+    root = tmp_path_factory.mktemp("timbre_synth_data")
+    sr = 24000
+    for i, f0 in enumerate([330.0, 440.0, 523.0, 392.0, 349.0, 294.0, 370.0, 415.0, 466.0, 494.0]):
+        d = root / "pairs" / f"p{i}"
+        d.mkdir(parents=True)
+        sf.write(d / "piano.wav", _tone(f0, 0.8, sr, False, i), sr)
+        sf.write(d / "violin.wav", _tone(f0, 0.8, sr, True, i), sr)
+    (root / "piano").mkdir()
+    (root / "violin").mkdir()
+    sf.write(root / "piano" / "a.wav", _tone(392.0, 0.8, sr, False, 7), sr)
+    sf.write(root / "violin" / "b.wav", _tone(294.0, 1.0, sr, True, 8), sr)
+    return root
+
+
+def test_held_out_takes_the_index_nine_pairs():
+    from trainers.timbre_synth import held_out
+
+    pairs = [(f"pair_{i:05d}", "p", "v") for i in range(25)]
+    dev, train = held_out(pairs, 10)
+    assert [p[0] for p in dev] == ["pair_00009", "pair_00019"] and len(train) == 23
+    assert not set(dev) & set(train)
+
+
+def test_train_runs_all_phases_exports_and_resumes(data, tmp_path):
+    out = tmp_path / "run"
+    export = tmp_path / "synth-test.safetensors"
+    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), "train", "timbre-synth", "--data", str(data),
+           "--out_dir", str(out), "--max_steps", "4", "--batch_size", "2", "--val_pairs", "1", "--window", "24",
+           "--d_model", "16", "--style_dim", "8", "--enc_layers", "1", "--dec_layers", "1", "--n_harmonics", "8",
+           "--reverb_seconds", "0.05", "--no_mlflow", "--threads", "1", "--log_every", "1", "--export", str(export)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for k, name in enumerate(["reconstruction", "disentanglement", "contrastive", "adversarial"], 1):
+        assert f"Curriculum phase {k}/4: {name}" in r.stdout
+    events = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    steps = [e for e in events if e["event"] == "train"]
+    assert "hsic" in steps[1] and "infonce" in steps[2] and "margin" in steps[2] and "adv_d" in steps[3]
+    assert all("rec" in e for e in steps) and any("pair" in e for e in steps)
+    assert json.loads((out / "split.json").read_text())["val"] == ["p9"]
+    from engines.checkpoint import load_model
+    from engines.timbre.synth_model import TimbreSynth
+
+    m = load_model(export, expected=TimbreSynth)
+    assert m.checkpoint_metadata["steps"] == 4 and float(m.proto_count.sum()) > 0
+    assert {"pv_mrstft", "vp_mrstft", "pv_chroma_cos"} <= set(m.checkpoint_metadata["val"])
+    r2 = subprocess.run(cmd[:cmd.index("--max_steps") + 1] + ["5"] + cmd[cmd.index("--max_steps") + 2:],
+                        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert r2.returncode == 0 and "Resumed from" in r2.stdout
+
+
+def test_pitch_windows_never_mix_a_second_melody_in():
+    from trainers.timbre import Clip, TimbreWindows
+    from trainers.timbre_synth import PitchWindows
+
+    sr = 22050
+    pairs = [(Clip(_tone(f, 1.0, sr, False, i)), Clip(_tone(f, 1.0, sr, True, i))) for i, f in enumerate([330.0, 440.0])]
+    assert PitchWindows.REMIX_SECOND_P == 0.0 < TimbreWindows.REMIX_SECOND_P
+    ds = PitchWindows(pairs, [], [], window=40, remix_p=1.0, seed=3)
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["remixed"] == 1.0 and item["piano_f0"].shape == (40,) and item["violin_loud"].shape == (40,)
+        f0 = item["violin_f0"][5:30]
+        want = 330.0 if ds.index[i][1] == 0 else 440.0
+        assert torch.all((f0 > want * 0.97) & (f0 < want * 1.03))  # the window's own note only
