@@ -12,10 +12,11 @@ import gradio as gr
 import numpy as np
 
 from studio import examples, plots, policy
+from studio.stem_player import stem_player
 from studio import widgets as W
 from studio.common import (_shown, check_model, crop_region, estimate_controls, estimator, guard, load_audio,
-                           model_picker, output_choice, output_panel, progress_callback, run_engine, session_of,
-                           stem_file)
+                           model_picker, output_choice, output_panel, progress_callback, run_engine, run_batch,
+                           batch_panel, session_of, stem_file)
 
 TITLE = "Separate"
 KIND = "query"
@@ -68,6 +69,7 @@ def build(ctx) -> None:
     more_q = gr.File(label="More query clips (optional: several examples of the wanted sound, like the CLI's "
                            "--query_wav A B C)", file_count="multiple", file_types=["audio"], elem_id="sep-more-queries",
                      height=120, value=[])  # a value: API clients may leave it out
+    batch = batch_panel("sep", "mixtures (the same query clips)")
     examples_slot = gr.Column()
     with gr.Row():
         preset_slot = gr.Column(scale=2)
@@ -110,6 +112,7 @@ def build(ctx) -> None:
         target_out = gr.Audio(label="Target", type="filepath", interactive=False, elem_id="sep-target")
         residual_out = gr.Audio(label="Residual (mixture - target)", type="filepath", interactive=False,
                                 elem_id="sep-residual")
+    stem_player([("Target", "sep-target"), ("Residual", "sep-residual")], elem_id="sep-stems")
     summary = gr.Markdown(elem_id="sep-summary")
     metrics = gr.JSON(label="Metrics (against the ground truth, when given)", elem_id="sep-metrics")
     mel_plot = gr.Plot(label="Mel spectrograms", elem_id="sep-mel")
@@ -131,6 +134,7 @@ def build(ctx) -> None:
         tail = list(values[len(names) + 2:])
         fmt, region = output_choice(tail[:len(out_opts)], like=mix_path)
         more = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in (tail[len(out_opts):] or [None])[0] or []]
+        batch_files = (tail[len(out_opts) + 1:] or [None])[0] or []
         params = dict(zip(names, values[:len(names)]))
         # what names a model is checked before anything else is read
         checkpoint = check_model(KIND, model_name, ctx, session)
@@ -154,10 +158,18 @@ def build(ctx) -> None:
         progress(0.92, desc="writing files")
         out = ctx.job_dir(session, "separate")
         written = res.save(out, save_visualizations=bool(want_vis), save_trimmed_query=bool(want_trim), fmt=fmt)
-        return _outputs(res, written)
+
+        def one(path, folder):  # a batch mixture: the same queries, options, format and region
+            fmt_p, _ = output_choice(tail[:len(out_opts)], like=path)
+            m = crop_region(load_audio(path, "The mixture", ctx), region, "The mixture")
+            r = run_engine(engine, {"mix": m, "query": q_all if len(q_all) > 1 else q_a, "negative": neg_a}, cfg)
+            return r.save(folder, save_visualizations=False, fmt=fmt_p)
+
+        zipped, batch_lines = run_batch(batch_files, ctx, out, one, progress, first=written)
+        return _outputs(res, written, zipped, batch_lines)
 
     run_inputs = [mix, query, gt, negative, model, use_cls_thr, cls_thr, *[comps[n] for n in names], save_vis,
-                  save_trim, *out_opts, more_q]
+                  save_trim, *out_opts, more_q, batch]
     run_outputs = [target_out, residual_out, summary, metrics, mel_plot, mask_plot, timeline_plot, files]
     run.click(on_run, run_inputs, run_outputs, api_name="separate")
     est.click(estimator(on_run), run_inputs, est_text, api_visibility="private")
@@ -193,7 +205,7 @@ def check_ast_model(value, ctx, default: str) -> str:
                    f"{' or '.join(allowed)}.", print_exception=False)
 
 
-def _outputs(res, written: dict):
+def _outputs(res, written: dict, zipped: str | None = None, batch_lines=()):
     sr16 = 16000
     hop = int(res.params.get("hop", 256))
     nfft = int(res.params.get("nfft", 512))
@@ -233,7 +245,9 @@ def _outputs(res, written: dict):
                                                  "cosine gate": res.params.get("cosine_threshold")
                                                  if res.params.get("use_cosine_gate") else None},
                                      title=f"Detection timeline: {res.query_class}")
-    files = [str(p) for p in written.values()]
+    if batch_lines:
+        lines.append("**Batch** (every result in results.zip):\n" + "\n".join(batch_lines))
+    files = [str(p) for p in written.values()] + ([zipped] if zipped else [])
     return (stem_file(written, "target"), stem_file(written, "residual"), "\n\n".join(lines),
             metrics, mel, mask,
             timeline, files)

@@ -6,7 +6,8 @@ import numpy as np
 
 from studio import examples, plots
 from studio.common import (check_model, crop_region, estimate_controls, estimator, guard, load_audio, model_picker,
-                           output_choice, output_panel, progress_callback, run_engine, session_of, stem_file)
+                           output_choice, output_panel, progress_callback, run_engine, run_batch, batch_panel,
+                           session_of, stem_file)
 from studio.widgets import preset_picker, to_config, widget
 
 TITLE = "Timbre"
@@ -33,6 +34,7 @@ def build(ctx) -> None:
         model = model_picker(KIND, ctx, label="model", info="--model / --checkpoint: a registered model")
     preset_picker(Config, {"phase": phase, "gl_iters": gl_iters}, elem_id="tim-preset")
     out_opts = output_panel("tim")
+    batch = batch_panel("tim", "inputs")
     run = gr.Button("Transfer", variant="primary", elem_id="tim-run")
     est, est_text = estimate_controls("tim")
     summary = gr.Markdown(elem_id="tim-summary")
@@ -40,10 +42,11 @@ def build(ctx) -> None:
         in_play = gr.Audio(label="Input", type="filepath", interactive=False, elem_id="tim-in-play")
         out_play = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="tim-out")
     compare = gr.Plot(label="Spectrogram comparison", elem_id="tim-compare")
+    batch_zip = gr.File(label="Batch results (zip)", interactive=False, elem_id="tim-batch-zip")
 
     @guard
-    def on_run(src_path, ref_path, tgt, ph, iters, model_name, out_format, out_subtype, out_bitrate, start, end,
-               request: gr.Request, progress=gr.Progress()):
+    def on_run(src_path, ref_path, tgt, ph, iters, model_name, out_format="wav", out_subtype="auto", out_bitrate=192,
+               start=0, end=0, batch_files=None, request: gr.Request = None, progress=gr.Progress()):
         from engines.timbre.api import TimbreEngine
 
         session = session_of(request)
@@ -58,17 +61,27 @@ def build(ctx) -> None:
                                  session=session if own else None)
         res = run_engine(engine, {"input": (audio, sr), "style_ref": style}, cfg,
                          progress=progress_callback(progress, 0.05, 0.95))
-        saved = res.save(ctx.job_dir(session, "timbre"), fmt=fmt)
+        job = ctx.job_dir(session, "timbre")
+        saved = res.save(job, fmt=fmt)
+
+        def one(path, folder):  # a batch input: the same options, style, format and region
+            fmt_p, _ = output_choice([out_format, out_subtype, out_bitrate, start, end], like=path)
+            x = crop_region(load_audio(path, "The input", ctx), region, "The input")
+            return run_engine(engine, {"input": x, "style_ref": style}, cfg).save(folder, fmt=fmt_p)
+
+        zipped, batch_lines = run_batch(batch_files, ctx, job, one, progress, first=saved)
         out_path = stem_file(saved, res.target)
         probs = ", ".join(f"{k} {v:.2f}" for k, v in res.source_probs.items())
         text = (f"**{res.target}** from the input (the model hears: {probs}) · style: {res.style} · model "
                 f"`{res.model}` · {res.duration:.1f} s in {res.seconds:.2f} s (RTF {res.rtf:.2f})")
         if res.warning:  # a synthesis model is monophonic: say so when the input holds chords
             text += f"\n\n**Warning:** {res.warning}"
-        return text, src_path, out_path, _compare(res)
+        if batch_lines:
+            text += "\n\n**Batch** (every result in the zip):\n" + "\n".join(batch_lines)
+        return text, src_path, out_path, _compare(res), zipped
 
-    run_inputs = [src, ref, target, phase, gl_iters, model, *out_opts]
-    run_outputs = [summary, in_play, out_play, compare]
+    run_inputs = [src, ref, target, phase, gl_iters, model, *out_opts, batch]
+    run_outputs = [summary, in_play, out_play, compare, batch_zip]
     run.click(on_run, run_inputs, run_outputs, api_name="timbre")
     est.click(estimator(on_run), run_inputs, est_text, api_visibility="private")
     with examples_slot:

@@ -8,6 +8,7 @@ import gradio as gr
 import numpy as np
 
 from studio import examples, plots
+from studio.stem_player import stem_player
 from studio import widgets as W
 from engines.atomic import safe_name
 from studio.common import (check_model, check_uploaded, crop_region, estimate_controls, estimator, guard,
@@ -49,6 +50,7 @@ def build(ctx) -> None:
     with gr.Row():
         vocals_out = gr.Audio(label="Vocals", type="filepath", interactive=False, elem_id="voc-vocals")
         acc_out = gr.Audio(label="Accompaniment", type="filepath", interactive=False, elem_id="voc-acc")
+    stem_player([("Vocals", "voc-vocals"), ("Accompaniment", "voc-acc")], elem_id="voc-stems")
     mel_plot = gr.Plot(label="Spectrograms", elem_id="voc-mel")
     mask_plot = gr.Plot(label="Vocal mask", elem_id="voc-mask")
     files = gr.File(label="Download every song's stems (zip); each player has its own download button", file_count="multiple", interactive=False,

@@ -69,7 +69,7 @@ def test_timbre_in_browser_and_api(page, client, audio_files):
     page.wait_for_selector("#tim-compare .js-plotly-plot", timeout=120_000)
     assert "violin" in page.locator("#tim-summary").inner_text()
     assert page.locator("#tim-out a[download]").get_attribute("download") == "violin.wav"
-    summary, _inp, out, _fig = client.predict(handle_file(str(audio_files["piano"])),
+    summary, _inp, out, _fig, _zip = client.predict(handle_file(str(audio_files["piano"])),
                                               handle_file(str(audio_files["song2"])), "piano", "input", 0, None,
                                               api_name="/timbre")
     y, sr = sf.read(out, dtype="float32")
