@@ -76,7 +76,7 @@ class Config(ConfigBase):
     spectral_unit: str = option("octaves", "spectral: whole octave bands drawn at random (each song keeps "
                                 "audible bands) or single codec channels (the original's dropout: a blend)",
                                 choices=SPECTRAL_UNITS, group="mask")
-    balance: bool = option(True, "level the two songs' parts so each holds 30-70 % of the output energy (gains "
+    balance: bool = option(True, "level the two songs' parts so each holds 30-70 percent of the output energy (gains "
                            "up to +-12 dB, half on each song)", group="alignment")
     vocals_from: str = option("a", "stems: the song whose vocals (or melody/harmony, --stem_split rhythm) go over "
                               "the other's accompaniment (or rhythm section)", choices=("a", "b"), group="stems")

@@ -156,3 +156,14 @@ def test_downbeat_decode_and_net():
     f = beat_features(y, SR, np.arange(0, 4, 0.5))
     assert f.shape == (N_FEATURES, 8) and np.isfinite(f).all()
     assert DownbeatNet()(torch.from_numpy(f)[None]).shape == (1, 8)
+
+
+def test_cli_help_shows_the_split_in_hz():
+    import argparse
+
+    from engines.fusion.cli import add_arguments
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    text = " ".join(p.format_help().split())
+    assert "0.2 = 200 Hz, 0.3 = 334 Hz" in text and "--vocals_from {a,b}" in text and "--balance" in text
