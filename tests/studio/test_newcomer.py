@@ -212,3 +212,28 @@ def test_stem_player_solo_mute_and_remix(page, studio, audio_files, tmp_path):
     dl.value.save_as(remix)
     y, _ = sf.read(remix, dtype="float32", always_2d=True)
     assert np.abs(y - 0.5 * t).max() < 2e-4
+
+
+def test_register_model_checks_without_a_server(tmp_path, monkeypatch):
+    """studio.training.register_model: only an exported model below a runs root, a clean new name, never a
+    replaced entry."""
+    from engines import registry
+    from studio import training
+    from tests.studio.tiny_models import make_models_dir
+
+    models = tmp_path / "models"
+    make_models_dir(models)
+    runs = tmp_path / "runs"
+    (runs / "r1").mkdir(parents=True)
+    monkeypatch.setenv("AUDIO_STUDIO_RUNS", str(runs))
+    src = runs / "r1" / "query.safetensors"
+    src.write_bytes((models / "query-tiny.safetensors").read_bytes())
+    entry = training.register_model(str(src), "query", "mine-1", models_dir=models)
+    assert entry["name"] == "mine-1" and (models / "mine-1.safetensors").read_bytes() == src.read_bytes()
+    assert registry.resolve("mine-1", "query", models_dir=models) == models / "mine-1.safetensors"
+    for bad, message in (("mine-1", "already has"), ("query-tiny", "already has"), ("../x", "a name of"),
+                         ("", "a name of")):
+        with pytest.raises(training.TrainInputError, match=message):
+            training.register_model(str(src), "query", bad, models_dir=models)
+    with pytest.raises(training.TrainInputError, match="outside"):
+        training.register_model(str(models / "query-tiny.safetensors"), "query", "mine-2", models_dir=models)
