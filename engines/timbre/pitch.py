@@ -61,6 +61,46 @@ def _hold(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     return f0[idx]
 
 
+def refine(wav: np.ndarray, f0: np.ndarray, n_fft: int = 4096, cents: float = 60.0) -> np.ndarray:
+    """``f0 (N,)`` moved to the frequency of the strongest spectral peak within ``cents`` of it (a 4096-point
+    STFT, parabolic interpolation of the log magnitude): yin's period follows all partials, and a piano's
+    partials are stretched (inharmonic), which reads 20-25 cents sharp on the bench's pianos; the first
+    partial itself is in tune. Frames whose window holds no peak keep yin's value. Before that, a reading
+    an octave low (yin's usual slip on the violin: no energy at its odd harmonics) is doubled."""
+    import torch
+
+    from engines.audio import spectral
+
+    S = spectral.stft(torch.from_numpy(np.asarray(wav, np.float32)), n_fft, HOP).abs().numpy()  # (F, N')
+    N = min(S.shape[1], len(f0))
+    out = np.asarray(f0, np.float64).copy()
+    cols = np.arange(N)[None, :]
+    for _ in range(2):  # octave check: a sub-octave reading has (almost) no energy at its odd harmonics
+        kb = out[:N] * n_fft / SAMPLE_RATE
+        idx = np.rint(np.arange(1, 7)[:, None] * kb[None]).astype(int)  # (6, N)
+        e = np.max([S[np.clip(idx + d, 0, S.shape[0] - 1), cols] ** 2 for d in (-1, 0, 1)], axis=0)
+        odd, even = e[0] + e[2] + e[4], e[1] + e[3] + e[5]
+        up = (odd < 0.1 * even) & (2 * out[:N] <= FMAX)
+        if not up.any():
+            break
+        out[:N] = np.where(up, 2 * out[:N], out[:N])
+    k0 = out[:N] * n_fft / SAMPLE_RATE  # (N,) fractional bins
+    span = int(np.ceil(k0.max() * (2 ** (cents / 1200) - 1))) + 1 if N else 1
+    cand = np.rint(k0)[None, :].astype(int) + np.arange(-span, span + 1)[:, None]  # (C, N)
+    cand = np.clip(cand, 1, S.shape[0] - 2)
+    ok = np.abs(1200 * np.log2(np.maximum(cand, 1e-6) / np.maximum(k0[None], 1e-6))) <= cents
+    logS = np.log(S + 1e-9)
+    val = np.where(ok, logS[cand, cols], -np.inf)
+    best = cand[np.argmax(val, axis=0), np.arange(N)]  # (N,)
+    a, b, c = logS[best - 1, np.arange(N)], logS[best, np.arange(N)], logS[best + 1, np.arange(N)]
+    peak = (b >= a) & (b >= c) & np.isfinite(val.max(0))
+    den = a - 2 * b + c
+    delta = np.where(np.abs(den) > 1e-9, 0.5 * (a - c) / np.where(np.abs(den) > 1e-9, den, 1.0), 0.0)
+    fr = (best + np.clip(delta, -0.5, 0.5)) * SAMPLE_RATE / n_fft
+    out[:N] = np.where(peak, fr, out[:N])
+    return out.astype(np.float32)
+
+
 def track(wav: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(f0 Hz (N,), loudness dB (N,), voiced bool (N,))`` of a mono 22050 Hz clip ``(T,)``."""
     import librosa
@@ -70,7 +110,8 @@ def track(wav: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray
     n = len(wav) // HOP + 1 if n is None else n
     y = wav if len(wav) >= FRAME else np.pad(wav, (0, FRAME - len(wav)))
     f0 = librosa.yin(y, fmin=FMIN, fmax=FMAX, sr=SAMPLE_RATE, frame_length=FRAME, hop_length=HOP, center=True)
-    f0 = _fit(median_filter(f0, size=3, mode="nearest"), n)
+    f0 = refine(y, median_filter(f0, size=3, mode="nearest"))
+    f0 = _fit(f0, n)
     loud = loudness_db(y, n)
     voiced = loud > loud.max() - VOICED_DB
     # the first and last two frames of a sounding stretch (an onset from silence, a release) give unreliable
@@ -142,4 +183,4 @@ def cents_accuracy(f0: np.ndarray, notes: list[dict], sr: int = SAMPLE_RATE, hop
     return ok / tot if tot else float("nan")
 
 
-__all__ = ["track", "loudness_db", "polyphony", "harmonic_share", "cents_accuracy", "FMIN", "FMAX"]
+__all__ = ["track", "refine", "loudness_db", "polyphony", "harmonic_share", "cents_accuracy", "FMIN", "FMAX"]
