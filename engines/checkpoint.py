@@ -64,6 +64,7 @@ MODEL_CLASSES = frozenset({
     "engines.timbre.model:TimbreTransfer",
     "engines.timbre.synth_model:TimbreSynth",
     "engines.fusion.model:CascadeFusion",
+    "engines.fusion.downbeat:DownbeatNet",
     "engines.testing:TinyNet",
 })
 DEFAULT_MAX_CHECKPOINT_MB = 512
