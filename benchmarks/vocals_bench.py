@@ -14,6 +14,11 @@
   same model run one frame at a time (the original's inference) on the first song of each set: the
   speed-up ratio.
 * memory: peak RSS of ``launch.py vocals`` (a fresh process) on a 10-minute stereo 44.1 kHz song.
+* long (``--long``): the real-time factor on a 3-minute stereo 44.1 kHz song (the first bench song tiled and
+  made stereo with a delayed second channel; best of two warm runs): the issue's speed target.
+* four stems (``--four_stems CORPUS``): the rendered songs of a corpus's ``dev`` split (held out of training,
+  they have vocals/drums/bass/other stems): SDR of every stem per song, next to the ideal ratio mask of
+  each stem (``|S_i| / sum_j |S_j|`` on the 2048/512 STFT). A two-stem model gives vocals and accompaniment.
 * demucs: the Demucs v4 HTDemucs architecture with random weights on the same song (speed only),
   when ``demucs`` is importable (``pip install --no-deps --target DIR demucs einops julius`` and
   ``--demucs_path DIR`` work without torchaudio).
@@ -61,13 +66,76 @@ def speed(iso, song: Path) -> dict:
     iso.separate(audio, sr)  # warm-up
     runs = [iso.separate(audio, sr).elapsed_s for _ in range(3)]
     t = min(runs)
+    dur = audio.shape[1] / sr
+    out = {"song": song.parent.name, "seconds": dur, "batched_s": round(t, 3), "rtf": round(t / dur, 4)}
+    if getattr(iso, "arch", "cnn") != "cnn":  # frame-by-frame inference is the CNN's original only
+        return {**out, "speedup_vs_frame_by_frame": None}
     t0 = time.perf_counter()
     iso.separate(audio, sr, frame_by_frame=True)
     t_fbf = time.perf_counter() - t0
-    dur = audio.shape[1] / sr
-    return {"song": song.parent.name, "seconds": dur, "batched_s": round(t, 3), "rtf": round(t / dur, 4),
-            "frame_by_frame_s": round(t_fbf, 2), "frame_by_frame_rtf": round(t_fbf / dur, 3),
+    return {**out, "frame_by_frame_s": round(t_fbf, 2), "frame_by_frame_rtf": round(t_fbf / dur, 3),
             "speedup_vs_frame_by_frame": round(t_fbf / t, 1)}
+
+
+def speed_long(iso, song: Path, seconds: float = 180.0) -> dict:
+    """RTF on a ``seconds``-long stereo 44.1 kHz song (best of two warm runs, default settings)."""
+    import numpy as np
+
+    from engines.audio import io as audio_io
+
+    audio, sr = audio_io.load(song, 44100, mono=True)
+    n = int(seconds * sr)
+    x = np.tile(audio[0], int(np.ceil(n / audio.shape[1])))[:n]
+    stereo = np.stack([x, np.roll(x, 441) * 0.8]).astype(np.float32)
+    iso.separate(stereo[:, : 10 * sr], sr)  # warm-up
+    runs = [iso.separate(stereo, sr).elapsed_s for _ in range(2)]
+    return {"seconds": seconds, "channels": 2, "sample_rate": sr, "time_s": round(min(runs), 2),
+            "rtf": round(min(runs) / seconds, 4), "runs_s": [round(r, 2) for r in runs]}
+
+
+def four_stems(iso, corpus: Path, limit: int | None = None) -> dict:
+    """Per-stem SDR of the model and of each stem's ideal ratio mask on a corpus's dev-split songs."""
+    import numpy as np
+    import torch
+
+    from engines.audio import io as audio_io
+    from engines.audio import spectral
+    from engines.audio.metrics import sdr
+    from engines.vocals import Config
+    from trainers.data import kind_folder, read
+
+    names = ("vocals", "drums", "bass", "other")
+    n_stems = 4 if iso.max_stems >= 4 else 2
+    base = kind_folder(corpus, "songs")
+    rows = [r for r in read(corpus, "songs", split="dev") if all(r.files(base)[n].is_file() for n in names)]
+    rows = rows[:limit] if limit else rows
+    per_song = []
+    for r in rows:
+        f = r.files(base)
+        stems = [audio_io.load(f[n], mono=True) for n in names]
+        sr = stems[0][1]
+        T = min(a.shape[1] for a, _ in stems)
+        S = np.stack([a[0, :T] for a, _ in stems])
+        mix = S.sum(0)
+        res = iso.run((mix[None], sr), Config(stems=n_stems))
+        refs = dict(zip(names, S)) if n_stems == 4 else {"vocals": S[0], "accompaniment": S[1:].sum(0)}
+        spec = spectral.stft(torch.from_numpy(np.concatenate([S, mix[None]])), 2048, 512)
+        mags = spec[:-1].abs()
+        ratio = mags / mags.sum(0, keepdim=True).clamp_min(1e-10)
+        irm = spectral.istft(ratio * spec[-1:], 2048, 512, length=T).numpy()
+        irm_est = dict(zip(names, irm)) if n_stems == 4 else {"vocals": irm[0], "accompaniment": mix - irm[0]}
+        row = {"song": r.id}
+        for n, ref in refs.items():
+            row[n] = round(sdr(ref, res.audio[n][0]), 2)
+            row[f"{n}_irm"] = round(sdr(ref, irm_est[n]), 2)
+        per_song.append(row)
+    keys = [k for k in per_song[0] if k != "song"] if per_song else []
+    mean = {k: round(float(np.mean([p[k] for p in per_song])), 2) for k in keys}
+    print(f"four stems on {len(per_song)} dev songs of {corpus} (model vs ideal ratio mask, SDR dB)")
+    for p in per_song + [{"song": "mean", **mean}]:
+        print("  " + p["song"].ljust(12) + "  ".join(f"{k} {p[k]:6.2f}" for k in keys))
+    return {"corpus": str(corpus), "split": "dev", "stems": n_stems, "n_songs": len(per_song), "mean": mean,
+            "per_song": per_song}
 
 
 def memory(model_args: list[str], song: Path, threads: int, minutes: float = 10.0, device: str = "auto") -> dict:
@@ -132,7 +200,9 @@ def figures(rep: dict) -> dict:
                     "rtf mean (bench songs)": round(q["rtf_mean"], 4), "rtf max": round(q["rtf_max"], 4)})
     sp = rep.get("speed")
     if sp:
-        out.update({"rtf (best of 3, first song)": sp["rtf"], "speed-up vs frame by frame x": sp["speedup_vs_frame_by_frame"]})
+        out["rtf (best of 3, first song)"] = sp["rtf"]
+        if sp.get("speedup_vs_frame_by_frame") is not None:
+            out["speed-up vs frame by frame x"] = sp["speedup_vs_frame_by_frame"]
     if rep.get("demucs", {}).get("available"):
         out["HTDemucs (random) rtf"] = rep["demucs"]["rtf"]
         if "ratio_vs_ours" in rep["demucs"]:
@@ -161,8 +231,12 @@ def main(argv=None) -> int:
     p.add_argument("--memory", action="store_true")
     p.add_argument("--demucs", action="store_true")
     p.add_argument("--demucs_path", default=None, help="folder holding the demucs package (pip --target)")
+    p.add_argument("--long", action="store_true", help="RTF on a 3-minute stereo 44.1 kHz song")
+    p.add_argument("--four_stems", default=None, metavar="CORPUS",
+                   help="per-stem SDR (and each stem's ideal ratio mask) on this corpus's dev-split songs")
     p.add_argument("--register", default=None, metavar="NAME", help="register the checkpoint under NAME with the scores")
     p.add_argument("--description", default="")
+    p.add_argument("--not_default", action="store_true", help="register without making it the default model")
     p.add_argument("--json", default=None)
     p.add_argument("--from_json", nargs="+", default=None,
                    help="register from earlier --json reports of this script instead of measuring again")
@@ -171,7 +245,7 @@ def main(argv=None) -> int:
         p.error("--register needs whole bench sets (no --limit, no --data)")
     if args.from_json:
         args.quality = args.speed = args.memory = args.demucs = False
-    elif not (args.quality or args.speed or args.memory or args.demucs):
+    elif not (args.quality or args.speed or args.memory or args.demucs or args.long or args.four_stems):
         args.quality = args.speed = args.memory = True
     from engines.audio.limits import set_threads
     from engines.vocals import Engine
@@ -209,12 +283,21 @@ def main(argv=None) -> int:
             rep["demucs"] = demucs_speed(song, args.demucs_path)
             if rep["demucs"].get("available") and "speed" in rep:
                 rep["demucs"]["ratio_vs_ours"] = round(rep["demucs"]["time_s"] / rep["speed"]["batched_s"], 1)
+    if args.long:
+        report["long"] = speed_long(iso, list_cases(next(iter(sets.values())), "mixture.wav", 1)[0] / "mixture.wav")
+        print(json.dumps({"long": report["long"]}), flush=True)
+    if args.four_stems:
+        report["four_stems"] = four_stems(iso, Path(args.four_stems), args.limit)
     if args.memory:  # a 10-minute song tiled from the first song of the first set: one figure for the model
         model_args = ["--checkpoint", args.checkpoint] if args.checkpoint else (["--model", args.model] if args.model else [])
         first = list_cases(next(iter(sets.values())), "mixture.wav", 1)[0] / "mixture.wav"
         report["memory"] = memory(model_args, first, args.threads, device=args.device)
     per_set = {n: per_set[n] for n in sets if n in per_set}
     notes = {}
+    if "long" in report:
+        notes["RTF, 3-min stereo 44.1 kHz"] = f"{report['long']['rtf']} ({report['long']['time_s']} s)"
+    if "four_stems" in report:
+        notes["four stems (corpus dev songs)"] = ", ".join(f"{k} {v}" for k, v in report["four_stems"]["mean"].items())
     if "memory" in report:
         notes["memory (both sets)"] = (f"peak RSS {report['memory']['peak_rss_mb']} MB for a {report['memory']['minutes']:g}-min "
                                        f"stereo song through launch.py vocals (wall {report['memory']['wall_s']} s)")
@@ -249,7 +332,9 @@ def main(argv=None) -> int:
                 figs["irm_mag_si_sdri"] = round(b["irm_mag"]["si_sdri"], 2)
                 figs["mixture_si_sdr"] = round(b["mixture"]["si_sdr"], 2)
             if "speed" in rep:
-                figs.update({"rtf": rep["speed"]["rtf"], "speedup_vs_frame_by_frame": rep["speed"]["speedup_vs_frame_by_frame"]})
+                figs["rtf"] = rep["speed"]["rtf"]
+                if rep["speed"].get("speedup_vs_frame_by_frame") is not None:
+                    figs["speedup_vs_frame_by_frame"] = rep["speed"]["speedup_vs_frame_by_frame"]
             if rep.get("demucs", {}).get("available"):
                 figs["htdemucs_random_rtf"] = rep["demucs"]["rtf"]
             n = rep.get("quality", {}).get("n_cases")
@@ -259,7 +344,12 @@ def main(argv=None) -> int:
                 scores.update({k: v for k, v in figs.items() if not k.startswith(("share_", "irm_", "mixture_"))})
         if "memory" in report:
             scores["peak_rss_mb_10min_stereo"] = report["memory"]["peak_rss_mb"]
-        entry = {"name": args.register, "kind": "vocals", "file": dst.name, "sample_rate": 22050, "default": True,
+        if "long" in report:
+            scores["rtf_3min_stereo"] = report["long"]["rtf"]
+        if "four_stems" in report:
+            scores["four_stems_dev"] = {k: report["four_stems"][k] for k in ("corpus", "n_songs", "mean")}
+        entry = {"name": args.register, "kind": "vocals", "file": dst.name, "sample_rate": iso.hp.sample_rate,
+                 "default": not args.not_default, "stems": iso.max_stems,
                  "description": args.description or "vocal mask CNN (25-frame context, soft mask)",
                  "trained_on": meta.get("trained_on", ""), "config": header["kwargs"].get("hparams", {}),
                  "scores": scores, "scored_on": "shared/bench/data/vocals (8 songs) and shared/bench/data_real/vocals "
