@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from engines.audio import limits  # noqa: E402
@@ -39,6 +41,8 @@ MASKS = ("temporal", "frequency", "spectral", "energy", "hybrid")
 UNITY_MASKS = ("none", "temporal", "frequency", "spectral", "energy")
 #: mask types scored by the arrangement score (``none``, the blend, is the reference row)
 ARRANGEMENT_MASKS = ("none",) + MASKS
+#: mask types without complementary regions (no complementarity; their RTF is reported apart)
+NO_REGIONS = ("none", "stems")
 #: octave-band edges of the arrangement score's tiles (Hz; the last band runs to Nyquist)
 OCTAVE_EDGES = (0.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 
@@ -88,6 +92,78 @@ def arrangement_score(y, a, b, sr: int, tile_seconds: float = 0.25, margin: floa
     share_a = a_e / clean_e if clean_e > 0 else None
     return {"clean": clean, "share_a": share_a,
             "present": share_a is not None and 0.2 <= share_a <= 0.8, "tiles": tiles}
+
+
+def _true_grid(meta: dict, seconds: float):
+    """``(tempo_bpm, bar seconds, downbeat times)`` of one song's ``meta.json`` entry, or ``None`` when its first
+    downbeat or meter is unknown (real beds with estimated tempi)."""
+    ts, first = meta.get("time_signature"), meta.get("first_downbeat_s")
+    if not ts or first is None or meta.get("tempo_is_estimate"):
+        return None
+    num, den = (int(x) for x in ts.split("/"))
+    bar = num * 4.0 / den * 60.0 / float(meta["tempo_qpm"])
+    return float(meta["tempo_bpm"]), bar, list(first + bar * np.arange(int((seconds - first) / bar) + 1))
+
+
+def beat_figures(path, meta: dict, tol: float = 0.07, downbeats_from: str = "learned") -> dict | None:
+    """Downbeat, tempo and key figures of one song against its ``meta.json`` entry (measure only): ``first`` (the
+    first detected downbeat within ``tol`` of the true one), ``grid`` (``first`` and >= 90 % of the true downbeats
+    hit within ``tol`` and >= 90 % of the detected ones true: the bar grid), the tempo error of ours and of
+    ``librosa.beat.beat_track`` (the baseline; ratio to the felt beat, octave errors counted as errors and
+    reported apart), and the key (estimate vs ``key``)."""
+    import librosa
+
+    from engines.audio import io
+    from engines.fusion import align
+
+    y, sr = io.load(str(path), sr=24000, mono=True)
+    y = y[0]
+    truth = _true_grid(meta, len(y) / sr)
+    out: dict = {}
+    info = align.track_beats(y, sr, downbeats_from=downbeats_from)
+    true_bpm = float(meta["tempo_bpm"])
+    lib_tempo = float(np.atleast_1d(librosa.beat.beat_track(y=y, sr=sr, hop_length=512)[0])[0])
+    for name, bpm in (("ours", info.tempo), ("librosa", lib_tempo)):
+        ratio = bpm / true_bpm
+        out[f"tempo_{name}"] = round(bpm, 2)
+        out[f"tempo_ok_{name}"] = abs(ratio - 1) <= 0.04
+        out[f"tempo_octave_ok_{name}"] = any(abs(ratio / k - 1) <= 0.04 for k in (0.5, 1, 2, 2 / 3, 1.5))
+    if truth is not None:
+        _, bar, true_db = truth
+        est = np.asarray(info.downbeats)
+        true_db = np.asarray(true_db)
+        hit = lambda xs, ys: float(np.mean([np.min(np.abs(ys - x)) <= tol for x in xs])) if len(xs) and len(ys) else 0.0  # noqa: E731
+        first = bool(np.any(est >= -tol)) and abs(est[est >= -tol][0] - true_db[0]) <= tol
+        recall, precision = hit(true_db, est), hit(est, true_db)
+        out.update(first_downbeat=bool(first), downbeat_recall=round(recall, 3), downbeat_precision=round(precision, 3),
+                   grid=bool(first and recall >= 0.9 and precision >= 0.9), beats_per_bar=info.beats_per_bar,
+                   true_bar_s=round(bar, 4))
+    if meta.get("key"):
+        k = align.estimate_key(y, sr)
+        tonic, mode = meta["key"].replace("-", "b").split()
+        pcs = {n: i for i, n in enumerate(align.PITCH_CLASSES)}
+        pcs.update({"Db": 1, "D#": 3, "Gb": 6, "G#": 8, "A#": 10, "Cb": 11, "E#": 5, "B#": 0, "Fb": 4})
+        out.update(key_true=meta["key"], key_est=k.name, key_ok=(pcs.get(tonic) == k.tonic and mode == k.mode))
+    return out
+
+
+def beat_set(cases: list[Path]) -> dict:
+    """:func:`beat_figures` of every song of a set for both downbeat trackers: per-song rows and the shares."""
+    rows = {"heuristic": [], "learned": []}
+    for case in cases:
+        meta = json.loads((case / "meta.json").read_text())
+        for name in ("a", "b"):
+            for tracker in rows:
+                f = beat_figures(case / f"{name}.wav", meta[name], downbeats_from=tracker)
+                rows[tracker].append({"case": case.name, "song": name, **f})
+                print(f"{case.name} {name} {tracker:9s} " + " ".join(f"{k}={v}" for k, v in f.items()), flush=True)
+    share = lambda rs, k: float(np.mean([r[k] for r in rs if k in r])) if any(k in r for r in rs) else None  # noqa: E731
+    summary = {"songs_with_downbeats": sum("grid" in r for r in rows["learned"])}
+    for tracker, rs in rows.items():
+        summary[tracker] = {k: share(rs, k) for k in ("first_downbeat", "grid", "tempo_ok_ours", "tempo_octave_ok_ours")}
+    summary["librosa"] = {k: share(rows["learned"], k) for k in ("tempo_ok_librosa", "tempo_octave_ok_librosa")}
+    summary["key_ok"] = share(rows["learned"], "key_ok")
+    return {"summary": summary, "rows": rows}
 
 
 def _arrangement_distance(r, sc) -> float:
@@ -164,12 +240,13 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
     from engines.fusion.targets import complementarity
 
     masks = tuple(args.masks)
-    scored = [m for m in masks if m != "none"]
+    scored = [m for m in masks if m not in NO_REGIONS]
     rows = {"codec": [], "complementarity": {"direct": {m: [] for m in scored}, "learned": {m: [] for m in scored}},
             "arrangement_mrstft": {"direct": {m: [] for m in scored}, "learned": {m: [] for m in scored}},
             "arrangement": {"direct": {m: [] for m in masks}, "learned": {m: [] for m in masks}},
             "unity": {m: [] for m in UNITY_MASKS}, "unity_rel": {m: [] for m in UNITY_MASKS},
-            "rtf": {"direct": [], "learned": []}, "cpu_rtf": {"direct": [], "learned": []}}
+            "rtf": {"direct": [], "learned": []}, "cpu_rtf": {"direct": [], "learned": []},
+            "rtf_by_mask": {"direct": {}, "learned": {}}}
     t0 = time.perf_counter()
     first = engine.fuse(str(cases[0] / "a.wav"), str(cases[0] / "b.wav"))
     cold = {"direct_first_call_s": round(time.perf_counter() - t0, 3), "direct_first_call_rtf": round(first.timings["rtf"], 4)}
@@ -194,7 +271,8 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
                 line = (f"{case.name} {mode:7s} {m:9s} clean {arr['clean']:.3f} share_a "
                         f"{arr['share_a'] if arr['share_a'] is None else round(arr['share_a'], 3)} "
                         f"{'both' if arr['present'] else 'ONE '}")
-                if m != "none":
+                rows["rtf_by_mask"][mode].setdefault(m, []).append(r.timings["rtf"])
+                if m not in NO_REGIONS:
                     c = complementarity(r)["complementarity"]
                     rows["complementarity"][mode][m].append(c)
                     if not args.arrangement_only:
@@ -226,6 +304,8 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
         "rtf": {mode: {"mean": mean(rows["rtf"][mode]), "max": max(rows["rtf"][mode], default=None),
                        "cpu_mean": mean(rows["cpu_rtf"][mode]), "cpu_max": max(rows["cpu_rtf"][mode], default=None)}
                 for mode in modes},
+        "rtf_by_mask": {mode: {m: {"mean": mean(v), "max": max(v)} for m, v in rows["rtf_by_mask"][mode].items()}
+                        for mode in modes},
         "load_average_1min": os.getloadavg()[0],
         "cold": cold, "threads": args.threads, "device": str(engine.device),
     }
@@ -254,6 +334,10 @@ def figures(summary: dict) -> dict:
         out[f"learned unity RMS / RMS(a) {m}"] = v
     for mode, r in summary["rtf"].items():
         out[f"{mode} rtf mean"], out[f"{mode} rtf max"] = r["mean"], r["max"]
+    for mode, per in summary.get("rtf_by_mask", {}).items():
+        for m in NO_REGIONS:
+            if m in per:
+                out[f"{mode} {m} rtf mean"], out[f"{mode} {m} rtf max"] = per[m]["mean"], per[m]["max"]
     return out
 
 
@@ -271,6 +355,9 @@ def main(argv=None) -> int:
     p.add_argument("--skip_learned", action="store_true")
     p.add_argument("--masks", nargs="+", default=list(ARRANGEMENT_MASKS),
                    help="mask types to run (default: none and every masking type)")
+    p.add_argument("--beats", action="store_true",
+                   help="only the beat/downbeat/tempo/key figures against each set's meta.json (both downbeat trackers, "
+                        "librosa's tempo as the baseline)")
     p.add_argument("--arrangement_only", action="store_true",
                    help="only the arrangement score, complementarity and RTF (no codec, unity or MR-STFT figures)")
     p.add_argument("--register_from", default=None, metavar="JSON",
@@ -291,6 +378,15 @@ def main(argv=None) -> int:
     from engines.fusion.codec import MDCTCodec
 
     set_threads(args.threads)
+    if args.beats:
+        out = {}
+        for name, data in selected_sets(args, "fusion").items():
+            print(f"== {name}: {data}", flush=True)
+            out[name] = beat_set(list_cases(data, "a.wav", args.limit))
+            print(json.dumps(out[name]["summary"]), flush=True)
+        if args.json:
+            write_json(args.json, out)
+        return 0
     sc = scorer()
     engine = FusionEngine.load(args.checkpoint or args.model, device=args.device)
     print(f"device: {engine.device}", flush=True)

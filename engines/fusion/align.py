@@ -39,6 +39,7 @@ class BeatInfo:
     beats: list[float] = field(default_factory=list)
     downbeats: list[float] = field(default_factory=list)
     beats_per_bar: int = 4
+    downbeats_from: str = "heuristic"  # or "learned" (engines/fusion/downbeat.py)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -142,6 +143,7 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0, downbeats_from: 
     beat_frames = grid(phase)
     beats = beat_frames / fps
     downbeats = beats[:0]
+    model = None
     if len(beats):
         strength = np.interp(beat_frames, np.arange(len(low)), low)
 
@@ -160,7 +162,7 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0, downbeats_from: 
             phase_b = best_phase(beats_per_bar)[0]
         downbeats = extend_bars(beats[phase_b::beats_per_bar], tempo, beats_per_bar)
     return BeatInfo(tempo=float(tempo), beats=[float(t) for t in beats], downbeats=[float(t) for t in downbeats],
-                    beats_per_bar=beats_per_bar)
+                    beats_per_bar=beats_per_bar, downbeats_from="learned" if model is not None else "heuristic")
 
 
 def estimate_key(y: np.ndarray, sr: int) -> KeyInfo:

@@ -93,7 +93,11 @@ class Config(ConfigBase):
                                  group="alignment", step=5)
     energy_smoothing_ms: float = option(100.0, "moving average of frame energies before the energy threshold",
                                         range=Range(0, 10000), group="mask", step=10)
-    beats_per_bar: int = option(0, "beats per bar: 2-12, or 0 = detect 3 or 4",
+    downbeats: str = option("learned", "downbeat tracker: learned (a small network trained on the corpus's "
+                            "rendered beats, assets/models/fusion-downbeat; the heuristic when absent) or heuristic "
+                            "(the beat phase with the strongest low-band onsets)", choices=("learned", "heuristic"),
+                            group="segments")
+    beats_per_bar: int = option(0, "beats per bar: 2-12, or 0 = detect (learned: 2, 3 or 4; heuristic: 3 or 4)",
                                 range=Range(2, 12, integer=True, allow=(0,), note="0 detects 3 or 4"),
                                 group="segments")
     seed: int = option(0, "seed of the random (spectral) mask", range=Range(0, 2**32 - 1, integer=True),

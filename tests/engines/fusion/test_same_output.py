@@ -41,9 +41,9 @@ def _inputs():
     return (_song(6.0, 120, 220, seed=1), SR), (np.stack([bb, bb * 0.5], 0), 44100)
 
 
-#: issue 18 changed four defaults (log frequency axis, octave-band spectral masks, bar-wise energy masks, level
-#: balancing); ``LEGACY`` turns them back, so these references still pin the original behaviour
-LEGACY = dict(freq_scale="linear", spectral_unit="channels", balance=False)
+#: issue 18 changed five defaults (log frequency axis, octave-band spectral masks, bar-wise energy masks, level
+#: balancing, the learned downbeat tracker); ``LEGACY`` turns them back, so these references still pin the original behaviour
+LEGACY = dict(freq_scale="linear", spectral_unit="channels", balance=False, downbeats="heuristic")
 CASES = {
     "default": dict(LEGACY),
     "energy_no_tempo": dict(LEGACY, mask_type="energy", match_tempo=False, segment_unit="frames"),
