@@ -1,12 +1,13 @@
 """The engine tabs' examples (``gr.Examples``): short clips in ``assets/examples/`` that the project renders
 itself with its corpus code (``launch.py corpus``) from licence-clean material only: scores bundled with music21
-(public-domain works) played through the FluidR3 General MIDI soundfont (MIT), with ``--no-real`` (no recorded
-sound) and only items whose every source is one of those two (no synthesised voice).
+(public-domain works) played through the FluidR3 General MIDI soundfont (MIT) and the corpus code's own synthetic
+sounds (MIT), with ``--no-real`` (no recorded sound) and only items whose every source carries one of those
+licences (:data:`CLEAN`; no synthesised voice, whose engines are GPL).
 
 Re-render them (a few seconds of corpus, then cut and written as 16-bit FLAC)::
 
-    python launch.py corpus --out /tmp/excorp --kinds query songs fusion timbre --minutes 0.7 --seed 19 \\
-        --workers 1 --no-progress --no-real
+    python launch.py corpus --out /tmp/excorp --kinds query songs fusion timbre --minutes 0.7 \\
+        --kind-minutes query=4 --seed 19 --workers 1 --no-progress --no-real
     python -m studio.examples --corpus /tmp/excorp
 
 ``assets/examples/sources.json`` records, per clip, the corpus item, its seed and every source with its licence
@@ -27,9 +28,12 @@ CLEAN = ("MIT", "BSD-3-Clause")
 
 #: clip -> (corpus kind, item id, file in the item, start s, seconds, rate)
 CLIPS = {
-    "separate/mixture.flac": ("query", "q_00001", "mix.wav", 0.0, 10.0, 16000),
-    "separate/query_bass.flac": ("query", "q_00001", "query.wav", 0.0, 1.8, 16000),
-    "separate/ground_truth.flac": ("query", "q_00001", "target.wav", 0.0, 10.0, 16000),
+    "separate/birds_mixture.flac": ("query", "q_00023", "mix.wav", 0.0, 10.0, 16000),
+    "separate/birds_query.flac": ("query", "q_00023", "query.wav", 0.0, 3.0, 16000),
+    "separate/birds_ground_truth.flac": ("query", "q_00023", "target.wav", 0.0, 10.0, 16000),
+    "separate/choir_mixture.flac": ("query", "q_00013", "mix.wav", 0.0, 10.0, 16000),
+    "separate/choir_query.flac": ("query", "q_00013", "query.wav", 0.0, 3.0, 16000),
+    "separate/choir_ground_truth.flac": ("query", "q_00013", "target.wav", 0.0, 10.0, 16000),
     "vocals/song.flac": ("songs", "song_00001", "mixture.wav", 4.0, 12.0, 22050),
     "fuse/song_a.flac": ("fusion", "pair_00000", "a.wav", 0.0, 10.0, 22050),
     "fuse/song_b.flac": ("fusion", "pair_00000", "b.wav", 0.0, 10.0, 22050),
@@ -51,7 +55,8 @@ def rows(tab: str) -> list[list]:
     """``gr.Examples`` rows of ``tab`` (its input components' values, in the order the tab lists them);
     empty when the clips are not in the checkout."""
     table = {
-        "separate": [["separate/mixture.flac", "separate/query_bass.flac", "separate/ground_truth.flac"]],
+        "separate": [["separate/birds_mixture.flac", "separate/birds_query.flac", "separate/birds_ground_truth.flac"],
+                     ["separate/choir_mixture.flac", "separate/choir_query.flac", "separate/choir_ground_truth.flac"]],
         "vocals": [[["vocals/song.flac"]]],
         "fuse": [["fuse/song_a.flac", "fuse/song_b.flac"]],
         "timbre": [["timbre/piano.flac", None], ["timbre/piano.flac", "timbre/violin_style.flac"]],
