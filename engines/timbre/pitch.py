@@ -19,7 +19,9 @@ import numpy as np
 
 from .features import HOP, N_FFT, SAMPLE_RATE
 
-FMIN, FMAX = 65.0, 2100.0  # C2 .. C7: the piano and violin range the corpus plays
+FMIN, FMAX = 65.0, 2100.0
+#: a multiple of yin's reading counts as the fundamental when its peak is at most this far below the strongest
+SUBHARMONIC_DB = 13.0  # C2 .. C7: the piano and violin range the corpus plays
 FRAME = 1024
 VOICED_DB = 35.0
 #: share of a loud frame's energy near the tracked pitch's first 10 harmonics below which it counts as
@@ -66,7 +68,8 @@ def refine(wav: np.ndarray, f0: np.ndarray, n_fft: int = 4096, cents: float = 60
     STFT, parabolic interpolation of the log magnitude): yin's period follows all partials, and a piano's
     partials are stretched (inharmonic), which reads 20-25 cents sharp on the bench's pianos; the first
     partial itself is in tune. Frames whose window holds no peak keep yin's value. Before that, a reading
-    an octave low (yin's usual slip on the violin: no energy at its odd harmonics) is doubled."""
+    a sub-multiple of the pitch (yin's slip: a period of several true periods) is moved up to the lowest
+    multiple that holds a spectral peak."""
     import torch
 
     from engines.audio import spectral
@@ -75,15 +78,17 @@ def refine(wav: np.ndarray, f0: np.ndarray, n_fft: int = 4096, cents: float = 60
     N = min(S.shape[1], len(f0))
     out = np.asarray(f0, np.float64).copy()
     cols = np.arange(N)[None, :]
-    for _ in range(2):  # octave check: a sub-octave reading has (almost) no energy at its odd harmonics
-        kb = out[:N] * n_fft / SAMPLE_RATE
-        idx = np.rint(np.arange(1, 7)[:, None] * kb[None]).astype(int)  # (6, N)
-        e = np.max([S[np.clip(idx + d, 0, S.shape[0] - 1), cols] ** 2 for d in (-1, 0, 1)], axis=0)
-        odd, even = e[0] + e[2] + e[4], e[1] + e[3] + e[5]
-        up = (odd < 0.1 * even) & (2 * out[:N] <= FMAX)
-        if not up.any():
-            break
-        out[:N] = np.where(up, 2 * out[:N], out[:N])
+    # sub-multiple check: yin may settle on a period of m > 1 true periods (an octave low on the violin, up
+    # to ~9 periods on a very regular synthesised tone). The true fundamental is the lowest multiple
+    # m * f0 (m = 1..10) that holds a spectral peak of at least SUBHARMONIC_DB below the strongest one.
+    kb = out[:N] * n_fft / SAMPLE_RATE
+    ms = np.arange(1, 11)
+    idx = np.rint(ms[:, None] * kb[None]).astype(int)  # (10, N)
+    e = np.max([S[np.clip(idx + d, 0, S.shape[0] - 1), cols] ** 2 for d in (-1, 0, 1)], axis=0)
+    e = np.where(ms[:, None] * out[None, :N] <= min(FMAX, 5000.0), e, 0.0)
+    strong = e >= 10 ** (-SUBHARMONIC_DB / 10) * e.max(0, keepdims=True)
+    m = ms[np.argmax(strong, axis=0)]
+    out[:N] = np.where(e.max(0) > 0, out[:N] * m, out[:N])
     k0 = out[:N] * n_fft / SAMPLE_RATE  # (N,) fractional bins
     span = int(np.ceil(k0.max() * (2 ** (cents / 1200) - 1))) + 1 if N else 1
     cand = np.rint(k0)[None, :].astype(int) + np.arange(-span, span + 1)[:, None]  # (C, N)
