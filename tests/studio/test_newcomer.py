@@ -78,7 +78,7 @@ def test_several_query_clips(page, studio, audio_files):
     upload(page, "sep-query", audio_files["query"])
     page.locator("#sep-more-queries input[type=file]").first.set_input_files([str(audio_files["query"]),
                                                                               str(audio_files["gt"])])
-    page.wait_for_function("() => document.querySelector('#sep-more-queries').innerText.includes('gt.wav')")
+    page.wait_for_function("() => document.querySelector('#sep-more-queries').textContent.includes('gt.wav')")
     page.locator("#sep-run").click()
     page.wait_for_selector("#sep-mel .js-plotly-plot", timeout=120_000)
     ev = json.loads(_newest(studio[1] / "outputs", "event.json", t0).read_text())
@@ -160,7 +160,7 @@ def test_batch_results_as_a_zip(page, studio, audio_files):
     upload(page, "sep-query", audio_files["query"])
     page.locator("#sep-batch input[type=file]").first.set_input_files([str(audio_files["mix"]),
                                                                        str(audio_files["song2"])])
-    page.wait_for_function("() => document.querySelector('#sep-batch').innerText.includes('song2')")
+    page.wait_for_function("() => document.querySelector('#sep-batch').textContent.includes('song2')")
     page.locator("#sep-run").click()
     page.wait_for_function("() => document.querySelector('#sep-files').innerText.replace(/\\n/g, '')"
                            ".includes('results.zip')", timeout=120_000)
@@ -172,7 +172,7 @@ def test_batch_results_as_a_zip(page, studio, audio_files):
     upload(page, "tim-input", audio_files["piano"])
     page.locator("#tim-batch input[type=file]").first.set_input_files([str(audio_files["piano"]),
                                                                        str(audio_files["bad"])])
-    page.wait_for_function("() => document.querySelector('#tim-batch').innerText.includes('piano')")
+    page.wait_for_function("() => document.querySelector('#tim-batch').textContent.includes('piano')")
     page.locator("#tim-run").click()
     page.wait_for_selector("#tim-batch-zip a", timeout=120_000)
     summary = page.locator("#tim-summary").inner_text()
