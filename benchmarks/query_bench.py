@@ -44,6 +44,42 @@ def run_cases(cases, pred: Path, models, **cfg) -> list[float]:
     return times
 
 
+def same_class(case: Path) -> bool:
+    """A same-class case: a speech target over babble (one speaker among other speakers)."""
+    meta = json.loads((case / "meta.json").read_text())
+    bg = meta.get("background") or []
+    kinds = {b.get("kind") if isinstance(b, dict) else b for b in (bg if isinstance(bg, list) else [bg])}
+    return meta.get("target_kind") == "speech" and "babble" in kinds
+
+
+def case_si_sdri(cases, pred: Path) -> dict[str, float]:
+    """Per-case SI-SDRi of ``pred/<case>/target.wav`` against ``gt.flac`` (engines.audio.metrics.si_sdr)."""
+    import soundfile as sf
+
+    from engines.audio.metrics import si_sdr
+
+    out = {}
+    for c in cases:
+        gt, _ = sf.read(c / "gt.flac", dtype="float32")
+        mix, _ = sf.read(c / "mix.wav", dtype="float32")
+        est, _ = sf.read(pred / c.name / "target.wav", dtype="float32")
+        est = est if est.ndim == 1 else est.mean(1)
+        out[c.name] = float(si_sdr(gt, est[:gt.size]) - si_sdr(gt, mix[:gt.size]))
+    return out
+
+
+def run_two_clips(cases, pred: Path, models, **cfg) -> None:
+    """Every case with its query given as two clips (its two halves) instead of one."""
+    from engines.audio import io as aio
+    from engines.separation.api import separate
+
+    for c in cases:
+        q, sr = aio.load(str(c / "query.wav"), mono=True)
+        h = q.shape[-1] // 2
+        r = separate(str(c / "mix.wav"), [(q[:, :h], sr), (q[:, h:], sr)], models=models, **cfg)
+        aio.save(pred / c.name / "target.wav", r.target, r.sr, "FLOAT")
+
+
 def _dev_rows(dev: Path, limit: int | None) -> list[dict]:
     """The corpus's own dev split (typed rows, trainers.data) when it has one, else its first rows."""
     from trainers.data import kind_folder, read
@@ -52,7 +88,8 @@ def _dev_rows(dev: Path, limit: int | None) -> list[dict]:
     held = [r for r in rows if r.split == "dev"] or rows
     base = kind_folder(dev, "query")
     return [{"path": str(base / r.path), "label": r.label, "real": r.real,
-             "source_type": r.info.get("source_type", r.label)} for r in held[:limit]]
+             "source_type": r.info.get("source_type", r.label),
+             "same_class": r.label == "speech" and "babble" in r.info.get("background", [])} for r in held[:limit]]
 
 
 def dev_eval(dev: Path, models, threads: int = 1, limit: int | None = None, **cfg) -> dict:
@@ -74,7 +111,9 @@ def dev_eval(dev: Path, models, threads: int = 1, limit: int | None = None, **cf
         v = si_sdr(tgt, r.target[0]) - si_sdr(tgt, mix)
         out.setdefault(row["source_type"], []).append(v)
         by_real.setdefault("real" if row["real"] else "rendered", []).append(v)
-    allv = [v for vs in out.values() for v in vs]
+        if row["same_class"]:
+            by_real.setdefault("same-class speech (over babble)", []).append(v)
+    allv = [v for vs in out.values() for v in vs]  # by_real's same-class group repeats some of them
     return {"n": len(allv), "si_sdri_mean": round(float(np.mean(allv)), 2),
             "by_source_type": {k: round(float(np.mean(v)), 2) for k, v in sorted(out.items())},
             "by_material": {k: {"n": len(v), "si_sdri": round(float(np.mean(v)), 2)} for k, v in sorted(by_real.items())}}
@@ -122,6 +161,23 @@ def run_set(name: str, data: Path, out: Path, models, args) -> dict:
                          "sec_per_10s_mean": round(float(np.mean(times)), 3),
                          "sec_per_10s_max": round(float(np.max(times)), 3)}
         print(name, cfg_name, json.dumps(res[cfg_name]), flush=True)
+    # same-class queries (one speaker among speakers) as their own kind
+    per = case_si_sdri(cases, out / "default")
+    import numpy as np
+
+    sc = [per[c.name] for c in cases if same_class(c)]
+    res["default"]["per_case_si_sdri"] = {k: round(v, 2) for k, v in per.items()}
+    res["default"]["same_class_speech_si_sdri"] = {"n": len(sc), "si_sdri": round(float(np.mean(sc)), 2) if sc else None,
+                                                   "cases": [c.name for c in cases if same_class(c)]}
+    if args.two_clips:
+        run_two_clips(cases, out / "two_clips", models, threads=args.threads)
+        two = case_si_sdri(cases, out / "two_clips")
+        res["two_clips"] = {"si_sdri_mean": round(float(np.mean(list(two.values()))), 2),
+                            "one_clip_si_sdri_mean": round(float(np.mean(list(per.values()))), 2),
+                            "per_case_si_sdri": {k: round(v, 2) for k, v in two.items()},
+                            "clips": "the query's two halves, given as two query clips"}
+        print(name, "two_clips", json.dumps({k: res["two_clips"][k] for k in ("si_sdri_mean", "one_clip_si_sdri_mean")}),
+              flush=True)
 
     # whole CLI calls (fresh process: imports + model load + plots)
     cli = []
@@ -158,6 +214,10 @@ def figures(res: dict) -> dict:
     d, st = res["default"], res["stitch_builtin"]
     out = {"cases": res["n_cases"], "si_sdr": d["si_sdr_mean"], "si_sdri": d["si_sdri_mean"], "sdr": d["sdr_mean"]}
     out.update({f"si_sdri [{k}]": v for k, v in d["per_kind_si_sdri"].items()})
+    if d.get("same_class_speech_si_sdri", {}).get("n"):
+        out["si_sdri [same-class speech]"] = d["same_class_speech_si_sdri"]["si_sdri"]
+    if "two_clips" in res:
+        out["si_sdri two query clips"] = res["two_clips"]["si_sdri_mean"]
     out.update({"stitch si_sdri": st["si_sdri_mean"], "stitch si_sdr": st["si_sdr_mean"],
                 "sec per 10 s (in process, mean)": d["sec_per_10s_mean"], "sec per 10 s (max)": d["sec_per_10s_max"]})
     if res["cli_sec"]:
@@ -178,6 +238,7 @@ def main(argv=None) -> int:
     p.add_argument("--faithful_cases", type=int, default=2, help="cases run with the original-faithful config")
     p.add_argument("--cli_cases", type=int, default=2)
     p.add_argument("--register", action="store_true", help="write the scores into the model's registry entry")
+    p.add_argument("--two_clips", action="store_true", help="also run every case with its query as two clips (halves)")
     p.add_argument("--dev", default=None, help="only evaluate on this corpus query folder (development set)")
     p.add_argument("--limit", type=int, default=None,
                    help="first N cases: of each bench set (baselines restricted to them), or with --dev (default 40)")
@@ -197,7 +258,11 @@ def main(argv=None) -> int:
         print(json.dumps(calibrate(Path(args.dev), models, args.threads), indent=1))
         return 0
     if args.dev:
-        over = {k: type(getattr(Config(), k))(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+        def coerce(k, v):  # options whose default is None (presence_threshold, cls_threshold) take floats
+            d = getattr(Config(), k)
+            return None if v == "None" else float(v) if d is None else type(d)(v)
+
+        over = {k: coerce(k, v) for k, v in (kv.split("=", 1) for kv in args.set)}
         print(json.dumps({"dev": args.dev, "overrides": over, "device": str(engine.device),
                           **dev_eval(Path(args.dev), models, args.threads, args.limit or 40, **over)}))
         return 0

@@ -498,7 +498,8 @@ def _pipeline(mix, query, cfg: Config, gt, negative, mix_sr, query_sr, models: C
     # a calibration, the estimated target energy below --not_found_db; (stitch) no segment
     presence = None
     if cfg.reference == "fitted" and est_db is not None:
-        feats = presmod.features(m_net, mag, d.cosine, d.class_scores)
+        feats = presmod.features(m_net, mag, d.cosine, d.class_scores,
+                                 _estimate_features(embedder, X, m_net, cfg, q_emb, cls_idx))
         calib = getattr(net, "presence", None)
         if calib:
             p_ = presmod.score(feats, calib)
@@ -564,6 +565,17 @@ def _pipeline(mix, query, cfg: Config, gt, negative, mix_sr, query_sr, models: C
                  "window_sec": cfg.window_sec, "estimated_target_db": None if est_db is None else round(est_db, 2)},
         mask=m.numpy(), mix_mel=mix_mel.numpy(), ref_mel=ref_mel.numpy(), target_mel=target_mel,
         time_mask=tmask, losses=losses, timings=timings, params=params, metrics=metrics, warnings=warnings)
+
+
+def _estimate_features(embedder, X: torch.Tensor, m: torch.Tensor, cfg: Config, q_emb: torch.Tensor,
+                       cls_idx: int) -> dict:
+    """The embedder's view of the mask net's estimate ``m * X`` (16 kHz) in the detection windows
+    (:func:`engines.separation.presence.estimate_features`)."""
+    est = apply_mask(X, m, cfg.nfft, cfg.hop, (X.shape[-1] - 1) * cfg.hop)
+    w, _ = det.frame_windows(est, cfg.window_sec, cfg.hop_sec)
+    e, p = det.embed_windows(embedder, w)
+    return presmod.estimate_features((e @ q_emb.reshape(-1)).numpy(), p[:, cls_idx].numpy(),
+                                     w.pow(2).sum(-1).numpy())
 
 
 def _evaluate(gt: np.ndarray, est: np.ndarray, mix: np.ndarray) -> dict:
