@@ -69,6 +69,12 @@ def build(ctx) -> None:
     more_q = gr.File(label="More query clips (optional: several examples of the wanted sound, like the CLI's "
                            "--query_wav A B C)", file_count="multiple", file_types=["audio"], elem_id="sep-more-queries",
                      height=120, value=[])  # a value: API clients may leave it out
+    with gr.Row():
+        q_from = gr.Number(value=0, minimum=0, label="query from the mixture: from (s)", elem_id="sep-qfrom",
+                           info="take a query clip from the mixture itself (with 'to'; 0 and 0: off); added to "
+                                "the query clips, or the only one when no query is uploaded")
+        q_to = gr.Number(value=0, minimum=0, label="to (s)", elem_id="sep-qto",
+                         info="the end of that clip, e.g. a bar where the wanted sound plays alone")
     batch = batch_panel("sep", "mixtures (the same query clips)")
     examples_slot = gr.Column()
     with gr.Row():
@@ -135,18 +141,26 @@ def build(ctx) -> None:
         fmt, region = output_choice(tail[:len(out_opts)], like=mix_path)
         more = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in (tail[len(out_opts):] or [None])[0] or []]
         batch_files = (tail[len(out_opts) + 1:] or [None])[0] or []
+        q_span = [float(v or 0) for v in (tail[len(out_opts) + 2:len(out_opts) + 4] + [0, 0])[:2]]
         params = dict(zip(names, values[:len(names)]))
         # what names a model is checked before anything else is read
         checkpoint = check_model(KIND, model_name, ctx, session)
         params["ast_model"] = check_ast_model(params.get("ast_model"), ctx, defaults["ast_model"])
         cfg = W.to_config(Config, list(params), list(params.values()),
                           cls_threshold=float(thr) if use_thr else None, checkpoint=checkpoint)
-        mix_a = crop_region(load_audio(mix_path, "The mixture", ctx), region, "The mixture")
-        q_a = load_audio(query_path, "The query", ctx)
+        mix_full = load_audio(mix_path, "The mixture", ctx)
+        mix_a = crop_region(mix_full, region, "The mixture")
+        from_mix = None
+        if q_span[1] > 0 or q_span[0] > 0:  # a clip of the mixture itself as a query
+            from_mix = crop_region(mix_full, (q_span[0] or None, q_span[1] or None), "The mixture")
+        q_a = load_audio(query_path, "The query", ctx, required=from_mix is None) or from_mix
         if len(more) > ctx.max_files:
             raise gr.Error(f"{len(more)} extra query clips; the studio takes at most {ctx.max_files}.",
                            print_exception=False)
         q_all = [q_a] + [load_audio(p, f"Query clip {i + 2}", ctx) for i, p in enumerate(more)]
+        if from_mix is not None and q_a is not from_mix:
+            q_all.append(from_mix)
+        q_a = q_all[0]
         gt_a = crop_region(load_audio(gt_path, "The ground truth", ctx, required=False), region, "The ground truth")
         neg_a = load_audio(neg_path, "The negative query", ctx, required=False)
         progress(0.02, desc="loading models")
@@ -169,7 +183,7 @@ def build(ctx) -> None:
         return _outputs(res, written, zipped, batch_lines)
 
     run_inputs = [mix, query, gt, negative, model, use_cls_thr, cls_thr, *[comps[n] for n in names], save_vis,
-                  save_trim, *out_opts, more_q, batch]
+                  save_trim, *out_opts, more_q, batch, q_from, q_to]
     run_outputs = [target_out, residual_out, summary, metrics, mel_plot, mask_plot, timeline_plot, files]
     run.click(on_run, run_inputs, run_outputs, api_name="separate")
     est.click(estimator(on_run), run_inputs, est_text, api_visibility="private")
