@@ -191,3 +191,16 @@ def print_estimate(engine, inputs: Mapping[str, Any], config=None, **kw) -> int:
     print(describe(estimate(engine, inputs, config, **kw)))
     print("dry run: nothing was written.", file=sys.stderr)
     return 0
+
+
+def progress_printer(stream=None, step: int = 10) -> Callable[[float, str], None]:
+    """An engine ``progress(fraction, message)`` that prints ``[ 40%] message`` to stderr every ``step`` %."""
+    last = [-step]
+
+    def show(fraction: float, message: str = "") -> None:
+        pct = int(max(0.0, min(1.0, float(fraction))) * 100)
+        if pct - last[0] >= step or pct == 100 and last[0] != 100:
+            last[0] = pct
+            print(f"[{pct:3d}%] {message}", file=stream or sys.stderr, flush=True)
+
+    return show

@@ -49,7 +49,7 @@ def run(args) -> int:
     job = {"a": cli_common.region(args, args.a, "Song A"), "b": args.b}
     if args.dry_run:
         return cli_common.print_estimate(engine, job, cfg, probe_seconds=4.0)
-    res = engine.run(job, cfg)
+    res = engine.run(job, cfg, progress=cli_common.progress_printer())
     files = res.save(args.out_dir, inputs=[args.a, args.b], fmt=fmt)  # all-or-nothing
     t = res.params.get("tempo", {})
     print(f"Fused {res.duration:.1f} s ({res.mode}, {res.mask_type}) -> {files[f'fusion.{fmt}']}")

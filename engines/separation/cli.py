@@ -67,7 +67,7 @@ def run(args) -> int:
            "negative": args.negative_wav}
     if args.dry_run:
         return cli_common.print_estimate(engine, job, cfg)
-    res = engine.run(job, cfg)
+    res = engine.run(job, cfg, progress=cli_common.progress_printer())
     files = res.save(args.out_dir, inputs=inputs, save_renamed_query=args.save_renamed_query,
                      save_trimmed_query=args.save_trimmed_query, save_visualizations=args.save_visualizations,
                      fmt=fmt)

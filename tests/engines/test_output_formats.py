@@ -122,3 +122,14 @@ def test_estimate_extrapolates_from_probes():
     assert [p["seconds"] for p in est["probes"]] == [1.0, 2.0]
     assert 1.2 < est["time_s"] < 2.0 and est["peak_mb"] > 10  # 30 s at 50 ms/s = 1.5 s
     assert "Estimate: about" in cli_common.describe(est)
+
+
+def test_progress_printer_prints_every_ten_percent():
+    import io
+
+    buf = io.StringIO()
+    show = cli_common.progress_printer(buf)
+    for i in range(101):
+        show(i / 100, f"step {i}")
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "[  0%] step 0" and lines[-1] == "[100%] step 100" and len(lines) == 11
