@@ -147,6 +147,28 @@ def beat_figures(path, meta: dict, tol: float = 0.07, downbeats_from: str = "lea
     return out
 
 
+def seam_clicks(r, window_s: float = 0.005, context_s: float = 0.1) -> float | None:
+    """How much a fusion clicks at its switches (time-varying masks): at every segment edge, the largest
+    first difference of the output within ``window_s`` of the edge over the RMS first difference of the
+    ``context_s`` around it, in dB, averaged over the edges (a clean crossfade stays near the music's own
+    ~10 dB peak-to-RMS; a click jumps above it). ``None`` without edges."""
+    edges = [s_["start"] for s_ in r.segments[1:]]
+    if not edges:
+        return None
+    d = np.abs(np.diff(r.fusion.astype(np.float64)))
+    sr = r.sample_rate
+    vals = []
+    for t in edges:
+        i = int(round(t * sr))
+        w, c = int(window_s * sr), int(context_s * sr)
+        lo, hi = max(i - c, 0), min(i + c, len(d))
+        if hi - lo < 4 * w:
+            continue
+        ref = float(np.sqrt(np.mean(d[lo:hi] ** 2))) + 1e-12
+        vals.append(20 * np.log10(float(d[max(i - w, 0):i + w].max()) / ref + 1e-12))
+    return float(np.mean(vals)) if vals else None
+
+
 def beat_set(cases: list[Path]) -> dict:
     """:func:`beat_figures` of every song of a set for both downbeat trackers: per-song rows and the shares."""
     rows = {"heuristic": [], "learned": []}
@@ -246,7 +268,7 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
             "arrangement": {"direct": {m: [] for m in masks}, "learned": {m: [] for m in masks}},
             "unity": {m: [] for m in UNITY_MASKS}, "unity_rel": {m: [] for m in UNITY_MASKS},
             "rtf": {"direct": [], "learned": []}, "cpu_rtf": {"direct": [], "learned": []},
-            "rtf_by_mask": {"direct": {}, "learned": {}}}
+            "rtf_by_mask": {"direct": {}, "learned": {}}, "seam_clicks_db": {"direct": {}, "learned": {}}}
     t0 = time.perf_counter()
     first = engine.fuse(str(cases[0] / "a.wav"), str(cases[0] / "b.wav"))
     cold = {"direct_first_call_s": round(time.perf_counter() - t0, 3), "direct_first_call_rtf": round(first.timings["rtf"], 4)}
@@ -272,6 +294,10 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
                         f"{arr['share_a'] if arr['share_a'] is None else round(arr['share_a'], 3)} "
                         f"{'both' if arr['present'] else 'ONE '}")
                 rows["rtf_by_mask"][mode].setdefault(m, []).append(r.timings["rtf"])
+                clicks = seam_clicks(r) if m in ("temporal", "energy", "hybrid") else None
+                if clicks is not None:
+                    rows["seam_clicks_db"][mode].setdefault(m, []).append(clicks)
+                    line += f" seam {clicks:.1f} dB"
                 if m not in NO_REGIONS:
                     c = complementarity(r)["complementarity"]
                     rows["complementarity"][mode][m].append(c)
@@ -304,6 +330,7 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
         "rtf": {mode: {"mean": mean(rows["rtf"][mode]), "max": max(rows["rtf"][mode], default=None),
                        "cpu_mean": mean(rows["cpu_rtf"][mode]), "cpu_max": max(rows["cpu_rtf"][mode], default=None)}
                 for mode in modes},
+        "seam_clicks_db": {mode: {m: mean(v) for m, v in rows["seam_clicks_db"][mode].items()} for mode in modes},
         "rtf_by_mask": {mode: {m: {"mean": mean(v), "max": max(v)} for m, v in rows["rtf_by_mask"][mode].items()}
                         for mode in modes},
         "load_average_1min": os.getloadavg()[0],
@@ -328,6 +355,8 @@ def figures(summary: dict) -> dict:
         for m, v in a.items():
             out[f"{mode} {m} clean"], out[f"{mode} {m} share_a"] = v["clean"], v["share_a"]
             out[f"{mode} {m} both present"] = v["present"]
+    for mode, per in summary.get("seam_clicks_db", {}).items():
+        out.update({f"{mode} {m} seam clicks dB": v for m, v in per.items()})
     for mode, a in summary["arrangement_mrstft"].items():
         out.update({f"{mode} arrangement mrstft {m}": v for m, v in a.items() if v is not None})
     for m, v in summary.get("unity_rms_relative", {}).items():
