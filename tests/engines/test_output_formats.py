@@ -133,3 +133,37 @@ def test_progress_printer_prints_every_ten_percent():
         show(i / 100, f"step {i}")
     lines = buf.getvalue().splitlines()
     assert lines[0] == "[  0%] step 0" and lines[-1] == "[100%] step 100" and len(lines) == 11
+
+
+def test_engine_clis_dry_run_and_formats(tmp_path, monkeypatch, capsys):
+    """Every engine CLI takes the shared flags: --dry_run writes nothing, --format/--subtype/--bitrate/--start/
+    --end reach Result.save; by default the outputs keep the input's rate, channels and bit depth."""
+    import launch
+    from tests.studio.tiny_models import make_models_dir
+
+    models = tmp_path / "models"
+    make_models_dir(models)
+    monkeypatch.setenv("AUDIO_STUDIO_MODELS", str(models))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sr = 22050
+    t = np.arange(3 * sr) / sr
+    x = (0.3 * np.sin(2 * np.pi * 330 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)
+    mix, q = tmp_path / "mix.wav", tmp_path / "q.wav"
+    sf.write(mix, np.stack([x, 0.7 * x], 1), sr, subtype="PCM_24")
+    sf.write(q, x[:sr], sr)
+    rc = launch.main(["separate", "--mix_wav", str(mix), "--query_wav", str(q), "--out_dir", str(tmp_path / "dry"),
+                      "--embedder", "builtin", "--opt_steps", "1", "--dry_run"])
+    assert rc == 0 and "Estimate: about" in capsys.readouterr().out and not (tmp_path / "dry").exists()
+    rc = launch.main(["separate", "--mix_wav", str(mix), "--query_wav", str(q), "--out_dir", str(tmp_path / "s"),
+                      "--embedder", "builtin", "--opt_steps", "1", "--save_visualizations", "False",
+                      "--start", "0.5", "--end", "2.5", "--not_found_db", "-200"])
+    i = sf.info(tmp_path / "s" / "target.wav")  # float: separation's own depth is above the input's 24 bits
+    assert rc == 0 and (i.samplerate, i.channels, i.subtype, round(i.duration, 2)) == (sr, 2, "FLOAT", 2.0)
+    rc = launch.main(["vocals", "-i", str(mix), "-o", str(tmp_path / "v"), "--format", "flac", "--quiet"])
+    i = sf.info(tmp_path / "v" / "vocals.flac")
+    assert rc == 0 and (i.samplerate, i.channels, i.subtype) == (sr, 2, "PCM_24")  # the input's depth
+    rc = launch.main(["timbre", "--input", str(mix), "--target", "violin", "--out_dir", str(tmp_path / "t"),
+                      "--format", "mp3", "--bitrate", "128"])
+    i = sf.info(tmp_path / "t" / "violin.mp3")
+    assert rc == 0 and (i.samplerate, i.channels) == (sr, 2)  # the engine's mono output, as the input's 2
+    capsys.readouterr()
