@@ -103,6 +103,7 @@ def four_stems(iso, corpus: Path, limit: int | None = None) -> dict:
     from engines.audio.metrics import sdr
     from engines.vocals import Config
     from trainers.data import kind_folder, read
+    from trainers.vocals_bs import audible
 
     names = ("vocals", "drums", "bass", "other")
     n_stems = 4 if iso.max_stems >= 4 else 2
@@ -125,15 +126,18 @@ def four_stems(iso, corpus: Path, limit: int | None = None) -> dict:
         irm = spectral.istft(ratio * spec[-1:], 2048, 512, length=T).numpy()
         irm_est = dict(zip(names, irm)) if n_stems == 4 else {"vocals": irm[0], "accompaniment": mix - irm[0]}
         row = {"song": r.id}
-        for n, ref in refs.items():
-            row[n] = round(sdr(ref, res.audio[n][0]), 2)
-            row[f"{n}_irm"] = round(sdr(ref, irm_est[n]), 2)
+        for n, ref in refs.items():  # a stem absent from the song (under -30 dB of the mixture) has no SDR
+            ok = audible(ref, mix)
+            row[n] = round(sdr(ref, res.audio[n][0]), 2) if ok else None
+            row[f"{n}_irm"] = round(sdr(ref, irm_est[n]), 2) if ok else None
         per_song.append(row)
     keys = [k for k in per_song[0] if k != "song"] if per_song else []
-    mean = {k: round(float(np.mean([p[k] for p in per_song])), 2) for k in keys}
-    print(f"four stems on {len(per_song)} dev songs of {corpus} (model vs ideal ratio mask, SDR dB)")
+    mean = {k: round(float(np.mean([p[k] for p in per_song if p[k] is not None])), 2) for k in keys}
+    mean.update({f"n_{k}": sum(p[k] is not None for p in per_song) for k in keys if not k.endswith("_irm")})
+    print(f"four stems on {len(per_song)} dev songs of {corpus} (model vs ideal ratio mask, SDR dB; '-': stem absent)")
     for p in per_song + [{"song": "mean", **mean}]:
-        print("  " + p["song"].ljust(12) + "  ".join(f"{k} {p[k]:6.2f}" for k in keys))
+        print("  " + p["song"].ljust(12) + "  ".join(f"{k} " + ("     -" if p[k] is None else f"{p[k]:6.2f}")
+                                                      for k in keys))
     return {"corpus": str(corpus), "split": "dev", "stems": n_stems, "n_songs": len(per_song), "mean": mean,
             "per_song": per_song}
 

@@ -166,9 +166,17 @@ def stem_loss(logits, spec_stems, spec_mix, weights):
     return ((err / energy) * weights).sum(1).mean() / weights.sum()
 
 
+def audible(stem, mix, floor_db: float = -30.0) -> bool:
+    """Whether ``stem`` holds more than ``floor_db`` dB of the mixture's energy (else its SDR means nothing)."""
+    import numpy as np
+
+    return float(np.sum(np.square(stem))) > 10 ** (floor_db / 10) * float(np.sum(np.square(mix)))
+
+
 def evaluate(net, dev: list[dict], sr: int, seconds: float | None, stems: int = 4) -> dict:
     """SDR of each stem (and of the accompaniment) on the dev songs, mono references: ``{"sdr": vocals mean,
-    "per_song": [...], "<stem>": mean, "accompaniment": mean}``."""
+    "per_song": [...], "<stem>": mean, "accompaniment": mean}``; a stem under -30 dB of its song's mixture is
+    left out of its mean (its SDR would be meaningless)."""
     import numpy as np
     import torch
 
@@ -186,7 +194,8 @@ def evaluate(net, dev: list[dict], sr: int, seconds: float | None, stems: int = 
         gain = levels.rms_gain(mix, -20.0)
         est = separate_stems(net, torch.from_numpy(mix), gain, stems=stems).cpu().numpy()[:, 0]
         for k, s in enumerate(STEMS[: est.shape[0]]):
-            per[s].append(sdr(x[k], est[k]))
+            if audible(x[k], mix[0]):  # a stem absent from the song has no meaningful SDR
+                per[s].append(sdr(x[k], est[k]))
         per["accompaniment"].append(sdr(x[1:].sum(0), mix[0] - est[0]))
     out = {s: float(np.mean(v)) for s, v in per.items() if v}
     out["sdr"] = out["vocals"]

@@ -91,7 +91,7 @@ class BandSplitSeparator(nn.Module):
         hparams: the training configuration, stored with the weights.
     """
 
-    CHECKPOINT_BOUNDS = {"sample_rate": Int(8000, 192000), "n_fft": Int(64, 16384), "hop": Int(16, 8192),
+    CHECKPOINT_BOUNDS = {"sample_rate": Int(8000, 48000), "n_fft": Int(64, 16384), "hop": Int(16, 8192),
                          "band_edges": Ints(0, 8193, 256, 2), "dim": Int(4, 1024), "dilations": Ints(1, 1024, 64, 1),
                          "kernel": Int(1, 31), "channels": Int(1, 8), "stems": Strs(8, 32),
                          "compress": Float(0.05, 1.0), "hparams": Json(65536, none_ok=True)}
