@@ -204,3 +204,29 @@ def progress_printer(stream=None, step: int = 10) -> Callable[[float, str], None
             print(f"[{pct:3d}%] {message}", file=stream or sys.stderr, flush=True)
 
     return show
+
+
+# ---------------------------------------------------------------------------------------------- batch
+def batch_folders(files, out_dir) -> list:
+    """One output folder per input of a batch: ``out_dir`` itself for a single input, else
+    ``out_dir/<safe name of its stem>`` (a file stored as ``<song>/mixture.wav`` beside others of the same stem
+    is named after its folder; a name used twice gets ``_2``, ``_3``...). Nothing is created."""
+    from pathlib import Path
+
+    from engines.atomic import safe_name
+
+    files, out = [Path(f) for f in files], Path(out_dir)
+    if len(files) == 1:
+        return [out]
+    stems = [f.stem for f in files]
+    used: set[str] = set()
+    folders = []
+    for f in files:
+        base = safe_name(f.parent.name if stems.count(f.stem) > 1 and f.parent.name else f.stem, "song")
+        name, k = base, 1
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        used.add(name)
+        folders.append(out / name)
+    return folders
