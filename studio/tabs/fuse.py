@@ -5,6 +5,7 @@ CLI's); a preset picker sets them. The mask-type picker shows only the parameter
 (no network) or learned (the cascade transformer); tempo/key/loudness matching switches; A, B and fusion
 players; a map of which source holds which region over time and frequency. Files are written by
 ``FusionResult.save`` (fusion.wav, fusion.json; a.wav and b_aligned.wav for the players in the same stage).
+A batch of more B songs is each fused with song A (same options, format and region) into one zip.
 """
 import gradio as gr
 import numpy as np
@@ -12,8 +13,9 @@ import numpy as np
 from engines.fusion import Config
 from studio import examples, plots
 from studio import widgets as W
-from studio.common import (check_model, crop_region, estimate_controls, estimator, guard, load_audio, model_picker,
-                           output_choice, output_panel, progress_callback, run_engine, session_of, stem_file)
+from studio.common import (batch_panel, check_model, crop_region, estimate_controls, estimator, guard, load_audio,
+                           model_picker, output_choice, output_panel, progress_callback, run_batch, run_engine,
+                           session_of, stem_file)
 
 TITLE = "Fuse"
 KIND = "fusion"
@@ -75,6 +77,7 @@ def build(ctx) -> None:
             opts.update(W.widgets(Config, ("mask_energy_threshold", "energy_smoothing_ms")))
     W.preset_picker(Config, opts, elem_id="fuse-preset")
     out_opts = output_panel("fuse")
+    batch = batch_panel("fuse", "B songs (each fused with song A)")
     run = gr.Button("Fuse", variant="primary", elem_id="fuse-run")
     est, est_text = estimate_controls("fuse")
     summary = gr.Markdown(elem_id="fuse-summary")
@@ -86,6 +89,7 @@ def build(ctx) -> None:
     mel = gr.Plot(label="Spectrograms", elem_id="fuse-mel")
     files = gr.File(label="Downloads (fusion.wav, fusion.json)", file_count="multiple", interactive=False,
                     elem_id="fuse-files")
+    batch_zip = gr.File(label="Batch results (zip)", interactive=False, elem_id="fuse-batch-zip")
 
     def on_type(t):
         uses = USES.get(t, set())
@@ -102,8 +106,8 @@ def build(ctx) -> None:
 
     @guard
     def on_run(a_path, b_path, mtype, md, model_name, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd,
-               ethr, esmooth, out_format, out_subtype, out_bitrate, start, end, request: gr.Request,
-               progress=gr.Progress()):
+               ethr, esmooth, out_format, out_subtype, out_bitrate, start, end, batch_files=None,
+               request: gr.Request = None, progress=gr.Progress()):
         from engines.fusion import Engine
 
         session = session_of(request)
@@ -123,9 +127,18 @@ def build(ctx) -> None:
                          progress=progress_callback(progress, 0.05, 0.9))
         # every file of the run (fusion.wav, fusion.json, the two players' sources), all-or-nothing, never
         # over an input
-        written = {n: str(p) for n, p in res.save(ctx.job_dir(session, "fuse"), inputs=[a_path, b_path],
-                                                  extra=res.source_files(), fmt=fmt).items()}
+        job = ctx.job_dir(session, "fuse")
+        written = {n: str(p) for n, p in res.save(job, inputs=[a_path, b_path], extra=res.source_files(),
+                                                  fmt=fmt).items()}
         f_path, a_path2, b_path2 = stem_file(written, "fusion"), written.get("a.wav"), written.get("b_aligned.wav")
+
+        def one(path, folder):  # a batch B: fused with the same song A, options, format and region
+            other = load_audio(path, "Song B", ctx)
+            return run_engine(engine, {"a": (a[0], a[1]), "b": other}, cfg).save(folder, inputs=[a_path, path],
+                                                                                  fmt=fmt)
+
+        zipped, batch_lines = run_batch(batch_files, ctx, job, one, progress,
+                                        first={"fusion": f_path, "fusion.json": written["fusion.json"]})
         info = res.to_json()
         share = res.share()
         p = res.params
@@ -136,14 +149,19 @@ def build(ctx) -> None:
         if tempo:
             lines.append(f"**Tempo:** A {tempo.get('a_bpm')} BPM, B {tempo.get('b_bpm')} BPM, stretch {tempo.get('rate')}")
         lines += _mashability_lines(p.get("mashability") or {})
+        if batch_lines:
+            lines.append("**Batch** (each B fused with song A; every result in the zip):\n" + "\n".join(batch_lines))
         fig = _region_figure(res)
         sr = res.sample_rate
         mel_fig = plots.mel_figure([(n, y, sr) for n, y in (("A", res.a), ("B (aligned)", res.b), ("Fusion", res.fusion))
                                     if y is not None], title="Mel spectrograms (dB)")
-        return ("\n\n".join(lines), a_path2, b_path2, f_path, fig, mel_fig, [f_path, written["fusion.json"]])
+        return ("\n\n".join(lines), a_path2, b_path2, f_path, fig, mel_fig, [f_path, written["fusion.json"]],
+                zipped)
 
-    run_inputs = [a_in, b_in, opts["mask_type"], opts["mode"], model, *(opts[n] for n in OPTIONS[2:]), *out_opts]
-    run_outputs = [summary, a_out, b_out, f_out, regions, mel, files]
+    # the batch at the end of the inputs and its zip at the end of the outputs: API clients keep their order
+    run_inputs = [a_in, b_in, opts["mask_type"], opts["mode"], model, *(opts[n] for n in OPTIONS[2:]), *out_opts,
+                  batch]
+    run_outputs = [summary, a_out, b_out, f_out, regions, mel, files, batch_zip]
     run.click(on_run, run_inputs, run_outputs, api_name="fuse")
     est.click(estimator(on_run), run_inputs, est_text, api_visibility="private")
     with examples_slot:

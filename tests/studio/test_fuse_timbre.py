@@ -1,8 +1,9 @@
 """Fuse and Timbre tabs: in the browser (players and plots appear; the mask picker shows only the
-parameters its type uses; bad-file message) and through gradio_client."""
+parameters its type uses; a batch of B songs into one zip; bad-file message) and through gradio_client."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +44,38 @@ def test_fuse_in_browser(page, audio_files):
     assert page.locator("#fuse-out a[download]").get_attribute("download") == "fusion.wav"
 
 
+def test_fuse_batch_in_browser(page, studio, audio_files):
+    """Two more B songs in the batch box: each fused with song A, every result in one zip, one summary line each."""
+    pytest.importorskip("engines.fusion.api")
+    open_tab(page, "Fuse")
+    upload(page, "fuse-a", audio_files["song"])
+    upload(page, "fuse-b", audio_files["piano"])
+    page.locator("#fuse-preset input").first.click()
+    page.get_by_role("option", name="quick").click()
+    page.wait_for_function("() => !document.querySelector('#fuse-match-tempo input[type=checkbox]').checked")
+    page.locator("#fuse-batch input[type=file]").first.set_input_files([str(audio_files["song2"]),
+                                                                        str(audio_files["mix"])])
+    page.wait_for_function("() => ['song2', 'mix'].every(n => document.querySelector('#fuse-batch')"
+                           ".textContent.includes(n))")
+    page.locator("#fuse-run").click()
+    page.wait_for_selector("#fuse-batch-zip a", timeout=120_000)
+    assert "results.zip" in page.locator("#fuse-batch-zip").inner_text().replace("\n", "")
+    summary = page.locator("#fuse-summary").inner_text()
+    assert "Batch" in summary and "song2.wav: 2 files in batch/song2/" in summary, summary
+    assert "mix.wav: 2 files in batch/mix/" in summary and "⚠" not in summary, summary
+    zips = sorted((studio[1] / "outputs").rglob("results.zip"), key=lambda p: p.stat().st_mtime)
+    names = sorted(zipfile.ZipFile(zips[-1]).namelist())
+    assert names == ["batch/mix/fusion.json", "batch/mix/fusion.wav", "batch/song2/fusion.json",
+                     "batch/song2/fusion.wav", "fusion.json", "fusion.wav"], names
+
+
 def test_fuse_learned_api_and_bad_file(client, audio_files):
     pytest.importorskip("engines.fusion.api")
     from gradio_client.exceptions import AppError
 
     res = client.predict(*fuse_args(audio_files["song"], audio_files["piano"], "temporal", "learned"), api_name="/fuse")
-    summary, a, b, fusion, _regions, _mel, files = res
+    summary, a, b, fusion, _regions, _mel, files, batch_zip = res
+    assert batch_zip is None  # no batch: no zip
     y, sr = sf.read(fusion, dtype="float32")
     # by default the output follows song A's channels (a stereo song here)
     assert "learned" in summary and y.ndim == 2 and y.shape[1] == 2 and np.abs(y).max() <= 1.0
