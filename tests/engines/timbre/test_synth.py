@@ -9,29 +9,15 @@ import torch
 from engines.timbre import features as F
 from engines.timbre import pitch
 from engines.timbre import synth as S
+from engines.testing import TINY_SYNTH, tiny_timbre_synth
 
 torch.set_num_threads(1)
 SR = F.SAMPLE_RATE
-TINY_SYNTH = dict(d_model=32, style_dim=16, enc_blocks=1, enc_layers=1, dec_layers=1, n_heads=4, window=40,
-                  n_harmonics=16, n_noise=17, reverb_seconds=0.05)
 
 
 def tiny_synth(path=None, seed=0):
     """A tiny TimbreSynth with every weight randomised and class prototypes set."""
-    from engines.testing import randomize
-    from engines.timbre.synth_model import TimbreSynth
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        m = TimbreSynth(**TINY_SYNTH)
-        randomize(m, seed)
-        m.update_prototypes(torch.randn(4, 16), torch.tensor([0, 0, 1, 1]))
-    m.eval()
-    if path is None:
-        return m
-    from engines.checkpoint import save_model
-
-    return save_model(m, path, metadata={"name": "tiny-synth"})
+    return tiny_timbre_synth(path, seed)
 
 
 def melody(notes, sr=SR, harmonics=(1, 0.5, 0.3, 0.2), decay=0.0):
