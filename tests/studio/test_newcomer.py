@@ -138,6 +138,8 @@ def test_train_job_survives_a_reload_then_registers(page, studio, models_dir):
 @pytest.mark.parametrize("title,prefix,inputs", [
     ("Separate", "sep", (("sep-mix", "mix"), ("sep-query", "query"))),
     ("Timbre", "tim", (("tim-input", "piano"),)),
+    ("Vocals", "voc", (("voc-songs", "song"),)),
+    ("Fuse", "fuse", (("fuse-a", "song"), ("fuse-b", "song2"))),
 ])
 def test_estimate_before_a_run(page, studio, audio_files, title, prefix, inputs):
     t0 = time.time() - 1
