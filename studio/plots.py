@@ -125,6 +125,15 @@ def loss_figure(records: Sequence[dict], title: str = "Loss"):
         if pts:
             fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
                                      name=key.replace("_", " ") + " (epoch)"))
+    # validation scores that are not a loss (a trainer that validates by SDR, accuracy...): right-hand axis
+    scores = [k for k in dict.fromkeys(k for r in epochs for k in r)
+              if k.startswith("val_") and k != "val_loss" and all(isinstance(r.get(k), (int, float, type(None)))
+                                                                  and not isinstance(r.get(k), bool) for r in epochs)]
+    for key in scores[:4]:
+        pts = [(r["step"], r[key]) for r in epochs if r.get(key) is not None]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", yaxis="y2",
+                                 line=dict(dash="dot"), name=key.replace("_", " ") + " (epoch, right axis)"))
+    extra = dict(yaxis2=dict(title="validation score", overlaying="y", side="right", showgrid=False)) if scores else {}
     fig.update_layout(**_LAYOUT, title=title, xaxis_title="step", yaxis_title="loss",
-                      legend=dict(orientation="h", y=-0.25))
+                      legend=dict(orientation="h", y=-0.25), **extra)
     return fig

@@ -42,6 +42,19 @@ def test_job_runs_to_done_with_progress_and_export(tmp_path):
     assert names == ["train loss (step)", "train loss (epoch)", "val loss (epoch)"]
 
 
+def test_loss_figure_shows_validation_scores_on_their_own_axis():
+    recs = [{"event": "train", "step": 1, "loss": 0.9}, {"event": "train", "step": 2, "loss": 0.7},
+            {"event": "epoch", "step": 2, "train_loss": 0.8, "val_sdr": 3.5, "val_vocals": 3.5, "val_per_song": "x"},
+            {"event": "epoch", "step": 4, "train_loss": 0.6, "val_sdr": 4.1, "val_vocals": 4.0}]
+    fig = plots.loss_figure(recs)
+    names = [t.name for t in fig.data]
+    assert names == ["train loss (step)", "train loss (epoch)", "val sdr (epoch, right axis)",
+                     "val vocals (epoch, right axis)"]
+    assert list(fig.data[2].y) == [3.5, 4.1] and fig.data[2].yaxis == "y2"
+    assert fig.layout.yaxis2.title.text == "validation score"
+    assert not any(t.yaxis == "y2" for t in plots.loss_figure(recs[:2]).data)
+
+
 def test_stop_sends_sigterm_and_solver_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setenv("TOY_STEP_SLEEP", "0.15")
     out = tmp_path / "run"
