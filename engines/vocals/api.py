@@ -33,7 +33,7 @@ import torch
 
 from engines import base
 from engines import device as devices
-from engines.atomic import OutputError, check_names, safe_name
+from engines.atomic import OutputError, check_names
 from engines.audio import chunking, levels, limits, spectral
 from engines.audio import io as audio_io
 from engines.audio.errors import AudioError, TooLongError, TooShortError
@@ -516,18 +516,10 @@ def isolate_to_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.Path
     ``binary_mask`` / ``sharpen`` are those of :meth:`VocalIsolator.separate`.
     """
     files = expand_inputs(inputs)
+    from engines.cli_common import batch_folders
+
     out = Path(out_dir)
-    used: dict[str, int] = {}
-    stems = [f.stem for f in files]
-    targets = []
-    for f in files:
-        if len(files) == 1:
-            targets.append(out)
-        else:
-            # songs stored as <song>/mixture.wav are named after their folder
-            name = safe_name(f.parent.name if stems.count(f.stem) > 1 and f.parent.name else f.stem, "song")
-            used[name] = used.get(name, 0) + 1
-            targets.append(out / (name if used[name] == 1 else f"{name}_{used[name]}"))
+    targets = batch_folders(files, out)  # one folder per song (<song>/mixture.wav: its folder's name), unique
     # before any work: a usable output folder, and no output that would be an input
     iso = isolator or get_isolator(model)
     cfg = iso.config_of(config) if config is not None else None

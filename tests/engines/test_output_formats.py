@@ -167,3 +167,17 @@ def test_engine_clis_dry_run_and_formats(tmp_path, monkeypatch, capsys):
     i = sf.info(tmp_path / "t" / "violin.mp3")
     assert rc == 0 and (i.samplerate, i.channels) == (sr, 2)  # the engine's mono output, as the input's 2
     capsys.readouterr()
+
+
+def test_batch_folders_are_unique_and_named_after_songs(tmp_path):
+    """One folder per input (the vocals and fuse CLIs): a single input writes into the folder itself; MUSDB-style
+    ``<song>/mixture.wav`` files are named after their folder; a name taken twice gets a suffix that is itself free."""
+    from engines.cli_common import batch_folders
+
+    out = tmp_path / "out"
+    assert batch_folders([tmp_path / "a.wav"], out) == [out]
+    files = [tmp_path / "p" / "x.wav", tmp_path / "q" / "p" / "x.wav", tmp_path / "p_2.wav", tmp_path / "b c.wav"]
+    got = [f.name for f in batch_folders(files, out)]
+    assert got[:2] == ["p", "p_2"] and got[2] not in got[:2] and len(set(got)) == 4
+    assert all(f.parent == out for f in batch_folders(files, out))
+    assert not out.exists()  # nothing is created
