@@ -253,13 +253,23 @@ def _balance(za: torch.Tensor, zb: torch.Tensor, s_in: torch.Tensor, s_tgt: torc
 _VOCAL_ENGINES: dict = {}
 
 
-def _vocal_engine(device):
-    """The vocal engine (``engines.vocals``, its public API; default model), one per device and process."""
-    key = str(device)
+def _vocal_engine(device, stems: int = 2):
+    """The vocal engine (``engines.vocals``, its public API), one per device, model and process: the default vocal
+    model; with ``stems=4`` and a two-stem default, the first registered four-stem model (the default of those
+    first), or the default when none is registered (the caller then says what is missing)."""
+    from engines import registry
+
+    name = None
+    if stems >= 4:
+        four = [e for e in registry.entries("vocals") if int(e.get("stems", 2)) >= 4]
+        dflt = registry.default("vocals") if registry.entries("vocals") else {}
+        if four and int(dflt.get("stems", 2)) < 4:
+            name = sorted(four, key=lambda e: not e.get("default"))[0]["name"]
+    key = (str(device), name, str(registry._dir(None)))  # noqa: SLF001 - the models folder is part of the key
     if key not in _VOCAL_ENGINES:
         from engines.vocals import Engine as VocalsEngine
 
-        _VOCAL_ENGINES[key] = VocalsEngine.load(None, device=key)
+        _VOCAL_ENGINES[key] = VocalsEngine.load(name, device=str(device))
     return _VOCAL_ENGINES[key]
 
 
@@ -268,10 +278,14 @@ def _stem_parts(eng, ya: np.ndarray, yb: np.ndarray, sr: int, cfg: Config):
     ``vocals_from`` supplies its vocals (``stem_split vocals``) or its vocals + other (``rhythm``: the other song
     keeps drums + bass), the other song the rest. The lead part is levelled so that its ratio to the backing
     equals the one it had in its own song (at most 12 dB). Returns ``(part from A, part from B, decisions)``."""
-    venv = _vocal_engine(eng.device)
+    from engines.vocals import Config as VocalsConfig
+
+    four = cfg.stem_split == "rhythm"
+    venv = _vocal_engine(eng.device, 4 if four else 2)
+    vcfg = VocalsConfig(stems=4) if four and getattr(venv, "max_stems", 2) >= 4 else VocalsConfig()
     stems = {}
     for name, y in (("a", ya), ("b", yb)):
-        res = venv.run((np.asarray(y, dtype=np.float32), sr))
+        res = venv.run((np.asarray(y, dtype=np.float32), sr), vcfg)
         stems[name] = {k: np.asarray(v, dtype=np.float32).mean(0)[: len(y)] for k, v in res.audio.items()}
     lead_song = cfg.vocals_from
     back_song = "b" if lead_song == "a" else "a"

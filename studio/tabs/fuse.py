@@ -28,7 +28,7 @@ USES = {
     "spectral": {"channels"},
     "energy": {"energy"},
     "hybrid": {"segments", "freq"},
-    "stems": set(),  # the vocals of song A over B's accompaniment (the vocal engine; --vocals_from on the CLI)
+    "stems": {"stems"},  # one song's vocals (or vocals + other) over the other's accompaniment (or drums + bass)
 }
 
 #: the Config options the tab sets, in the order its event receives them (the two songs first, the model
@@ -36,6 +36,8 @@ USES = {
 OPTIONS = ("mask_type", "mode", "match_tempo", "match_key", "match_loudness", "crossfade_ms", "segment_unit",
            "segment_length", "mask_temporal_segment", "mask_freq_split", "mask_channel_keep", "seed",
            "mask_energy_threshold", "energy_smoothing_ms")
+#: the stem mashup's options: after the batch in the event's inputs (API clients keep their order)
+STEM_OPTIONS = ("vocals_from", "stem_split")
 
 
 def build(ctx) -> None:
@@ -75,6 +77,15 @@ def build(ctx) -> None:
     with gr.Group(visible="energy" in USES[default_type]) as energy_group:
         with gr.Row():
             opts.update(W.widgets(Config, ("mask_energy_threshold", "energy_smoothing_ms")))
+    with gr.Group(visible="stems" in USES[default_type]) as stems_group:
+        with gr.Row():
+            opts["vocals_from"] = W.widget(Config, "vocals_from", radio=True, elem_id="fuse-vocals-from",
+                                           info="--vocals_from: the song whose vocals (rhythm split: vocals + other) "
+                                                "lead")
+            opts["stem_split"] = W.widget(Config, "stem_split", radio=True, elem_id="fuse-stem-split",
+                                          info="--stem_split: vocals over the other song's accompaniment, or "
+                                               "rhythm (the other song keeps drums + bass; needs a four-stem "
+                                               "vocal model such as vocals-bs)")
     W.preset_picker(Config, opts, elem_id="fuse-preset")
     out_opts = output_panel("fuse")
     batch = batch_panel("fuse", "B songs (each fused with song A)")
@@ -95,10 +106,11 @@ def build(ctx) -> None:
         uses = USES.get(t, set())
         return (gr.update(info="--mask_type: " + DESCRIPTIONS.get(t, "")),
                 gr.update(visible="segments" in uses), gr.update(visible="freq" in uses),
-                gr.update(visible="channels" in uses), gr.update(visible="energy" in uses))
+                gr.update(visible="channels" in uses), gr.update(visible="energy" in uses),
+                gr.update(visible="stems" in uses))
 
     mask_type = opts["mask_type"]
-    mask_type.change(on_type, mask_type, [mask_type, seg_group, freq_group, chan_group, energy_group],
+    mask_type.change(on_type, mask_type, [mask_type, seg_group, freq_group, chan_group, energy_group, stems_group],
                      api_visibility="private")
     opts["mode"].change(lambda m: gr.update(visible=m == "learned"), opts["mode"], model, api_visibility="private")
     opts["mask_freq_split"].change(lambda s: gr.update(info=_split_info(s)), opts["mask_freq_split"],
@@ -106,13 +118,14 @@ def build(ctx) -> None:
 
     @guard
     def on_run(a_path, b_path, mtype, md, model_name, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd,
-               ethr, esmooth, out_format, out_subtype, out_bitrate, start, end, batch_files=None,
-               request: gr.Request = None, progress=gr.Progress()):
+               ethr, esmooth, out_format, out_subtype, out_bitrate, start, end, batch_files=None, vfrom="a",
+               split="vocals", request: gr.Request = None, progress=gr.Progress()):
         from engines.fusion import Engine
 
         session = session_of(request)
         values = (mtype, md, mt, mk, ml, xfade, unit, length, frames, fsplit, keep, sd, ethr, esmooth)
-        cfg = W.to_config(Config, OPTIONS, values, max_seconds=ctx.max_seconds)  # refused here, before any work
+        cfg = W.to_config(Config, OPTIONS + STEM_OPTIONS, values + (vfrom, split),
+                          max_seconds=ctx.max_seconds)  # refused here, before any work
         picked = check_model(KIND, model_name, ctx, session) if cfg.mode == "learned" else None
         fmt, region = output_choice([out_format, out_subtype, out_bitrate, start, end], like=a_path)
         a = crop_region(load_audio(a_path, "Song A", ctx), region, "Song A")
@@ -160,7 +173,7 @@ def build(ctx) -> None:
 
     # the batch at the end of the inputs and its zip at the end of the outputs: API clients keep their order
     run_inputs = [a_in, b_in, opts["mask_type"], opts["mode"], model, *(opts[n] for n in OPTIONS[2:]), *out_opts,
-                  batch]
+                  batch, *(opts[n] for n in STEM_OPTIONS)]
     run_outputs = [summary, a_out, b_out, f_out, regions, mel, files, batch_zip]
     run.click(on_run, run_inputs, run_outputs, api_name="fuse")
     est.click(estimator(on_run), run_inputs, est_text, api_visibility="private")

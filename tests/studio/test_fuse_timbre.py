@@ -44,6 +44,27 @@ def test_fuse_in_browser(page, audio_files):
     assert page.locator("#fuse-out a[download]").get_attribute("download") == "fusion.wav"
 
 
+def test_fuse_stems_options_in_browser(page, audio_files):
+    """The stem mashup's own options appear with its mask type only; the song chosen to lead supplies the vocals."""
+    pytest.importorskip("engines.fusion.api")
+    open_tab(page, "Fuse")
+    upload(page, "fuse-a", audio_files["song"])
+    upload(page, "fuse-b", audio_files["song2"])
+    page.locator("#fuse-preset input").first.click()
+    page.get_by_role("option", name="quick").click()
+    page.wait_for_function("() => !document.querySelector('#fuse-match-tempo input[type=checkbox]').checked")
+    lead = page.locator("#fuse-vocals-from")
+    assert not lead.is_visible()
+    page.locator("#fuse-mask-type").get_by_label("stems").check()
+    lead.wait_for(state="visible")
+    assert page.locator("#fuse-stem-split").is_visible() and not page.get_by_label("segment_length").first.is_visible()
+    lead.get_by_label("b").check()
+    page.locator("#fuse-run").click()
+    page.wait_for_selector("#fuse-regions .js-plotly-plot", timeout=120_000)
+    summary = page.locator("#fuse-summary").inner_text()
+    assert "stems" in summary and "B: vocals" in summary and "A: accompaniment" in summary, summary
+
+
 def test_fuse_batch_in_browser(page, studio, audio_files):
     """Two more B songs in the batch box: each fused with song A, every result in one zip, one summary line each."""
     pytest.importorskip("engines.fusion.api")

@@ -122,8 +122,36 @@ def test_stems_mask_uses_the_vocal_engine():
     assert np.isfinite(r.fusion).all() and np.abs(r.fusion).max() <= 0.999
     assert r.params["mashability"]["parts"] == {"B": "vocals", "A": "accompaniment"}
     assert 0 <= st["lead_energy_share"] < 1 and abs(st["lead_gain_db"]) <= 12
+
+
+def test_rhythm_split_takes_a_registered_four_stem_model(tmp_path, monkeypatch):
+    """``--stem_split rhythm`` needs drums and bass: a registered four-stem model is used when the default vocal
+    model has two stems; without one, the message says what is missing."""
+    import json
+    import shutil
+
+    from engines.fusion.api import fuse
+    from engines.testing import tiny_vocals_bs
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[3] / "assets" / "models"
+    only_cnn = tmp_path / "cnn"
+    only_cnn.mkdir()
+    for f in ("vocals-cnn.json", "vocals-cnn.safetensors"):
+        shutil.copy(root / f, only_cnn / f)
+    a, b = (_song(3, 120, 220, 1), SR), (_song(3, 120, 660, 2), SR)
+    monkeypatch.setenv("AUDIO_STUDIO_MODELS", str(only_cnn))
     with pytest.raises(ValueError, match="four-stem vocal model"):
         fuse(a, b, mask_type="stems", stem_split="rhythm", match_tempo=False, device="cpu")
+    both = tmp_path / "both"
+    shutil.copytree(only_cnn, both)
+    tiny_vocals_bs(both / "tiny-bs.safetensors", randomized=True)
+    (both / "tiny-bs.json").write_text(json.dumps({"name": "tiny-bs", "kind": "vocals", "file": "tiny-bs.safetensors",
+                                                   "default": False, "stems": 4}))
+    monkeypatch.setenv("AUDIO_STUDIO_MODELS", str(both))
+    r = fuse(a, b, mask_type="stems", stem_split="rhythm", vocals_from="a", match_tempo=False, device="cpu")
+    st = r.params["stems"]
+    assert st["lead"] == "vocals+other" and st["backing"] == "drums+bass" and st["model"] == "tiny-bs"
+    assert np.isfinite(r.fusion).all() and np.abs(r.fusion).max() <= 0.999
 
 
 def test_arrangement_score():
