@@ -250,13 +250,11 @@ def _balance(za: torch.Tensor, zb: torch.Tensor, s_in: torch.Tensor, s_tgt: torc
     return za * ga, zb * gb, info
 
 
-_VOCAL_ENGINES: dict = {}
-
-
-def _vocal_engine(device, stems: int = 2):
-    """The vocal engine (``engines.vocals``, its public API), one per device, model and process: the default vocal
-    model; with ``stems=4`` and a two-stem default, the first registered four-stem model (the default of those
-    first), or the default when none is registered (the caller then says what is missing)."""
+def _vocal_engine(eng, stems: int = 2):
+    """The vocal engine (``engines.vocals``, its public API) this fusion engine uses for stem mashups, loaded once
+    per fusion engine and model (so the studio's engine cache, which holds the fusion engine, is the only cache):
+    the default vocal model; with ``stems=4`` and a two-stem default, the first registered four-stem model (the
+    default of those first), or the default when none is registered (the caller then says what is missing)."""
     from engines import registry
 
     name = None
@@ -265,12 +263,13 @@ def _vocal_engine(device, stems: int = 2):
         dflt = registry.default("vocals") if registry.entries("vocals") else {}
         if four and int(dflt.get("stems", 2)) < 4:
             name = sorted(four, key=lambda e: not e.get("default"))[0]["name"]
-    key = (str(device), name, str(registry._dir(None)))  # noqa: SLF001 - the models folder is part of the key
-    if key not in _VOCAL_ENGINES:
+    cache = eng.__dict__.setdefault("_vocal_engines", {})
+    key = (name, str(registry._dir(None)))  # noqa: SLF001 - the models folder is part of the key
+    if key not in cache:
         from engines.vocals import Engine as VocalsEngine
 
-        _VOCAL_ENGINES[key] = VocalsEngine.load(name, device=str(device))
-    return _VOCAL_ENGINES[key]
+        cache[key] = VocalsEngine.load(name, device=str(eng.device))
+    return cache[key]
 
 
 def _stem_parts(eng, ya: np.ndarray, yb: np.ndarray, sr: int, cfg: Config):
@@ -281,7 +280,7 @@ def _stem_parts(eng, ya: np.ndarray, yb: np.ndarray, sr: int, cfg: Config):
     from engines.vocals import Config as VocalsConfig
 
     four = cfg.stem_split == "rhythm"
-    venv = _vocal_engine(eng.device, 4 if four else 2)
+    venv = _vocal_engine(eng, 4 if four else 2)
     vcfg = VocalsConfig(stems=4) if four and getattr(venv, "max_stems", 2) >= 4 else VocalsConfig()
     stems = {}
     for name, y in (("a", ya), ("b", yb)):
