@@ -102,6 +102,19 @@ class TimbreResult(base.Result):
         return {**out, **{k: self.extra[k] for k in ("polyphony", "warning") if k in self.extra}}
 
 
+def _like_input(y: np.ndarray, mono: np.ndarray, rate: int) -> np.ndarray:
+    """The model-rate output ``y`` (T',) made like the input ``mono`` (T,) at ``rate``: resampled, cut or padded to
+    its length, the band above the model's filled from the input (:func:`extend_band`), the same loudness as the
+    input, under the common output peak. Both decoders (spectral and synthesis) finish through it."""
+    if rate != F.SAMPLE_RATE:
+        y = audio_io.resample(y[None], F.SAMPLE_RATE, rate)[0]
+    y = np.pad(y, (0, max(0, len(mono) - len(y))))[: len(mono)]
+    if rate > F.SAMPLE_RATE:
+        y = extend_band(y, mono, rate)
+    y = (y * (levels.rms(mono) / (levels.rms(y) + 1e-12))).astype(np.float32)
+    return levels.limit_peak(y, levels.OUTPUT_PEAK)
+
+
 def _unit_phase(stft: torch.Tensor) -> torch.Tensor:
     """The unit-modulus phase of a complex STFT (1 where the magnitude is ~0)."""
     ph = stft / stft.abs().clamp_min(1e-8)
@@ -320,14 +333,7 @@ class TimbreEngine(base.Engine):
                     y = out.numpy().astype(np.float32) / gain
                     in_db = (20 * torch.log10(stft.abs() / gain + 1e-5)).numpy().astype(np.float32)
                     out_db = (20 * torch.log10(mag / gain + 1e-5)).numpy().astype(np.float32)
-                if rate != F.SAMPLE_RATE:
-                    y = audio_io.resample(y[None], F.SAMPLE_RATE, rate)[0]
-                y = np.pad(y, (0, max(0, len(mono) - len(y))))[: len(mono)]
-                if rate > F.SAMPLE_RATE:
-                    y = extend_band(y, mono, rate)
-                # same loudness as the input, under the common output peak
-                y = (y * (levels.rms(mono) / (levels.rms(y) + 1e-12))).astype(np.float32)
-                y = levels.limit_peak(y, levels.OUTPUT_PEAK)
+                y = _like_input(y, mono, rate)
                 lap("resynth", t)
         finally:
             torch.set_num_threads(old_threads)
@@ -412,13 +418,7 @@ class TimbreEngine(base.Engine):
                 in_db = (20 * torch.log10(F.stft_complex(torch.from_numpy(wav)).abs() / gain + 1e-5)).numpy()
                 out_db = (20 * torch.log10(F.stft_complex(out).abs() / gain + 1e-5)).numpy()
                 y = out.numpy().astype(np.float32) / gain
-                if rate != F.SAMPLE_RATE:
-                    y = audio_io.resample(y[None], F.SAMPLE_RATE, rate)[0]
-                y = np.pad(y, (0, max(0, len(mono) - len(y))))[: len(mono)]
-                if rate > F.SAMPLE_RATE:
-                    y = extend_band(y, mono, rate)
-                y = (y * (levels.rms(mono) / (levels.rms(y) + 1e-12))).astype(np.float32)
-                y = levels.limit_peak(y, levels.OUTPUT_PEAK)
+                y = _like_input(y, mono, rate)
                 lap("resynth", t)
         finally:
             torch.set_num_threads(old_threads)
