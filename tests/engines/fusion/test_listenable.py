@@ -6,20 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests.engines.fusion.signals import click_song
+
 SR = 24000
 
 
 def _song(seconds, bpm, f0, seed=0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    y = 0.1 * np.sin(2 * np.pi * f0 * t) + 0.05 * np.sin(2 * np.pi * 2.5 * f0 * t)
-    period = int(SR * 60 / bpm)
-    for k, start in enumerate(range(0, n, period)):
-        m = min(int(0.05 * SR), n - start)
-        y[start:start + m] += 0.5 * (1.0 if k % 4 == 0 else 0.5) * np.exp(-np.arange(m) / (0.01 * SR)) * \
-            rng.standard_normal(m)
-    return y.astype(np.float32)
+    return click_song(seconds, bpm, f0, sr=SR, seed=seed)
 
 
 def test_split_hz_log_axis():

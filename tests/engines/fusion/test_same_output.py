@@ -23,21 +23,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.engines.fusion.signals import click_song as _song
+
 SR = 24000
 IDX = [0, 1000, 20000, 40000, 60001, 77777, 90000, 100000, 120000, 143999]
-
-
-def _song(seconds, bpm, f0, sr=SR, seed=0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    t = np.arange(n) / sr
-    y = 0.1 * np.sin(2 * np.pi * f0 * t) + 0.05 * np.sin(2 * np.pi * 2.5 * f0 * t)
-    period = int(sr * 60 / bpm)
-    for k, start in enumerate(range(0, n, period)):
-        m = min(int(0.05 * sr), n - start)
-        env = np.exp(-np.arange(m) / (0.01 * sr)) * (1.0 if k % 4 == 0 else 0.5)
-        y[start:start + m] += 0.5 * env * rng.standard_normal(m)
-    return y.astype(np.float32)
 
 
 def _inputs():
