@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Mapping
@@ -195,6 +196,19 @@ def json_default(o: Any):
     if isinstance(o, os.PathLike):
         return os.fspath(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def lap_timer(timings: dict[str, float]) -> Callable[[str, float], float]:
+    """``lap(name, since) -> now``: adds the seconds since ``since`` (a ``time.perf_counter()`` reading) to
+    ``timings[name]`` and returns the current reading, so stages chain: ``t = lap("load", t0); t = lap("run", t)``.
+    The engines fill ``Result.timings`` through it."""
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - since
+        return now
+
+    return lap
 
 
 @dataclass

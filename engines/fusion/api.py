@@ -417,8 +417,7 @@ def _fuse(eng: FusionEngine, a: Source, b: Source, cfg: Config, progress) -> Fus
     sr = cdc.sample_rate
     fr = cdc.frame_rate
 
-    def lap(name, t0):
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+    lap = base.lap_timer(timings)
 
     t0 = time.perf_counter()
     prog(0.0, "loading")

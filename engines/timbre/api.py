@@ -275,11 +275,7 @@ class TimbreEngine(base.Engine):
             return self._run_synth(inputs, config, progress)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-
-        def lap(name: str, since: float) -> float:
-            now = time.perf_counter()
-            timings[name] = now - since
-            return now
+        lap = base.lap_timer(timings)
 
         tgt = instrument_index(config.target)
         phase, gl_iters = config.phase, config.gl_iters
@@ -373,11 +369,7 @@ class TimbreEngine(base.Engine):
 
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-
-        def lap(name: str, since: float) -> float:
-            now = time.perf_counter()
-            timings[name] = now - since
-            return now
+        lap = base.lap_timer(timings)
 
         tgt = instrument_index(config.target)
         prog = progress or (lambda f, m: None)
