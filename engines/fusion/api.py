@@ -260,8 +260,7 @@ def _vocal_engine(eng, stems: int = 2):
     name = None
     if stems >= 4:
         four = [e for e in registry.entries("vocals") if int(e.get("stems", 2)) >= 4]
-        dflt = registry.default("vocals") if registry.entries("vocals") else {}
-        if four and int(dflt.get("stems", 2)) < 4:
+        if four and int(registry.default("vocals").get("stems", 2)) < 4:  # ``four`` non-empty: a default exists
             name = sorted(four, key=lambda e: not e.get("default"))[0]["name"]
     cache = eng.__dict__.setdefault("_vocal_engines", {})
     key = (name, str(registry._dir(None)))  # noqa: SLF001 - the models folder is part of the key
