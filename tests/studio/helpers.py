@@ -23,3 +23,16 @@ def error_toast(page, timeout: float = 60_000) -> str:
     toast = page.locator(".toast-body").first
     toast.wait_for(timeout=timeout)
     return toast.inner_text()
+
+
+def fill_settled(page, selector: str, value: str, tries: int = 20) -> None:
+    """Fill the input at ``selector`` with ``value`` and make it stick: an event the page fired just before (the
+    Train tab's trainer pick resets the form) may answer after the fill and overwrite it, so fill again until the
+    value has held for half a second."""
+    box = page.locator(selector).first
+    for _ in range(tries):
+        box.fill(value)
+        page.wait_for_timeout(500)
+        if box.input_value() == value:
+            return
+    raise AssertionError(f"{selector} did not keep {value!r} (it shows {box.input_value()!r})")

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from studio import examples
-from tests.studio.helpers import open_tab, upload
+from tests.studio.helpers import fill_settled, open_tab, upload
 
 
 def _newest(root: Path, name: str, after: float) -> Path:
@@ -94,11 +94,11 @@ def _start_query_run(page, out: Path, steps: int, examples_per_epoch: int) -> No
     open_tab(page, "Train")
     page.locator("#train-model input").first.click()
     page.get_by_role("option", name="query: the built-in query embedder/classifier").click()
-    page.locator("#train-max-steps input").fill(str(steps))
-    page.locator("#train-batch input").fill("2")
-    page.locator("#train-extra textarea, #train-extra input").first.fill(
+    fill_settled(page, "#train-max-steps input", str(steps))
+    fill_settled(page, "#train-batch input", "2")
+    fill_settled(page, "#train-extra textarea, #train-extra input",
         f"--synthetic 16 --examples_per_epoch {examples_per_epoch} --val_examples 2 --no_mlflow --log_every 1")
-    page.locator("#train-out textarea, #train-out input").first.fill(str(out))
+    fill_settled(page, "#train-out textarea, #train-out input", str(out))
     page.locator("#train-start").click()
 
 

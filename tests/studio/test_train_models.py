@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.studio.helpers import error_toast, open_tab
+from tests.studio.helpers import error_toast, fill_settled, open_tab
 
 
 def test_config_lists_the_tabs(studio):
@@ -37,12 +37,11 @@ def test_train_query_live_then_use_in_separate(page, studio):
     open_tab(page, "Train")
     page.locator("#train-model input").first.click()
     page.get_by_role("option", name="query: the built-in query embedder/classifier").click()
-    page.locator("#train-max-steps input").fill("6")
-    page.locator("#train-batch input").fill("4")
-    page.locator("#train-extra textarea, #train-extra input").first.fill(
+    fill_settled(page, "#train-max-steps input", "6")
+    fill_settled(page, "#train-batch input", "4")
+    fill_settled(page, "#train-extra textarea, #train-extra input",
         "--synthetic 16 --examples_per_epoch 24 --val_examples 4 --no_mlflow --log_every 1")
-    out_box = page.locator("#train-out textarea, #train-out input").first
-    out_box.fill(str(out))
+    fill_settled(page, "#train-out textarea, #train-out input", str(out))
     page.locator("#train-start").click()
     page.wait_for_function("() => document.querySelector('#train-command').innerText.includes('train query')")
     command = page.locator("#train-command").inner_text()
@@ -68,11 +67,11 @@ def test_train_stop_checkpoints(page, studio):
     open_tab(page, "Train")
     page.locator("#train-model input").first.click()
     page.get_by_role("option", name="query: the built-in query embedder/classifier").click()
-    page.locator("#train-max-steps input").fill("5000")
-    page.locator("#train-batch input").fill("2")
-    page.locator("#train-extra textarea, #train-extra input").first.fill(
+    fill_settled(page, "#train-max-steps input", "5000")
+    fill_settled(page, "#train-batch input", "2")
+    fill_settled(page, "#train-extra textarea, #train-extra input",
         "--synthetic 16 --examples_per_epoch 5000 --val_examples 2 --no_mlflow --log_every 1")
-    page.locator("#train-out textarea, #train-out input").first.fill(str(out))
+    fill_settled(page, "#train-out textarea, #train-out input", str(out))
     page.locator("#train-start").click()
     page.wait_for_function(
         "() => document.querySelector('#train-status textarea, #train-status input').value.startsWith('running: step')",
@@ -86,7 +85,7 @@ def test_train_stop_checkpoints(page, studio):
     assert json.loads(last)["event"] == "stopped"
     page.reload()  # the tab forgets its job; Watch follows the folder again
     open_tab(page, "Train")
-    page.locator("#train-out textarea, #train-out input").first.fill(str(out))
+    fill_settled(page, "#train-out textarea, #train-out input", str(out))
     page.locator("#train-watch").click()
     page.wait_for_function(
         "() => document.querySelector('#train-status textarea, #train-status input').value.includes('stopped at step')")
