@@ -155,17 +155,19 @@ def memory(model_args: list[str], song: Path, threads: int, minutes: float = 10.
         path = Path(d) / "long.wav"
         sf.write(path, long.T, sr, subtype="PCM_16")
         del long, audio
-        code = ("import resource, runpy, sys, time; sys.argv = sys.argv[1:]; t = time.time(); rc = 0\n"
+        # the child's own peak (benchmarks.common.peak_rss_mb: VmHWM, not ru_maxrss, which would be this process's)
+        code = ("import runpy, sys, time; from benchmarks.common import peak_rss_mb; sys.argv = sys.argv[1:]\n"
+                "t = time.time(); rc = 0\n"
                 "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit as e:\n    rc = e.code\n"
-                "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'WALL', time.time() - t, 'RC', rc)")
+                "print('PEAK_MB', peak_rss_mb(), 'WALL', time.time() - t, 'RC', rc)")
         cmd = [sys.executable, "-c", code, str(ROOT / "launch.py"), "vocals", "-i", str(path), "-o", str(Path(d) / "out"),
                "--threads", str(threads), "--device", device, "--quiet", *model_args]
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
-        line = [x for x in r.stdout.splitlines() if x.startswith("PEAK_KB")]
+        line = [x for x in r.stdout.splitlines() if x.startswith("PEAK_MB")]
         if not line:
             raise RuntimeError(r.stderr[-2000:])
         parts = line[-1].split()
-        return {"minutes": minutes, "channels": 2, "sample_rate": sr, "peak_rss_mb": round(int(parts[1]) / 1024, 1),
+        return {"minutes": minutes, "channels": 2, "sample_rate": sr, "peak_rss_mb": float(parts[1]),
                 "wall_s": round(float(parts[3]), 1), "rc": int(parts[5])}
 
 
