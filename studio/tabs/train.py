@@ -144,13 +144,15 @@ def build(ctx) -> None:
         if name not in trainers:
             raise gr.Error(f"There is no trainer '{name}' in this checkout.")
         spec = training.trainer_spec(name)
-        d = spec.defaults
-        return (gr.update(info=_data_info(spec)), d.get("--epochs"), d.get("--max_steps"), d.get("--batch_size"),
-                gr.update(value=d.get(spec.lr_flag or ""), info=spec.lr_flag or "(no learning-rate flag)"),
-                d.get("--ckpt_every"), _default_out(name))
+        return gr.update(info=_data_info(spec)), gr.update(info=spec.lr_flag or "(no learning-rate flag)")
 
-    # .input (a visitor's pick), not .change: reattaching after a reload sets the trainer without resetting the form
-    model.input(on_model, model, [data, epochs, max_steps, batch, lr, ckpt_every, out_dir], api_visibility="private")
+    # A pick resets the form to the trainer's defaults in the page itself (form_reset_js: no round trip, so a value
+    # typed right after the pick is never overwritten by a late answer); the server only updates the help texts
+    # (their values untouched). .input (a visitor's pick), not .change: reattaching after a reload sets the trainer
+    # without resetting the form.
+    form = [epochs, max_steps, batch, lr, ckpt_every, out_dir]
+    model.input(None, [model, *form], form, js=form_reset_js(trainers if allowed else {}), api_visibility="private")
+    model.input(on_model, model, [data, lr], api_visibility="private")
 
     @guard
     def on_start(name, n, data_dir, do_render, minutes, ep, ms, bs, lr_v, th, ck, extra_args, out, current):
@@ -261,6 +263,29 @@ def build(ctx) -> None:
     root = gr.context.Context.root_block  # the studio's Blocks (this tab is built inside it)
     if root is not None:
         root.load(on_load, None, [job_id, status, command, model, out_dir, use_msg, timer], api_visibility="private")
+
+
+def form_reset_js(trainers) -> str:
+    """The browser function that resets the form to a picked trainer's defaults: ``(name, epochs, max_steps,
+    batch, lr, ckpt_every, out_dir) -> the same six values``; an unknown name keeps them. The output folder is
+    ``<runs root>/<trainer>-<local time>`` like :func:`_default_out`."""
+    import json
+
+    table = {}
+    root = ""
+    if trainers:
+        root = str(training.runs_root())
+        for name in trainers:
+            spec = training.trainer_spec(name)
+            d = spec.defaults
+            table[name] = [d.get("--epochs"), d.get("--max_steps"), d.get("--batch_size"),
+                           d.get(spec.lr_flag) if spec.lr_flag else None, d.get("--ckpt_every")]
+    return ("(name, e, m, b, l, c, o) => { const D = " + json.dumps(table) + "; const root = " + json.dumps(root) + ";"
+            " const d = D[name]; if (!d) return [e, m, b, l, c, o];"
+            " const t = new Date(); const p = (v) => String(v).padStart(2, '0');"
+            " const stamp = `${t.getFullYear()}${p(t.getMonth() + 1)}${p(t.getDate())}-${p(t.getHours())}"
+            "${p(t.getMinutes())}${p(t.getSeconds())}`;"
+            " return [...d, `${root}/${name}-${stamp}`]; }")
 
 
 def _data_info(spec) -> str:

@@ -4,6 +4,7 @@ table; the tab list in /config."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 
 import pytest
@@ -29,6 +30,23 @@ def test_models_tab_lists_the_registry(page):
     open_tab(page, "Models")
     table = page.locator("#models-table").inner_text()
     assert "vocals-tiny (default)" in table and "tiny random" in table
+
+
+def test_trainer_pick_resets_the_form_in_the_page(page):
+    """The pick sets the trainer's defaults in the browser (no round trip), so a value typed right after it holds;
+    the server still updates the help texts."""
+    open_tab(page, "Train")
+    page.locator("#train-model input").first.click()
+    page.get_by_role("option", name=re.compile(r"^vocals-bs: ")).click()
+    page.locator("#train-max-steps input").fill("7")  # at once: no waiting for the pick's answer
+    page.wait_for_timeout(1500)
+    assert page.locator("#train-max-steps input").input_value() == "7"
+    assert page.locator("#train-batch input").input_value() == "6"  # vocals-bs's --batch_size
+    assert re.search(r"/vocals-bs-\d{8}-\d{6}$", page.locator("#train-out textarea, #train-out input").first.input_value())
+    page.locator("#train-model input").first.click()
+    page.get_by_role("option", name=re.compile(r"^query: ")).click()
+    page.wait_for_function("() => document.querySelector('#train-batch input').value === '16'")  # query's
+    assert page.locator("#train-max-steps input").input_value() == ""  # query has no step limit by default
 
 
 def test_train_query_live_then_use_in_separate(page, studio):
