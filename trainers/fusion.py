@@ -330,11 +330,11 @@ def run(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="trainers/fusion.py", description=HELP)
-    add_arguments(p)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run(p.parse_args(argv))
+def main(argv: list[str] | None = None) -> int:
+    """``python trainers/fusion.py ...``: the same as ``launch.py train fusion ...``."""
+    from trainers.solver import script_main
+
+    return script_main("train fusion", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

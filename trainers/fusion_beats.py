@@ -170,11 +170,13 @@ def run(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="train fusion-beats", description=HELP)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+def main(argv: list[str] | None = None) -> int:
+    """``python trainers/fusion_beats.py ...``: the same as ``launch.py train fusion-beats ...``."""
+    from trainers.solver import script_main
+
+    return script_main("train fusion-beats", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())

@@ -69,12 +69,13 @@ def run(args) -> int:
     return query_classifier.run(args)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=HELP)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+def main(argv: list[str] | None = None) -> int:
+    """``python trainers/query_embedder.py ...``: the same as ``launch.py train query ...``."""
+    from trainers.solver import script_main
+
+    return script_main("train query", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())

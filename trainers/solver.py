@@ -432,3 +432,14 @@ def one_cycle(opt, max_lr: float, total: int, pct_start: float):
     import torch
 
     return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=max(int(total), 2), pct_start=pct_start)
+
+
+def script_main(prog: str, help_: str, add_arguments: Callable, run: Callable, argv: list[str] | None = None) -> int:
+    """A trainer module's own entry (``python trainers/<x>.py ...``): its parser (``add_arguments``, the one
+    ``launch.py train <x>`` builds too), INFO logging, ``run(args)``."""
+    import argparse
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(prog=prog, description=help_, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(p)
+    return int(run(p.parse_args(argv)) or 0)

@@ -609,14 +609,12 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """``python trainers/timbre.py ...``: the same as ``launch.py train timbre ...``."""
+    from trainers.solver import script_main
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    p = argparse.ArgumentParser(prog="train timbre", description=HELP)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return script_main("train timbre", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())

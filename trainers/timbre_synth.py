@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+if not __package__:  # run as a script (python trainers/timbre_synth.py): the checkout's packages first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trainers.timbre import PHASES, TimbreTrainer, TimbreWindows, discover, load_clips, lr_schedule, phase_of
 
 logger = logging.getLogger(__name__)
@@ -285,14 +287,12 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """``python trainers/timbre_synth.py ...``: the same as ``launch.py train timbre-synth ...``."""
+    from trainers.solver import script_main
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    p = argparse.ArgumentParser(prog="train timbre-synth", description=HELP)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return script_main("train timbre-synth", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())

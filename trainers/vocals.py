@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -247,14 +246,12 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """``python trainers/vocals.py ...``: the same as ``launch.py train vocals ...``."""
+    from trainers.solver import script_main
 
-    p = argparse.ArgumentParser(prog="train vocals", description=HELP)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return script_main("train vocals", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    logging.basicConfig(level=logging.INFO)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())

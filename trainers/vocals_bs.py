@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -281,14 +280,12 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """``python trainers/vocals_bs.py ...``: the same as ``launch.py train vocals-bs ...``."""
+    from trainers.solver import script_main
 
-    p = argparse.ArgumentParser(prog="train vocals-bs", description=HELP)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return script_main("train vocals-bs", HELP, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    logging.basicConfig(level=logging.INFO)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())
