@@ -287,7 +287,8 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
             rows["codec"].append({"case": case.name, "file": name, "si_sdr": sc.si_sdr(y, z), "mrstft": sc.mrstft(y, z)["mrstft"]})
         for mode in modes:
             for m in masks:
-                r = engine.fuse(a_path, b_path, mask_type=m, mode=mode)
+                extra = {"stem_split": args.stem_split} if m == "stems" and args.stem_split else {}
+                r = engine.fuse(a_path, b_path, mask_type=m, mode=mode, **extra)
                 arr = arrangement_score(r.fusion, r.a, r.b, r.sample_rate)
                 rows["arrangement"][mode][m].append({"case": case.name, **arr})
                 line = (f"{case.name} {mode:7s} {m:9s} clean {arr['clean']:.3f} share_a "
@@ -334,7 +335,7 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
         "rtf_by_mask": {mode: {m: {"mean": mean(v), "max": max(v)} for m, v in rows["rtf_by_mask"][mode].items()}
                         for mode in modes},
         "load_average_1min": os.getloadavg()[0],
-        "cold": cold, "threads": args.threads, "device": str(engine.device),
+        "cold": cold, "threads": args.threads, "stem_split": args.stem_split or "vocals", "device": str(engine.device),
     }
     for mode in modes:
         summary["complementarity"][mode]["mean"] = mean(list(summary["complementarity"][mode].values()))
@@ -384,6 +385,9 @@ def main(argv=None) -> int:
     p.add_argument("--skip_learned", action="store_true")
     p.add_argument("--masks", nargs="+", default=list(ARRANGEMENT_MASKS),
                    help="mask types to run (default: none and every masking type)")
+    p.add_argument("--stem_split", choices=("vocals", "rhythm"), default=None,
+                   help="the stems mask type's split (default: the engine's, vocals over accompaniment; rhythm: drums + "
+                        "bass of one song under the vocals + other of the other, through the four-stem vocal model)")
     p.add_argument("--beats", action="store_true",
                    help="only the beat/downbeat/tempo/key figures against each set's meta.json (both downbeat trackers, "
                         "librosa's tempo as the baseline)")

@@ -231,23 +231,31 @@ OCTAVE_EDGES = (250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 BALANCE_MAX_DB = 12.0
 #: ``--balance`` levels the parts only when A's share of the output energy lies outside this range
 BALANCE_RANGE = (0.3, 0.7)
+#: a stem mashup's lead part below this share of its own song's energy (an instrumental's "vocals") is bleed:
+#: the readout warns, and ``--balance`` does not boost it
+LEAD_MIN_SHARE = 0.05
 
 
-def _balance(za: torch.Tensor, zb: torch.Tensor, s_in: torch.Tensor, s_tgt: torch.Tensor):
-    """Level the two songs' parts (``--balance``): when A's share of the masked latent energy (the output's, the
-    built-in codec being orthogonal) lies outside :data:`BALANCE_RANGE`, A and B get opposite gains (half the
-    dB each, at most :data:`BALANCE_MAX_DB` in all) that bring it to one half. Returns ``za, zb, decisions``."""
-    ea = float((s_in * za).pow(2).sum())
-    eb = float((s_tgt * zb).pow(2).sum())
+def balance_gains(ea: float, eb: float) -> tuple[float, float, dict]:
+    """The ``--balance`` rule on the energies of A's and B's parts of an output: when A's share lies outside
+    :data:`BALANCE_RANGE`, A and B get opposite gains (half the dB each, at most :data:`BALANCE_MAX_DB` in all)
+    that bring it to one half. Returns the amplitude gains ``ga, gb`` and the decisions."""
     share = ea / (ea + eb) if ea + eb > 0 else 0.5
     info = {"a_share_before": round(share, 4), "a_gain_db": 0.0, "b_gain_db": 0.0, "a_share_after": round(share, 4)}
     if ea <= 0 or eb <= 0 or BALANCE_RANGE[0] <= share <= BALANCE_RANGE[1]:
-        return za, zb, info
+        return 1.0, 1.0, info
     d = float(np.clip(10 * np.log10(ea / eb), -BALANCE_MAX_DB, BALANCE_MAX_DB))  # A louder by d dB
     ga, gb = 10 ** (-d / 40), 10 ** (d / 40)
     after = ea * ga**2 / (ea * ga**2 + eb * gb**2)
     info.update(a_gain_db=round(-d / 2, 2), b_gain_db=round(d / 2, 2), a_share_after=round(after, 4))
-    return za * ga, zb * gb, info
+    return ga, gb, info
+
+
+def _balance(za: torch.Tensor, zb: torch.Tensor, s_in: torch.Tensor, s_tgt: torch.Tensor):
+    """Level the two songs' parts of a masked fusion (:func:`balance_gains` on the masked latent energy: the
+    output's, the built-in codec being orthogonal). Returns ``za, zb, decisions``."""
+    ga, gb, info = balance_gains(float((s_in * za).pow(2).sum()), float((s_tgt * zb).pow(2).sum()))
+    return (za * ga, zb * gb, info) if (ga, gb) != (1.0, 1.0) else (za, zb, info)
 
 
 def _vocal_engine(eng, stems: int = 2):
@@ -310,6 +318,10 @@ def _stem_parts(eng, ya: np.ndarray, yb: np.ndarray, sr: int, cfg: Config):
             "backing_from": back_song.upper(), "backing": "+".join(back_names), "lead_gain_db": round(gain_db, 2),
             "lead_energy_share": round(lead_share, 4),  # of its own song: ~0 for an instrumental (no vocals)
             "model": getattr(venv, "model_name", None) or "default"}
+    if cfg.balance and lead_share >= LEAD_MIN_SHARE:  # keep both songs audible (a near-empty lead is not boosted)
+        energy = {k: float(np.sum(v.astype(np.float64) ** 2)) for k, v in parts.items()}
+        ga, gb, info["balance"] = balance_gains(energy["a"], energy["b"])
+        parts = {"a": parts["a"] * np.float32(ga), "b": parts["b"] * np.float32(gb)}
     return parts["a"], parts["b"], info
 
 
@@ -353,7 +365,7 @@ def mashability(params: dict, ka, kb, cfg: Config) -> dict:
     if m == "stems":
         st = params.get("stems", {})
         parts = {st.get("lead_from", "?"): st.get("lead"), st.get("backing_from", "?"): st.get("backing")}
-        if st.get("lead_energy_share", 1.0) < 0.05:
+        if st.get("lead_energy_share", 1.0) < LEAD_MIN_SHARE:
             out["warning"] = (f"song {st.get('lead_from')} has almost no {st.get('lead')} "
                               f"({st['lead_energy_share']:.1%} of its energy): the mashup will sound like one song")
     elif m in ("frequency", "hybrid"):

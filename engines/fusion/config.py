@@ -77,7 +77,8 @@ class Config(ConfigBase):
                                 "audible bands) or single codec channels (the original's dropout: a blend)",
                                 choices=SPECTRAL_UNITS, group="mask")
     balance: bool = option(True, "level the two songs' parts so each holds 30-70 percent of the output energy (gains "
-                           "up to +-12 dB, half on each song)", group="alignment")
+                           "up to +-12 dB, half on each song; stem mashups too, unless the lead is near-empty)",
+                           group="alignment")
     vocals_from: str = option("a", "stems: the song whose vocals (or melody/harmony, --stem_split rhythm) go over "
                               "the other's accompaniment (or rhythm section)", choices=("a", "b"), group="stems")
     stem_split: str = option("vocals", "stems: vocals over accompaniment, or rhythm (drums + bass of one song, "

@@ -147,6 +147,64 @@ def test_rhythm_split_takes_a_registered_four_stem_model(tmp_path, monkeypatch):
     assert np.isfinite(r.fusion).all() and np.abs(r.fusion).max() <= 0.999
 
 
+class _FakeStems:
+    """A four-stem vocal engine giving fixed shares of the song (for the stem mashup's level decisions)."""
+
+    max_stems, model_name = 4, "fake"
+
+    def __init__(self, shares):
+        self.shares = shares
+
+    def run(self, src, cfg):
+        from types import SimpleNamespace
+
+        y = np.asarray(src[0], np.float32)[None]
+        return SimpleNamespace(audio={k: v * y for k, v in self.shares.items()})
+
+
+@pytest.mark.parametrize("balance", [True, False])
+def test_stem_mashup_balance_keeps_the_backing_audible(monkeypatch, balance):
+    """A rhythm split whose backing (B's drums + bass) is ~28 dB under A's lead: ``--balance`` (default on) gives
+    A -6 dB and B +6 dB (the 12 dB limit), so B's share rises; off, the parts keep their own-song ratio."""
+    from engines.fusion import api
+    from engines.fusion.config import Config
+
+    monkeypatch.setattr(api, "_vocal_engine", lambda eng, stems=2: _FakeStems(
+        {"vocals": 0.6, "drums": 0.02, "bass": 0.02, "other": 0.36}))
+    a, b = _song(3, 120, 220, 1), _song(3, 120, 660, 2)
+    pa, pb, info = api._stem_parts(None, a, b, SR, Config(mask_type="stems", stem_split="rhythm", balance=balance))
+    ea, eb = float(np.sum(pa.astype(np.float64) ** 2)), float(np.sum(pb.astype(np.float64) ** 2))
+    if balance:
+        bal = info["balance"]
+        assert (bal["a_gain_db"], bal["b_gain_db"]) == (-6.0, 6.0)
+        assert bal["a_share_after"] < bal["a_share_before"] and ea / (ea + eb) == pytest.approx(bal["a_share_after"], abs=1e-3)
+    else:
+        assert "balance" not in info and ea / (ea + eb) > 0.99
+        np.testing.assert_allclose(pb, 0.04 * b, rtol=1e-5, atol=1e-7)  # B's drums + bass as they are
+
+
+def test_stem_mashup_does_not_boost_a_near_empty_lead(monkeypatch):
+    """An instrumental's "vocals" (under 5 % of its song: bleed) are not boosted by ``--balance``."""
+    from engines.fusion import api
+    from engines.fusion.config import Config
+
+    monkeypatch.setattr(api, "_vocal_engine", lambda eng, stems=2: _FakeStems({"vocals": 0.1, "accompaniment": 0.9}))
+    a, b = _song(3, 120, 220, 1), _song(3, 120, 660, 2)
+    _, _, info = api._stem_parts(None, a, b, SR, Config(mask_type="stems"))
+    assert info["lead_energy_share"] < api.LEAD_MIN_SHARE and "balance" not in info
+
+
+def test_balance_gains():
+    from engines.fusion.api import BALANCE_RANGE, balance_gains
+
+    assert balance_gains(1.0, 1.0) == (1.0, 1.0, {"a_share_before": 0.5, "a_gain_db": 0.0, "b_gain_db": 0.0,
+                                                  "a_share_after": 0.5})
+    ga, gb, info = balance_gains(9.0, 1.0)  # A 9.5 dB louder: brought to one half
+    assert ga * gb == pytest.approx(1.0) and 9 * ga**2 == pytest.approx(gb**2) and info["a_share_after"] == 0.5
+    assert balance_gains(0.0, 1.0)[:2] == (1.0, 1.0)  # nothing to level
+    assert BALANCE_RANGE[0] <= balance_gains(2.0, 1.0)[2]["a_share_after"] <= BALANCE_RANGE[1]
+
+
 def test_arrangement_score():
     import sys
     from pathlib import Path
