@@ -99,11 +99,21 @@ class TimbreTransfer(nn.Module):
                  window: int = 287, overlap: float = 0.3, n_mels: int = 80, stats_name: str = "identity",
                  residual: bool = True):
         super().__init__()
+        self._build_encoders(d_model, style_dim, enc_blocks, enc_layers, n_heads, dropout, window, overlap, stats_name)
+        self.decoder = Decoder(style_dim, style_dim, N_STFT, latent_dim, d_model, dec_layers, n_heads, dropout,
+                               residual=residual)
+        self._build_discriminator(style_dim, n_mels)
+
+    # the parts every model of this family shares (TimbreSynth too), built in this order around its decoder (the
+    # order fixes which random numbers each part's initial weights take)
+    def _build_encoders(self, d_model, style_dim, enc_blocks, enc_layers, n_heads, dropout, window, overlap,
+                        stats_name) -> None:
         self.window, self.overlap, self.stats_name = window, overlap, stats_name
         self.style_encoder = StyleEncoder(N_FEAT, d_model, enc_blocks, enc_layers, n_heads, style_dim, dropout)
         self.content_encoder = ContentEncoder(N_FEAT, d_model, enc_blocks, enc_layers, n_heads, style_dim, dropout)
-        self.decoder = Decoder(style_dim, style_dim, N_STFT, latent_dim, d_model, dec_layers, n_heads, dropout,
-                               residual=residual)
+
+    def _build_discriminator(self, style_dim: int, n_mels: int) -> None:
+        """The instrument discriminator, the feature statistics, the style prototypes and the mel filterbank."""
         self.discriminator = Discriminator(style_dim, 2 * style_dim, len(INSTRUMENTS))
         st = FeatureStats.identity()
         self.register_buffer("feat_mean", torch.from_numpy(st.mean()))

@@ -22,14 +22,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engines.audio import spectral
 from engines.checkpoint import Float, Int, Str, capture_init
 
-from .content_encoder import ContentEncoder
-from .discriminator import Discriminator
-from .features import HOP, INSTRUMENTS, N_FEAT, N_FFT, SAMPLE_RATE, FeatureStats
+from .features import HOP, INSTRUMENTS, SAMPLE_RATE
 from .model import OverlapAdd, TimbreTransfer, window_plan
-from .style_encoder import StyleEncoder, sinusoidal
+from .style_encoder import sinusoidal
 from .synth import HarmonicNoiseSynth, exp_sigmoid
 
 
@@ -106,18 +103,10 @@ class TimbreSynth(TimbreTransfer):
                  overlap: float = 0.3, n_mels: int = 80, stats_name: str = "identity", n_harmonics: int = 48,
                  n_noise: int = 65, reverb_seconds: float = 0.5):
         nn.Module.__init__(self)  # TimbreTransfer's constructor builds the autoregressive decoder: not here
-        self.window, self.overlap, self.stats_name = window, overlap, stats_name
-        self.style_encoder = StyleEncoder(N_FEAT, d_model, enc_blocks, enc_layers, n_heads, style_dim, dropout)
-        self.content_encoder = ContentEncoder(N_FEAT, d_model, enc_blocks, enc_layers, n_heads, style_dim, dropout)
+        self._build_encoders(d_model, style_dim, enc_blocks, enc_layers, n_heads, dropout, window, overlap, stats_name)
         self.decoder = SynthDecoder(style_dim, style_dim, d_model, dec_layers, n_heads, dropout, n_harmonics, n_noise)
         self.synth = HarmonicNoiseSynth(SAMPLE_RATE, HOP, len(INSTRUMENTS), reverb_seconds)
-        self.discriminator = Discriminator(style_dim, 2 * style_dim, len(INSTRUMENTS))
-        st = FeatureStats.identity()
-        self.register_buffer("feat_mean", torch.from_numpy(st.mean()))
-        self.register_buffer("feat_std", torch.from_numpy(st.std()))
-        self.register_buffer("prototypes", torch.zeros(len(INSTRUMENTS), style_dim))
-        self.register_buffer("proto_count", torch.zeros(len(INSTRUMENTS)))
-        self.register_buffer("mel_fb", spectral.mel_filterbank(SAMPLE_RATE, N_FFT, n_mels), persistent=False)
+        self._build_discriminator(style_dim, n_mels)
 
     def forward(self, raw: torch.Tensor, style: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor,
                 target: torch.Tensor, length: int | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
