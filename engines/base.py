@@ -266,7 +266,7 @@ class Result:
 
     def save(self, out_dir: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (),
              fmt: "str | OutputFormat" = "wav", subtype: str = "PCM_16", extras: bool = True,
-             extra: Mapping[str, Callable[[Path], None]] | None = None) -> dict[str, Path]:
+             extra: Mapping[str, Callable[[Path], None]] | None = None, scale: float = 1.0) -> dict[str, Path]:
         """Write every output into ``out_dir`` all-or-nothing; returns ``{file name: final path}``.
 
         Args:
@@ -278,6 +278,8 @@ class Result:
                 (``"output"``).
             extras: also write :meth:`extra_files` (figures etc.).
             extra: more ``{name: writer(path)}`` from the caller, published in the same stage.
+            scale: one gain for every audio output, applied to each as it is written (one copy at a time, e.g.
+                the common factor that keeps a song's stems from clipping).
         """
         from engines.atomic import OutputStage
         from engines.audio import io as aio
@@ -299,6 +301,8 @@ class Result:
         with OutputStage(out_dir, inputs=inputs, names=names) as stage:
             for stem, name in audio_names.items():
                 y = convert(self.audio[stem], self.sample_rate, out["sample_rate"], out["channels"])
+                if scale != 1.0:
+                    y = (np.asarray(y) * np.float32(scale)).astype(np.float32, copy=False)
                 if out["format"] == "mp3":
                     write_mp3(stage.path(name), y, out["sample_rate"], out["bitrate"])
                 else:

@@ -20,7 +20,6 @@ multiplies the mixture STFT, the iSTFT gives the vocals, resampled back to the i
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -114,7 +113,11 @@ class VocalsResult(base.Result):
     def accompaniment(self) -> np.ndarray:
         if "accompaniment" in self.audio:
             return self.audio["accompaniment"]
-        return np.sum([v for k, v in self.audio.items() if k != "vocals"], axis=0).astype(np.float32)
+        rest = [v for k, v in self.audio.items() if k != "vocals"]
+        out = np.array(rest[0], dtype=np.float32)
+        for v in rest[1:]:
+            out += v
+        return out
 
     @property
     def stems(self) -> tuple[str, ...]:
@@ -154,13 +157,12 @@ class VocalsResult(base.Result):
         four stems).
         """
         inputs = [*inputs, *protect, *([self.source] if self.source else [])]
-        res = self
-        if audio_io.SUBTYPES.get(subtype, subtype) != "FLOAT":
-            names = list(self.audio)
-            limited = levels.limit_peak(self.audio[names[0]], levels.OUTPUT_PEAK, *[self.audio[n] for n in names[1:]])
-            if limited[0] is not self.audio[names[0]]:
-                res = dataclasses.replace(self, audio=dict(zip(names, limited)))
-        paths = base.Result.save(res, out_dir, inputs=inputs, fmt=fmt, subtype=subtype, extras=extras, extra=extra)
+        scale = 1.0
+        if audio_io.SUBTYPES.get(subtype, subtype) != "FLOAT":  # one factor for all stems, applied as each is written
+            p = max(levels.peak(a) for a in self.audio.values())
+            scale = levels.OUTPUT_PEAK / p if p > levels.OUTPUT_PEAK else 1.0
+        paths = base.Result.save(self, out_dir, inputs=inputs, fmt=fmt, subtype=subtype, extras=extras, extra=extra,
+                                 scale=scale)
         for stem, name in self.file_names(fmt.lower().lstrip(".")).items():
             paths[stem] = paths[name]
         return paths
@@ -354,7 +356,13 @@ class VocalIsolator(base.Engine):
         else:
             names = list(self.net.stems)
             result = {n: back(out[k]) for k, n in enumerate(names[:-1])}
-            result[names[-1]] = audio - np.sum(list(result.values()), axis=0)  # the stems sum to the mixture
+            # the last stem is the mixture minus the others (the stems sum to the mixture exactly), computed in the
+            # buffer of the network's own last stem (a view of ``out`` at the model rate) as one running difference
+            last = back(out[-1])
+            np.copyto(last, audio)
+            for v in result.values():
+                last -= v
+            result[names[-1]] = last
         t3 = time.perf_counter()
         timings = {"resample": (t1 - t0) + (t3 - t2), "separate": t2 - t1, "total": t3 - t0}
         params = {**(params or {}), "model": self.model_name, "binary_mask": binary, "sharpen": sharpen,

@@ -138,9 +138,8 @@ class BandSplitSeparator(nn.Module):
         B, C, F, N = spec.shape
         if C != self.channels or F != self.edges[-1]:
             raise ValueError(f"Expected a (B, {self.channels}, {self.edges[-1]}, N) spectrogram, got {tuple(spec.shape)}.")
-        mag = spec.abs()
-        comp = spec * (mag.clamp_min(1e-8) ** (self.compress - 1))
-        z = torch.stack([comp.real, comp.imag], 2)  # (B, C, 2, F, N)
+        comp = spec * (spec.abs().clamp_min_(1e-8).pow_(self.compress - 1))
+        z = torch.view_as_real(comp).permute(0, 1, 4, 2, 3)  # (B, C, 2, F, N), a view (no copy)
         feats = []
         for lin, a, b in zip(self.split, self.edges, self.edges[1:]):
             band = z[..., a:b, :].permute(0, 4, 1, 2, 3).reshape(B, N, -1)  # (B, N, C*2*w)
@@ -152,15 +151,20 @@ class BandSplitSeparator(nn.Module):
             x = bb(x)
         x = self.out_norm(x)
         S = len(self.stems)
-        outs = []
+        out = x.new_empty(B, N, S, C, F)  # each band's head writes its bins (no list of pieces to concatenate)
         for k, (head, a, b) in enumerate(zip(self.heads, self.edges, self.edges[1:])):
-            outs.append(head(x[:, :, k]).reshape(B, N, S, C, b - a))
-        return torch.cat(outs, -1).permute(0, 2, 3, 4, 1)  # (B, S, C, F, N)
+            out[..., a:b] = head(x[:, :, k]).reshape(B, N, S, C, b - a)
+        return out.permute(0, 2, 3, 4, 1)  # (B, S, C, F, N)
 
     def masks(self, spec: torch.Tensor, sharpen: float = 1.0) -> torch.Tensor:
         """Soft masks ``(B, S, C, F, N)`` summing to one over the stems."""
         logits = self(spec)
-        return torch.softmax(logits * sharpen if sharpen != 1.0 else logits, dim=1)
+        if torch.is_grad_enabled():
+            return torch.softmax(logits * sharpen if sharpen != 1.0 else logits, dim=1)
+        if sharpen != 1.0:  # inference: the softmax in place (a 30 s stereo piece's four masks are ~100 MB)
+            logits.mul_(sharpen)
+        logits.sub_(logits.amax(1, keepdim=True)).exp_()
+        return logits.div_(logits.sum(1, keepdim=True))
 
 
 def margin_samples(net: BandSplitSeparator) -> int:
@@ -212,7 +216,9 @@ def separate_stems(net: BandSplitSeparator, wav: torch.Tensor, gain: float, *, s
             vm = m[0, 0]  # (C, F, N)
         if on_mask is not None:
             on_mask(vm, seg.shape[-1])
-        y = spectral.istft(m * spec[:, None], n_fft, hop, length=seg.shape[-1])  # (P, S', nc, L)
+        # one stem at a time: the inverse STFT's frame buffers for all four stems at once would hold ~0.5 GB more
+        y = torch.stack([spectral.istft(m[:, s] * spec, n_fft, hop, length=seg.shape[-1]) for s in range(m.shape[1])],
+                        1)  # (P, S', nc, L)
         y = y[0] if C == nc else y[:, :, 0].transpose(0, 1)  # (S', C, L)
         return y
 
