@@ -187,7 +187,7 @@ def test_save_never_overwrites_input_and_keeps_sum(iso, tmp_path):
     assert max(np.abs(v).max(), np.abs(a).max()) <= 1.0
     ratio = (v + a) / np.where(np.abs(x[0]) > 0.05, x[0], np.nan)
     assert np.nanstd(ratio) < 2e-3  # one common gain
-    assert np.abs(r.vocals + r.accompaniment).max() > 1.5  # applied while writing: the result itself is untouched
+    assert np.abs(r.vocals + r.accompaniment).max() > 1.2  # applied while writing: the result itself is untouched
     with pytest.raises(OverwriteInputError):  # an input named vocals.wav in the output folder
         api.VocalsResult(**{**r.__dict__, "source": str(tmp_path / "vocals.wav")}).save(tmp_path)
 
