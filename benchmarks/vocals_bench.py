@@ -269,7 +269,7 @@ def main(argv=None) -> int:
         if any(isinstance(old.get(n), dict) for n in sets):  # a report of this script, keyed by set
             for n in sets:
                 per_set.setdefault(n, {}).update(old.get(n, {}))
-            report.update({k: old[k] for k in ("memory", "threads", "load_avg") if k in old})
+            report.update({k: old[k] for k in ("memory", "threads", "load_avg", "long", "four_stems") if k in old})
         else:  # an older single-set report (the rendered set)
             per_set.setdefault("rendered", {}).update({k: v for k, v in old.items() if k in ("quality", "speed", "demucs")})
             report.update({k: v for k, v in old.items() if k in ("memory", "threads", "load_avg")})
