@@ -20,14 +20,20 @@ def fuse_args(a, b, mask_type="temporal", mode="direct"):
             0.3, 0.5, 0, 0.7, 100]
 
 
-def test_fuse_in_browser(page, audio_files):
-    pytest.importorskip("engines.fusion.api")
+def _fuse_quick(page, a, b):
+    """The Fuse tab with songs ``a`` and ``b`` uploaded and the quick preset picked (from the preset picker that
+    Config.PRESETS generates; it turns tempo matching off)."""
     open_tab(page, "Fuse")
-    upload(page, "fuse-a", audio_files["song"])
-    upload(page, "fuse-b", audio_files["piano"])
-    page.locator("#fuse-preset input").first.click()  # the preset picker generated from Config.PRESETS
+    upload(page, "fuse-a", a)
+    upload(page, "fuse-b", b)
+    page.locator("#fuse-preset input").first.click()
     page.get_by_role("option", name="quick").click()
     page.wait_for_function("() => !document.querySelector('#fuse-match-tempo input[type=checkbox]').checked")
+
+
+def test_fuse_in_browser(page, audio_files):
+    pytest.importorskip("engines.fusion.api")
+    _fuse_quick(page, audio_files["song"], audio_files["piano"])
     seg = page.get_by_label("segment_length")
     split = page.get_by_label("mask_freq_split")
     assert seg.first.is_visible() and not split.first.is_visible()
@@ -47,12 +53,7 @@ def test_fuse_in_browser(page, audio_files):
 def test_fuse_stems_options_in_browser(page, audio_files):
     """The stem mashup's own options appear with its mask type only; the song chosen to lead supplies the vocals."""
     pytest.importorskip("engines.fusion.api")
-    open_tab(page, "Fuse")
-    upload(page, "fuse-a", audio_files["song"])
-    upload(page, "fuse-b", audio_files["song2"])
-    page.locator("#fuse-preset input").first.click()
-    page.get_by_role("option", name="quick").click()
-    page.wait_for_function("() => !document.querySelector('#fuse-match-tempo input[type=checkbox]').checked")
+    _fuse_quick(page, audio_files["song"], audio_files["song2"])
     lead = page.locator("#fuse-vocals-from")
     assert not lead.is_visible()
     page.locator("#fuse-mask-type").get_by_label("stems").check()
@@ -68,12 +69,7 @@ def test_fuse_stems_options_in_browser(page, audio_files):
 def test_fuse_batch_in_browser(page, studio, audio_files):
     """Two more B songs in the batch box: each fused with song A, every result in one zip, one summary line each."""
     pytest.importorskip("engines.fusion.api")
-    open_tab(page, "Fuse")
-    upload(page, "fuse-a", audio_files["song"])
-    upload(page, "fuse-b", audio_files["piano"])
-    page.locator("#fuse-preset input").first.click()
-    page.get_by_role("option", name="quick").click()
-    page.wait_for_function("() => !document.querySelector('#fuse-match-tempo input[type=checkbox]').checked")
+    _fuse_quick(page, audio_files["song"], audio_files["piano"])
     page.locator("#fuse-batch input[type=file]").first.set_input_files([str(audio_files["song2"]),
                                                                         str(audio_files["mix"])])
     page.wait_for_function("() => ['song2', 'mix'].every(n => document.querySelector('#fuse-batch')"
