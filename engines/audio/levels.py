@@ -47,6 +47,16 @@ def peak(x: np.ndarray) -> float:
     return float(np.max(np.abs(x))) if x.size else 0.0
 
 
+def peak_factor(*arrays: np.ndarray, ceiling: float = OUTPUT_PEAK) -> float:
+    """The one gain (<= 1) that brings the largest peak among ``arrays`` to at most ``ceiling``: 1.0 when it already
+    is (the factor of :func:`limit_peak`, for a writer that applies it one array at a time)."""
+    p = max(peak(a) for a in arrays)
+    if p > ceiling:
+        logger.debug("Peak %.3f over %.3f: scaled by %.3f", p, ceiling, ceiling / p)
+        return ceiling / p
+    return 1.0
+
+
 def limit_peak(x: np.ndarray, ceiling: float = OUTPUT_PEAK, *others: np.ndarray):
     """Scale ``x`` (and ``others`` by the same factor, e.g. the other stems of one mixture) down so the
     largest peak among them is at most ``ceiling``; a no-op when it already is.
@@ -54,10 +64,9 @@ def limit_peak(x: np.ndarray, ceiling: float = OUTPUT_PEAK, *others: np.ndarray)
     Returns ``x`` alone, or the tuple ``(x, *others)`` when ``others`` are given.
     """
     arrays = (x, *others)
-    p = max(peak(a) for a in arrays)
-    if p > ceiling:
-        logger.debug("Peak %.3f over %.3f: scaled by %.3f", p, ceiling, ceiling / p)
-        arrays = tuple((np.asarray(a) * (ceiling / p)).astype(np.float32) for a in arrays)
+    g = peak_factor(*arrays, ceiling=ceiling)
+    if g != 1.0:
+        arrays = tuple((np.asarray(a) * g).astype(np.float32) for a in arrays)
     return arrays[0] if not others else arrays
 
 

@@ -159,8 +159,7 @@ class VocalsResult(base.Result):
         inputs = [*inputs, *protect, *([self.source] if self.source else [])]
         scale = 1.0
         if audio_io.SUBTYPES.get(subtype, subtype) != "FLOAT":  # one factor for all stems, applied as each is written
-            p = max(levels.peak(a) for a in self.audio.values())
-            scale = levels.OUTPUT_PEAK / p if p > levels.OUTPUT_PEAK else 1.0
+            scale = levels.peak_factor(*self.audio.values())
         paths = base.Result.save(self, out_dir, inputs=inputs, fmt=fmt, subtype=subtype, extras=extras, extra=extra,
                                  scale=scale)
         for stem, name in self.file_names(fmt.lower().lstrip(".")).items():
