@@ -293,6 +293,5 @@ def main(argv: list[str] | None = None) -> int:
     return script_main("train timbre-synth", HELP, add_arguments, run, argv)
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # (the checkout's path was set at the imports)
     sys.exit(main())

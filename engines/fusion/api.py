@@ -255,7 +255,7 @@ def _balance(za: torch.Tensor, zb: torch.Tensor, s_in: torch.Tensor, s_tgt: torc
     """Level the two songs' parts of a masked fusion (:func:`balance_gains` on the masked latent energy: the
     output's, the built-in codec being orthogonal). Returns ``za, zb, decisions``."""
     ga, gb, info = balance_gains(float((s_in * za).pow(2).sum()), float((s_tgt * zb).pow(2).sum()))
-    return (za * ga, zb * gb, info) if (ga, gb) != (1.0, 1.0) else (za, zb, info)
+    return za * ga, zb * gb, info
 
 
 def _vocal_engine(eng, stems: int = 2):
