@@ -16,9 +16,11 @@
 * memory: peak RSS of ``launch.py vocals`` (a fresh process) on a 10-minute stereo 44.1 kHz song.
 * long (``--long``): the real-time factor on a 3-minute stereo 44.1 kHz song (the first bench song tiled and
   made stereo with a delayed second channel; best of two warm runs): the issue's speed target.
-* four stems (``--four_stems CORPUS``): the rendered songs of a corpus's ``dev`` split (held out of training,
-  they have vocals/drums/bass/other stems): SDR of every stem per song, next to the ideal ratio mask of
-  each stem (``|S_i| / sum_j |S_j|`` on the 2048/512 STFT). A two-stem model gives vocals and accompaniment.
+* four stems (``--four_stems CORPUS [CORPUS ...]``): the songs of the corpora's ``dev`` split (held out of
+  training, they have vocals/drums/bass/other stems): SDR of every stem per song, next to the ideal ratio mask
+  of each stem (``|S_i| / sum_j |S_j|`` on the 2048/512 STFT), averaged over all and separately over the songs
+  with a real recorded bed (the real dev split) and the rendered ones. A two-stem model gives vocals and
+  accompaniment.
 * demucs: the Demucs v4 HTDemucs architecture with random weights on the same song (speed only),
   when ``demucs`` is importable (``pip install --no-deps --target DIR demucs einops julius`` and
   ``--demucs_path DIR`` work without torchaudio).
@@ -93,8 +95,18 @@ def speed_long(iso, song: Path, seconds: float = 180.0) -> dict:
             "rtf": round(min(runs) / seconds, 4), "runs_s": [round(r, 2) for r in runs]}
 
 
-def four_stems(iso, corpus: Path, limit: int | None = None) -> dict:
-    """Per-stem SDR of the model and of each stem's ideal ratio mask on a corpus's dev-split songs."""
+def _means(per_song: list[dict], keys: list[str]) -> dict:
+    import numpy as np
+
+    mean = {k: round(float(np.mean(v)), 2) for k in keys if (v := [p[k] for p in per_song if p[k] is not None])}
+    mean.update({f"n_{k}": sum(p[k] is not None for p in per_song) for k in keys if not k.endswith("_irm")})
+    return mean
+
+
+def four_stems(iso, corpora: list[Path], limit: int | None = None) -> dict:
+    """Per-stem SDR of the model and of each stem's ideal ratio mask on the dev-split songs of ``corpora``
+    (held out of training), with the means over all of them and over each make-up: ``real`` (a real recorded
+    bed under the voice, the corpus's ``accompaniment: real-bed``) and ``rendered``."""
     import numpy as np
     import torch
 
@@ -107,11 +119,13 @@ def four_stems(iso, corpus: Path, limit: int | None = None) -> dict:
 
     names = ("vocals", "drums", "bass", "other")
     n_stems = 4 if iso.max_stems >= 4 else 2
-    base = kind_folder(corpus, "songs")
-    rows = [r for r in read(corpus, "songs", split="dev") if all(r.files(base)[n].is_file() for n in names)]
+    rows = []
+    for corpus in corpora:
+        base = kind_folder(corpus, "songs")
+        rows += [(base, r) for r in read(corpus, "songs", split="dev") if all(r.files(base)[n].is_file() for n in names)]
     rows = rows[:limit] if limit else rows
     per_song = []
-    for r in rows:
+    for base, r in rows:
         f = r.files(base)
         stems = [audio_io.load(f[n], mono=True) for n in names]
         sr = stems[0][1]
@@ -125,21 +139,28 @@ def four_stems(iso, corpus: Path, limit: int | None = None) -> dict:
         ratio = mags / mags.sum(0, keepdim=True).clamp_min(1e-10)
         irm = spectral.istft(ratio * spec[-1:], 2048, 512, length=T).numpy()
         irm_est = dict(zip(names, irm)) if n_stems == 4 else {"vocals": irm[0], "accompaniment": mix - irm[0]}
-        row = {"song": r.id}
+        real = (r.info or {}).get("accompaniment") == "real-bed"
+        row = {"song": f"{corpus_name(base).name}/{r.id}", "bed": "real" if real else "rendered"}
         for n, ref in refs.items():  # a stem absent from the song (under -30 dB of the mixture) has no SDR
             ok = audible(ref, mix)
             row[n] = round(sdr(ref, res.audio[n][0]), 2) if ok else None
             row[f"{n}_irm"] = round(sdr(ref, irm_est[n]), 2) if ok else None
         per_song.append(row)
-    keys = [k for k in per_song[0] if k != "song"] if per_song else []
-    mean = {k: round(float(np.mean([p[k] for p in per_song if p[k] is not None])), 2) for k in keys}
-    mean.update({f"n_{k}": sum(p[k] is not None for p in per_song) for k in keys if not k.endswith("_irm")})
-    print(f"four stems on {len(per_song)} dev songs of {corpus} (model vs ideal ratio mask, SDR dB; '-': stem absent)")
-    for p in per_song + [{"song": "mean", **mean}]:
-        print("  " + p["song"].ljust(12) + "  ".join(f"{k} " + ("     -" if p[k] is None else f"{p[k]:6.2f}")
-                                                      for k in keys))
-    return {"corpus": str(corpus), "split": "dev", "stems": n_stems, "n_songs": len(per_song), "mean": mean,
-            "per_song": per_song}
+    keys = [k for k in per_song[0] if k not in ("song", "bed")] if per_song else []
+    mean = _means(per_song, keys)
+    by_bed = {bed: _means(sub, keys) for bed in ("real", "rendered") if (sub := [p for p in per_song if p["bed"] == bed])}
+    print(f"four stems on {len(per_song)} dev songs of {', '.join(map(str, corpora))} "
+          "(model vs ideal ratio mask, SDR dB; '-': stem absent)")
+    for p in per_song + [{"song": "mean", "bed": "all", **mean}] + [{"song": "mean", "bed": b, **m} for b, m in by_bed.items()]:
+        print("  " + p["song"].ljust(22) + p["bed"].ljust(9) + "  ".join(
+            f"{k} " + ("     -" if p.get(k) is None else f"{p[k]:6.2f}") for k in keys))
+    return {"corpus": ", ".join(map(str, corpora)), "split": "dev", "stems": n_stems, "n_songs": len(per_song),
+            "mean": mean, "by_bed": by_bed, "per_song": per_song}
+
+
+def corpus_name(songs_folder: Path) -> Path:
+    """The corpus root of a ``songs`` folder (for the song labels)."""
+    return songs_folder.parent if songs_folder.name == "songs" else songs_folder
 
 
 def memory(model_args: list[str], song: Path, threads: int, minutes: float = 10.0, device: str = "auto") -> dict:
@@ -238,8 +259,9 @@ def main(argv=None) -> int:
     p.add_argument("--demucs", action="store_true")
     p.add_argument("--demucs_path", default=None, help="folder holding the demucs package (pip --target)")
     p.add_argument("--long", action="store_true", help="RTF on a 3-minute stereo 44.1 kHz song")
-    p.add_argument("--four_stems", default=None, metavar="CORPUS",
-                   help="per-stem SDR (and each stem's ideal ratio mask) on this corpus's dev-split songs")
+    p.add_argument("--four_stems", default=None, nargs="+", metavar="CORPUS",
+                   help="per-stem SDR (and each stem's ideal ratio mask) on these corpora's dev-split songs, "
+                        "with the means over the real-bed and the rendered ones")
     p.add_argument("--register", default=None, metavar="NAME", help="register the checkpoint under NAME with the scores")
     p.add_argument("--description", default="")
     p.add_argument("--not_default", action="store_true", help="register without making it the default model")
@@ -293,7 +315,7 @@ def main(argv=None) -> int:
         report["long"] = speed_long(iso, list_cases(next(iter(sets.values())), "mixture.wav", 1)[0] / "mixture.wav")
         print(json.dumps({"long": report["long"]}), flush=True)
     if args.four_stems:
-        report["four_stems"] = four_stems(iso, Path(args.four_stems), args.limit)
+        report["four_stems"] = four_stems(iso, [Path(c) for c in args.four_stems], args.limit)
     if args.memory:  # a 10-minute song tiled from the first song of the first set: one figure for the model
         model_args = ["--checkpoint", args.checkpoint] if args.checkpoint else (["--model", args.model] if args.model else [])
         first = list_cases(next(iter(sets.values())), "mixture.wav", 1)[0] / "mixture.wav"
@@ -353,7 +375,8 @@ def main(argv=None) -> int:
         if "long" in report:
             scores["rtf_3min_stereo"] = report["long"]["rtf"]
         if "four_stems" in report:
-            scores["four_stems_dev"] = {k: report["four_stems"][k] for k in ("corpus", "n_songs", "mean")}
+            scores["four_stems_dev"] = {k: report["four_stems"][k] for k in ("corpus", "n_songs", "mean", "by_bed")
+                                        if k in report["four_stems"]}
         entry = {"name": args.register, "kind": "vocals", "file": dst.name, "sample_rate": iso.hp.sample_rate,
                  "default": not args.not_default, "stems": iso.max_stems,
                  "description": args.description or "vocal mask CNN (25-frame context, soft mask)",

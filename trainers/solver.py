@@ -61,6 +61,7 @@ class SolverConfig:
     resume: bool = True
     progress_bar: bool = True
     scheduler_per: str = "step"  # "step" or "epoch"
+    bf16: bool = False  # bfloat16 autocast around train_step (weights, gradients and optimiser stay float32)
     extra: dict = field(default_factory=dict)
 
 
@@ -77,6 +78,9 @@ def add_solver_arguments(parser, *, epochs: int | None = 10, batch_size: int = 1
     g.add_argument("--num_workers", type=int, default=0, help="data-loading worker processes")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     g.add_argument("--no_resume", action="store_true", help="start over even if a checkpoint exists")
+    g.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for the training step (about 2x faster on CPUs with AVX512-BF16 or AMX "
+                        "and on recent GPUs; slower on CPUs without them); weights and optimiser stay float32")
     g.add_argument("--no_mlflow", action="store_true", help="do not log to MLflow")
     g.add_argument("--experiment", default="audio-studio", help="MLflow experiment name")
     g.add_argument("--run_name", default=None, help="MLflow run name")
@@ -90,7 +94,8 @@ def config_from_args(args, **overrides) -> SolverConfig:
     cfg = SolverConfig(out_dir=args.out_dir, epochs=args.epochs, max_steps=args.max_steps,
                        batch_size=args.batch_size, ckpt_every=args.ckpt_every, log_every=args.log_every,
                        seed=args.seed, num_workers=args.num_workers, experiment=args.experiment,
-                       run_name=args.run_name, mlflow=not args.no_mlflow, resume=not args.no_resume)
+                       run_name=args.run_name, mlflow=not args.no_mlflow, resume=not args.no_resume,
+                       bf16=bool(getattr(args, "bf16", False)))
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg
@@ -334,7 +339,8 @@ class Solver:
 
     def _one_step(self, batch, train_step) -> dict[str, float]:
         batch = _to_device(batch, self.device)
-        out = train_step(self.ddp_model, batch)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            out = train_step(self.ddp_model, batch)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"The loss became {loss.item()} at step {self.step}.")

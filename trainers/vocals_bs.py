@@ -222,7 +222,7 @@ def run(args) -> int:
                   items=args.epoch_items)
     hp = {k: getattr(args, k) for k in ("dim", "n_bands", "dilations", "compress", "lr", "weight_decay", "seconds",
                                          "remix_prob", "stem_gain_db", "pan", "vocals_weight", "batch_size",
-                                         "epochs", "max_steps")}
+                                         "epochs", "max_steps", "bf16")}
     hp["mask_sharpen"] = 1.0
     model = build_checked(BandSplitSeparator, sample_rate=sr, n_fft=n_fft, hop=hop,
                           band_edges=band_edges(n_fft, sr, args.n_bands), dim=args.dim, dilations=list(args.dilations),
@@ -250,7 +250,7 @@ def run(args) -> int:
         mix = batch.sum(1)
         X = spectral.stft(mix, n_fft, hop)
         S = spectral.stft(batch, n_fft, hop)
-        logits = m(X)
+        logits = m(X).float()  # float32 loss under --bf16 autocast
         loss = stem_loss(logits, S, X, weights.to(batch.device))
         return {"loss": loss}
 

@@ -110,3 +110,38 @@ def test_sigterm_checkpoints_and_exits(tmp_path):
     st = load_training_checkpoint(out / "checkpoint.pt")
     assert 0 < st["step"] < 500
     assert _events(out)[-1]["event"] == "stopped"
+
+
+def test_bf16_autocasts_the_step_and_keeps_float32_weights(tmp_path):
+    from torch.utils.data import TensorDataset
+
+    from engines.testing import TinyNet
+    from trainers.solver import Solver, SolverConfig
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    y = 0.5 * x[:, :4].sum(1, keepdim=True)
+    seen = []
+
+    def run(bf16):
+        torch.manual_seed(1)
+        model = TinyNet(8, 32, 1)
+        cfg = SolverConfig(out_dir=str(tmp_path / f"run{int(bf16)}"), epochs=6, batch_size=16, mlflow=False,
+                           progress_bar=False, bf16=bf16)
+        solver = Solver(model, torch.optim.Adam(model.parameters(), lr=1e-2), cfg)
+
+        def step(m, batch):
+            out = m(batch[0])
+            seen.append((bf16, out.dtype))
+            return {"loss": torch.mean((out.float() - batch[1]) ** 2)}
+
+        res = solver.fit(TensorDataset(x, y), step)
+        return model, res
+
+    model, res = run(True)
+    assert {d for b, d in seen if b} == {torch.bfloat16}, "the step did not run under bfloat16 autocast"
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    _, ref = run(False)
+    assert {d for b, d in seen if not b} == {torch.float32}
+    first = float(torch.mean(y ** 2))  # the loss of predicting zero, for scale
+    assert res["train_loss"] < 0.2 * first and abs(res["train_loss"] - ref["train_loss"]) < 0.1 * first
