@@ -391,6 +391,9 @@ def main(argv=None) -> int:
     p.add_argument("--beats", action="store_true",
                    help="only the beat/downbeat/tempo/key figures against each set's meta.json (both downbeat trackers, "
                         "librosa's tempo as the baseline)")
+    p.add_argument("--downbeat_checkpoint", default=None, metavar="PATH",
+                   help="with --beats: measure this downbeat model (an exported fusion-downbeat checkpoint) as the learned "
+                        "tracker instead of the registered one")
     p.add_argument("--arrangement_only", action="store_true",
                    help="only the arrangement score, complementarity and RTF (no codec, unity or MR-STFT figures)")
     p.add_argument("--register_from", default=None, metavar="JSON",
@@ -412,6 +415,11 @@ def main(argv=None) -> int:
 
     set_threads(args.threads)
     if args.beats:
+        if args.downbeat_checkpoint:  # the engine's model cache: every learned-tracker call below uses this model
+            from engines.checkpoint import load_model
+            from engines.fusion import downbeat
+
+            downbeat._MODELS[""] = load_model(args.downbeat_checkpoint, expected=downbeat.DownbeatNet).eval()
         out = {}
         for name, data in selected_sets(args, "fusion").items():
             print(f"== {name}: {data}", flush=True)
