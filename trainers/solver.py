@@ -95,7 +95,7 @@ def config_from_args(args, **overrides) -> SolverConfig:
                        batch_size=args.batch_size, ckpt_every=args.ckpt_every, log_every=args.log_every,
                        seed=args.seed, num_workers=args.num_workers, experiment=args.experiment,
                        run_name=args.run_name, mlflow=not args.no_mlflow, resume=not args.no_resume,
-                       bf16=bool(getattr(args, "bf16", False)))
+                       bf16=args.bf16)
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg
