@@ -341,12 +341,17 @@ def main(argv=None) -> int:
     if args.register:
         from engines import checkpoint, registry
 
-        src = Path(args.checkpoint) if args.checkpoint else iso.path
-        dst = registry.MODELS_DIR / f"{args.register}.safetensors"
-        if src.resolve() != dst.resolve():
-            dst.write_bytes(src.read_bytes())
-        header = checkpoint.read_header(dst)
-        meta = header["metadata"]
+        if iso.members:  # an ensemble entry: no file of its own; its members stay as registered
+            dst, header = None, {"kwargs": {}}
+            meta = {"trained_on": "; ".join(f"{m.model_name}: {registry.get(m.model_name).get('trained_on', '')}"
+                                            for m, _ in iso.members)}
+        else:
+            src = Path(args.checkpoint) if args.checkpoint else iso.path
+            dst = registry.MODELS_DIR / f"{args.register}.safetensors"
+            if src.resolve() != dst.resolve():
+                dst.write_bytes(src.read_bytes())
+            header = checkpoint.read_header(dst)
+            meta = header["metadata"]
         try:
             scores = dict(registry.get(args.register).get("scores", {}))
         except Exception:  # a new entry
@@ -377,7 +382,9 @@ def main(argv=None) -> int:
         if "four_stems" in report:
             scores["four_stems_dev"] = {k: report["four_stems"][k] for k in ("corpus", "n_songs", "mean", "by_bed")
                                         if k in report["four_stems"]}
-        entry = {"name": args.register, "kind": "vocals", "file": dst.name, "sample_rate": iso.hp.sample_rate,
+        where = {"members": [{"name": m.model_name, "weight": round(w, 4)} for m, w in iso.members]} if iso.members \
+            else {"file": dst.name}
+        entry = {"name": args.register, "kind": "vocals", **where, "sample_rate": iso.hp.sample_rate,
                  "default": not args.not_default, "stems": iso.max_stems,
                  "description": args.description or "vocal mask CNN (25-frame context, soft mask)",
                  "trained_on": meta.get("trained_on", ""), "config": header["kwargs"].get("hparams", {}),

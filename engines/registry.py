@@ -9,6 +9,14 @@ editing a shared file) next to its weights::
 
 ``resolve(name_or_path, kind)`` turns what a user typed (a registry name or a checkpoint path)
 into a verified file path; ``default(kind)`` gives the entry the engines use when none is named.
+
+An *ensemble* entry names other entries of its kind instead of a file, each with a weight::
+
+    {"name": "vocals-ens", "kind": "vocals", "members": [{"name": "vocals-cnn", "weight": 0.5},
+     {"name": "vocals-bs", "weight": 0.5}], "default": true, ...}
+
+``members(name_or_path, kind)`` gives them (``None`` for a single model); an engine that can average its
+members' outputs (the vocals engine) asks it first; ``resolve`` refuses an ensemble.
 """
 from __future__ import annotations
 
@@ -68,6 +76,9 @@ def resolve(name_or_path: str | os.PathLike | None, kind: str, *, verify: bool =
     entry = default(kind, models_dir) if name_or_path is None else get(str(name_or_path), models_dir)
     if entry.get("kind") != kind:
         raise CheckpointError(f"'{entry['name']}' is a {entry.get('kind')} model, not a {kind} model.")
+    if entry.get("members"):
+        raise CheckpointError(f"'{entry['name']}' is an ensemble of {', '.join(m['name'] for m in entry['members'])}, "
+                              "not one checkpoint.")
     path = _dir(models_dir) / entry["file"]
     if not path.is_file():
         raise CheckpointError(f"The file of model '{entry['name']}' is missing: '{path}'.")
@@ -76,19 +87,67 @@ def resolve(name_or_path: str | os.PathLike | None, kind: str, *, verify: bool =
     return path
 
 
+def members(name_or_path: str | os.PathLike | None, kind: str,
+            models_dir: str | os.PathLike | None = None) -> list[tuple[str, float]] | None:
+    """``[(member name, weight), ...]`` (weights summing to 1) when ``name_or_path`` (``None``: the kind's default)
+    is an ensemble entry of ``kind``; ``None`` for a checkpoint path or a single model."""
+    if name_or_path is not None and (Path(name_or_path).is_file() or os.sep in str(name_or_path)
+                                     or str(name_or_path).endswith(".safetensors")):
+        return None
+    entry = default(kind, models_dir) if name_or_path is None else get(str(name_or_path), models_dir)
+    if not entry.get("members"):
+        return None
+    if entry.get("kind") != kind:
+        raise CheckpointError(f"'{entry['name']}' is a {entry.get('kind')} model, not a {kind} model.")
+    out = _check_members(entry, models_dir)
+    total = sum(w for _, w in out)
+    return [(n, w / total) for n, w in out]
+
+
+def _check_members(entry: dict, models_dir) -> list[tuple[str, float]]:
+    ms = entry.get("members")
+    if not isinstance(ms, list) or len(ms) < 2:
+        raise CheckpointError(f"The ensemble '{entry.get('name')}' needs a list of at least two members.")
+    out = []
+    for m in ms:
+        name, w = (m.get("name"), m.get("weight", 1.0)) if isinstance(m, dict) else (None, None)
+        if not isinstance(name, str) or not isinstance(w, (int, float)) or isinstance(w, bool) or not w > 0:
+            raise CheckpointError(f"The ensemble '{entry.get('name')}' has a bad member {m!r} "
+                                  "(each is {\"name\": ..., \"weight\": > 0}).")
+        sub = get(name, models_dir)
+        if sub.get("kind") != entry.get("kind") or sub.get("members"):
+            raise CheckpointError(f"The ensemble '{entry.get('name')}' lists '{name}', which is not a single "
+                                  f"{entry.get('kind')} model.")
+        out.append((name, float(w)))
+    return out
+
+
 def register(entry: dict, models_dir: str | os.PathLike | None = None) -> Path:
-    """Write (atomically) or replace the entry ``entry['name']``; fills in ``sha256``."""
+    """Write (atomically) or replace the entry ``entry['name']``; fills in ``sha256`` (an ensemble entry, with
+    ``members`` instead of ``file``, is checked against the entries it names). An entry marked ``default``
+    unmarks the kind's previous default."""
     d = _dir(models_dir)
-    for key in ("name", "kind", "file"):
+    for key in ("name", "kind") + (() if entry.get("members") else ("file",)):
         if key not in entry:
             raise ValueError(f"A registry entry needs '{key}'.")
     entry = dict(entry)
-    entry["sha256"] = file_sha256(d / entry["file"])
+    if entry.get("members"):
+        _check_members(entry, models_dir)
+    else:
+        entry["sha256"] = file_sha256(d / entry["file"])
     target = d / f"{entry['name']}.json"
+    _write_entry(target, entry)
+    if entry.get("default"):  # one default per kind: the others of its kind are no longer it
+        for other in entries(entry["kind"], d):
+            if other.get("default") and other.get("name") != entry["name"]:
+                _write_entry(d / f"{other['name']}.json", {**other, "default": False})
+    return target
+
+
+def _write_entry(target: Path, entry: dict) -> None:
     with atomic_path(target) as tmp, open(tmp, "w") as f:
         json.dump(entry, f, indent=2, sort_keys=True)
         f.write("\n")
-    return target
 
 
 # ---------------------------------------------------------------- CLI: `launch.py models`
@@ -109,9 +168,13 @@ def run(args) -> int:
         print("No models registered.")
         return 0
     for e in es:
-        size = (MODELS_DIR / e["file"]).stat().st_size / 1e6 if (MODELS_DIR / e["file"]).exists() else 0
         flag = " (default)" if e.get("default") else ""
-        print(f"{e['name']}{flag}  [{e['kind']}]  {e['file']}  {size:.1f} MB  sr={e.get('sample_rate', '-')}")
+        if e.get("members"):
+            what = "ensemble of " + " + ".join(f"{m.get('name')} x{m.get('weight', 1.0):g}" for m in e["members"])
+        else:
+            size = (MODELS_DIR / e["file"]).stat().st_size / 1e6 if (MODELS_DIR / e["file"]).exists() else 0
+            what = f"{e['file']}  {size:.1f} MB"
+        print(f"{e['name']}{flag}  [{e['kind']}]  {what}  sr={e.get('sample_rate', '-')}")
         if e.get("description"):
             print(f"    {e['description']}")
         if e.get("trained_on"):

@@ -37,6 +37,7 @@ from engines.audio import chunking, levels, limits, spectral
 from engines.audio import io as audio_io
 from engines.audio.errors import AudioError, TooLongError, TooShortError
 from engines.checkpoint import load_model
+from engines import registry
 from engines.registry import resolve
 
 from .config import Config
@@ -234,6 +235,11 @@ class VocalIsolator(base.Engine):
         if chunk_seconds is not None:
             config = config.replace(chunk_seconds=chunk_seconds)
         self.config = config
+        #: an ensemble entry's member engines and weights (empty for a single model); see :mod:`.ensemble`
+        self.members: list[tuple[VocalIsolator, float]] = []
+        if net is None and (ms := registry.members(model, KIND)):
+            self._init_ensemble(model, ms, device, config)
+            return
         if net is None:
             path = resolve(model, KIND)
             net = load_model(path, expected=MODELS)
@@ -249,6 +255,20 @@ class VocalIsolator(base.Engine):
         self.arch = "bandsplit" if isinstance(net, BandSplitSeparator) else "cnn"
         self.hp = BandSplitParams.of(net) if self.arch == "bandsplit" else HParams.from_dict(net.hparams)
         self.metadata = getattr(net, "checkpoint_metadata", {})
+
+    def _init_ensemble(self, model, ms: list[tuple[str, float]], device, config: Config) -> None:
+        """Load every member; the full-band member with the highest rate leads (its mask is the one shown, its
+        rate the one reported) and runs first."""
+        subs = [(VocalIsolator(name, device=device if device is not None else "auto", config=config), w)
+                for name, w in ms]
+        subs.sort(key=lambda m: -m[0].hp.sample_rate)  # stable: the registry's order among equal rates
+        self.members = subs
+        lead = subs[0][0]
+        self.model_name = str(model) if model is not None else registry.default(KIND)["name"]
+        self.path = None
+        self.device, self.net, self.hp = lead.device, lead.net, lead.hp
+        self.arch = "ensemble"
+        self.metadata = {"members": {m.model_name: round(w, 4) for m, w in subs}}
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike | None = None, *, device: str = "auto",
@@ -319,8 +339,43 @@ class VocalIsolator(base.Engine):
 
     @property
     def max_stems(self) -> int:
-        """Stems this model can write (2 for the CNN, 4 for the band-split model)."""
+        """Stems this model can write (2 for the CNN and for an ensemble, 4 for the band-split model)."""
         return len(self.net.stems) if self.arch == "bandsplit" else 2
+
+    def _separate_ensemble(self, audio: np.ndarray, sr: int, *, binary: bool, sharpen: float, chunk_seconds: float,
+                           progress: Progress | None, source: str | None, params: dict | None = None) -> VocalsResult:
+        """Every member on the song, one after another; vocals = their weighted mean (:func:`.ensemble.blend`),
+        accompaniment = mixture - vocals. Only the vocals of each member are kept while the next one runs."""
+        from .ensemble import blend
+
+        t0 = time.perf_counter()
+        n = len(self.members)
+        vocs, rates, timings, lead = [], [], {}, None
+        for k, (iso, _) in enumerate(self.members):
+            sub = None if progress is None else \
+                (lambda f, m, k=k, name=iso.model_name: progress((k + f) / (n + 0.1), f"{name}: {m}"))
+            r = iso._separate(audio, sr, binary=binary, sharpen=sharpen, chunk_seconds=chunk_seconds, progress=sub,
+                              frame_by_frame=False, source=source, stems=2)
+            vocs.append(r.audio["vocals"])
+            rates.append(iso.hp.sample_rate)
+            timings[f"member:{iso.model_name}"] = r.timings["total"]
+            if lead is None:
+                lead = (r.mask, r.mask_frame_rate)
+            del r
+        t1 = time.perf_counter()
+        vocals = blend(vocs, [w for _, w in self.members], rates, sr, chunk_seconds)
+        del vocs
+        accompaniment = audio - vocals
+        t2 = time.perf_counter()
+        if progress is not None:
+            progress(1.0, "averaged the members' vocals")
+        timings.update({"separate": t1 - t0, "blend": t2 - t1, "total": t2 - t0})
+        params = {**(params or {}), "model": self.model_name, "members": self.metadata["members"],
+                  "binary_mask": binary, "sharpen": sharpen, "chunk_seconds": chunk_seconds, "device": str(self.device),
+                  "model_sample_rate": self.hp.sample_rate, "mask_from": self.members[0][0].model_name}
+        return VocalsResult(audio={"vocals": vocals, "accompaniment": accompaniment}, sample_rate=sr, timings=timings,
+                            params=params, mask=lead[0], mask_frame_rate=lead[1], model_name=self.model_name,
+                            binary_mask=binary, source=source)
 
     def _separate_bandsplit(self, audio: np.ndarray, sr: int, *, binary: bool, sharpen: float, chunk_seconds: float,
                             progress: Progress | None, source: str | None, stems: int,
@@ -377,9 +432,12 @@ class VocalIsolator(base.Engine):
         if stems > self.max_stems:
             raise ValueError(f"Invalid setting: stems = {stems}; the model '{self.model_name}' separates "
                              f"{self.max_stems} stems (a four-stem model: --model vocals-bs).")
+        if frame_by_frame and self.arch != "cnn":
+            raise ValueError("frame_by_frame inference exists for the mask CNN only.")
+        if self.arch == "ensemble":
+            return self._separate_ensemble(audio, sr, binary=binary, sharpen=sharpen, chunk_seconds=chunk_seconds,
+                                           progress=progress, source=source, params=params)
         if self.arch == "bandsplit":
-            if frame_by_frame:
-                raise ValueError("frame_by_frame inference exists for the mask CNN only.")
             return self._separate_bandsplit(audio, sr, binary=binary, sharpen=sharpen, chunk_seconds=chunk_seconds,
                                             progress=progress, source=source, stems=stems, params=params)
         t0 = time.perf_counter()

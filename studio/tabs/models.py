@@ -21,7 +21,8 @@ def rows() -> list[list[str]]:
     for e in registry.entries():
         scores = "; ".join(f"{k}: {_fmt(v)}" for k, v in (e.get("scores") or {}).items())
         path = registry._dir(None) / e.get("file", "")  # noqa: SLF001 - same folder the engines read
-        size = f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "missing"
+        size = ("ensemble of " + " + ".join(str(m.get("name")) for m in e["members"]) if e.get("members")
+                else f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "missing")
         out.append([e["name"] + (" (default)" if e.get("default") else ""), e.get("kind", ""),
                     f"{e.get('sample_rate', '-')} Hz, {size}", e.get("description", ""), e.get("trained_on", ""),
                     scores or "not measured"])
