@@ -382,8 +382,8 @@ def main(argv=None) -> int:
         if "four_stems" in report:
             scores["four_stems_dev"] = {k: report["four_stems"][k] for k in ("corpus", "n_songs", "mean", "by_bed")
                                         if k in report["four_stems"]}
-        where = {"members": [{"name": m.model_name, "weight": round(w, 4)} for m, w in iso.members]} if iso.members \
-            else {"file": dst.name}
+        where = {"members": [{"name": m.model_name, "weight": round(w, 4)} for m, w in iso.members],
+                 "combine": iso.combine} if iso.members else {"file": dst.name}
         entry = {"name": args.register, "kind": "vocals", **where, "sample_rate": iso.hp.sample_rate,
                  "default": not args.not_default, "stems": iso.max_stems,
                  "description": args.description or "vocal mask CNN (25-frame context, soft mask)",

@@ -36,7 +36,7 @@ from engines.atomic import OutputError, check_names
 from engines.audio import chunking, levels, limits, spectral
 from engines.audio import io as audio_io
 from engines.audio.errors import AudioError, TooLongError, TooShortError
-from engines.checkpoint import load_model
+from engines.checkpoint import CheckpointError, load_model
 from engines import registry
 from engines.registry import resolve
 
@@ -264,11 +264,19 @@ class VocalIsolator(base.Engine):
         subs.sort(key=lambda m: -m[0].hp.sample_rate)  # stable: the registry's order among equal rates
         self.members = subs
         lead = subs[0][0]
-        self.model_name = str(model) if model is not None else registry.default(KIND)["name"]
+        entry = registry.default(KIND) if model is None else registry.get(str(model))
+        from .ensemble import COMBINE
+
+        #: how the members' vocals are combined (the entry's ``combine``: ``mean`` or ``geometric``)
+        self.combine = entry.get("combine", "mean")
+        if self.combine not in COMBINE:
+            raise CheckpointError(f"The ensemble '{entry['name']}' has combine = {self.combine!r}; "
+                                  f"choose one of {', '.join(COMBINE)}.")
+        self.model_name = entry["name"]
         self.path = None
         self.device, self.net, self.hp = lead.device, lead.net, lead.hp
         self.arch = "ensemble"
-        self.metadata = {"members": {m.model_name: round(w, 4) for m, w in subs}}
+        self.metadata = {"members": {m.model_name: round(w, 4) for m, w in subs}, "combine": self.combine}
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike | None = None, *, device: str = "auto",
@@ -363,14 +371,14 @@ class VocalIsolator(base.Engine):
                 lead = (r.mask, r.mask_frame_rate)
             del r
         t1 = time.perf_counter()
-        vocals = blend(vocs, [w for _, w in self.members], rates, sr, chunk_seconds)
+        vocals = blend(vocs, [w for _, w in self.members], rates, sr, chunk_seconds, self.combine, audio)
         del vocs
         accompaniment = audio - vocals
         t2 = time.perf_counter()
         if progress is not None:
             progress(1.0, "averaged the members' vocals")
         timings.update({"separate": t1 - t0, "blend": t2 - t1, "total": t2 - t0})
-        params = {**(params or {}), "model": self.model_name, "members": self.metadata["members"],
+        params = {**(params or {}), "model": self.model_name, "members": self.metadata["members"], "combine": self.combine,
                   "binary_mask": binary, "sharpen": sharpen, "chunk_seconds": chunk_seconds, "device": str(self.device),
                   "model_sample_rate": self.hp.sample_rate, "mask_from": self.members[0][0].model_name}
         return VocalsResult(audio={"vocals": vocals, "accompaniment": accompaniment}, sample_rate=sr, timings=timings,

@@ -313,7 +313,9 @@ def test_registry_defaults_load():
     kinds = {e["kind"] for e in registry.entries()}
     assert {"vocals", "query", "timbre", "fusion"} <= kinds
     for kind in kinds:
-        assert isinstance(load_model(registry.resolve(None, kind)), torch.nn.Module)
+        members = registry.members(None, kind)  # an ensemble default: each of its members loads
+        for name in [n for n, _ in members] if members else [None]:
+            assert isinstance(load_model(registry.resolve(name, kind)), torch.nn.Module)
 
 
 def test_save_refuses_what_load_would_refuse(tmp_path):

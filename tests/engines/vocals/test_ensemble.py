@@ -1,5 +1,5 @@
-"""Vocal ensembles: the registry's ensemble entries, the band-aware weighted mean of the members' vocals, and the
-engine running an ensemble (vocals = the blend of its members' own outputs, stems summing to the mixture)."""
+"""Vocal ensembles: the registry's ensemble entries, the band-aware weighted (and geometric) mean of the members'
+vocals, and the engine running an ensemble (vocals = the blend of its members' own outputs, stems summing to the mixture)."""
 from __future__ import annotations
 
 import json
@@ -52,6 +52,28 @@ def test_blend_averages_below_the_limited_members_band_and_keeps_the_full_band_a
         blend([limited[:, :100], full], [0.5, 0.5], [22050, 44100], SR)
 
 
+def test_geometric_blend_is_a_soft_and_with_the_mixtures_phase_and_keeps_the_top_band():
+    rng = np.random.default_rng(1)
+    mix = (_tone([(1000.0, 0.2), (15000.0, 0.1)]) + 0.01 * rng.standard_normal((2, 2 * SR))).astype(np.float32)
+    # members that agree with the mixture give the mixture back
+    same = blend([mix, mix], [0.5, 0.5], [44100, 44100], SR, combine="geometric", mix=mix)
+    np.testing.assert_allclose(same, mix, atol=2e-4)
+    voice = _tone([(1000.0, 0.2), (15000.0, 0.1)])
+    half = _tone([(1000.0, 0.05)])  # a band-limited member that hears a quarter of the 1 kHz voice, nothing above
+    out = blend([half, voice], [0.5, 0.5], [22050, 44100], SR, combine="geometric", mix=mix)
+    assert _amp(out, 1000.0) == pytest.approx(0.1, rel=0.05)  # sqrt(0.05 * 0.2)
+    assert _amp(out, 15000.0) == pytest.approx(0.1, rel=0.05)  # above 11 kHz: the full-band member alone
+    chunked = blend([half, voice], [0.5, 0.5], [22050, 44100], SR, chunk_seconds=0.4, combine="geometric", mix=mix)
+    np.testing.assert_allclose(chunked, out, atol=1e-5)
+    W = __import__("engines.vocals.ensemble", fromlist=["bin_weights"]).bin_weights(np.array([0.5, 0.5]), [22050, 44100],
+                                                                                    SR, 2048)
+    assert np.allclose(W.sum(0), 1) and W[0, 0] == 0.5 and W[0, -1] == 0 and W[1, -1] == 1
+    with pytest.raises(ValueError, match="mixture"):
+        blend([half, voice], [0.5, 0.5], [22050, 44100], SR, combine="geometric")
+    with pytest.raises(ValueError, match="combine"):
+        blend([half, voice], [0.5, 0.5], [22050, 44100], SR, combine="median")
+
+
 @pytest.fixture()
 def models(tmp_path, monkeypatch):
     """A registry folder with a tiny CNN, a tiny band-split model and an ensemble of both (the default)."""
@@ -59,7 +81,7 @@ def models(tmp_path, monkeypatch):
     tiny_vocals_bs(tmp_path / "bs.safetensors", seed=2, randomized=True)
     registry.register({"name": "t-cnn", "kind": "vocals", "file": "cnn.safetensors"}, tmp_path)
     registry.register({"name": "t-bs", "kind": "vocals", "file": "bs.safetensors", "stems": 4}, tmp_path)
-    registry.register({"name": "t-ens", "kind": "vocals", "default": True, "stems": 2,
+    registry.register({"name": "t-ens", "kind": "vocals", "default": True, "stems": 2, "combine": "geometric",
                        "members": [{"name": "t-cnn", "weight": 1.0}, {"name": "t-bs", "weight": 3.0}]}, tmp_path)
     monkeypatch.setenv("AUDIO_STUDIO_MODELS", str(tmp_path))
     return tmp_path
@@ -100,11 +122,12 @@ def test_engine_runs_the_ensemble_as_the_blend_of_its_members(models, capsys):
     res = eng.run((mix, SR))
     cnn = Engine.load("t-cnn", device="cpu").run((mix, SR))
     bs = Engine.load("t-bs", device="cpu").run((mix, SR))
-    want = blend([cnn.vocals, bs.vocals], [0.25, 0.75], [22050, 44100], SR)
+    want = blend([cnn.vocals, bs.vocals], [0.25, 0.75], [22050, 44100], SR, combine="geometric", mix=mix)
     np.testing.assert_allclose(res.vocals, want, atol=1e-5)
     np.testing.assert_allclose(res.vocals + res.accompaniment, mix, atol=1e-6)
     assert res.vocals.shape == mix.shape and res.sample_rate == SR
     assert res.params["members"] == {"t-bs": 0.75, "t-cnn": 0.25} and res.params["mask_from"] == "t-bs"
+    assert res.params["combine"] == "geometric"
     assert res.mask.shape == bs.mask.shape and {"member:t-bs", "member:t-cnn", "blend"} <= set(res.timings)
     with pytest.raises(ValueError, match="2 stems"):
         eng.run((mix, SR), Config(stems=4))

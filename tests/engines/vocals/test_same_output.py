@@ -1,4 +1,5 @@
-"""The shipped default vocals model gives the same output as before the engine contract (issue #14).
+"""The shipped vocals-cnn model (the default until the vocals-ens ensemble) gives the same output as before the
+engine contract (issue #14).
 
 The reference values were computed with the code before the change (``VocalIsolator(chunk_seconds=...)
 .separate``, the hand-written chunk loop) on fixed inputs: 3 s of seeded stereo noise + an amplitude-modulated
@@ -87,13 +88,13 @@ def test_default_model_same_output_3s(shipped, case):
     x, sr = song(3.0, 0)
     chunk = {"default": 30.0, "chunk1": 1.0, "binary": 30.0, "sharpen2": 1.0}[case]
     kw = {"binary": {"binary_mask": True}, "sharpen2": {"sharpen": 2.0}}.get(case, {})
-    r = shipped(chunk_seconds=chunk, device="cpu").separate(x, sr, **kw)
+    r = shipped("vocals-cnn", chunk_seconds=chunk, device="cpu").separate(x, sr, **kw)
     _check(r, REF_3S[case], IDX_3S, MASK_3S, (0, 1))
 
 
 def test_default_model_same_output_20s_chunked(shipped):
     x, sr = song(20.0, 1)
-    r = shipped(chunk_seconds=7.0, device="cpu").separate(x, sr)
+    r = shipped("vocals-cnn", chunk_seconds=7.0, device="cpu").separate(x, sr)
     _check(r, REF_20S, IDX_20S, MASK_20S, (1,))
 
 
@@ -105,5 +106,5 @@ def test_engine_run_same_output(case):
     cfg = {"default": Config(), "chunk1": Config(chunk_seconds=1.0), "binary": Config(binary_mask=True),
            "sharpen2": Config(chunk_seconds=1.0, sharpen=2.0)}[case]
     x, sr = song(3.0, 0)
-    r = Engine.load(device="cpu").run((x, sr), cfg)
+    r = Engine.load("vocals-cnn", device="cpu").run((x, sr), cfg)
     _check(r, REF_3S[case], IDX_3S, MASK_3S, (0, 1))
