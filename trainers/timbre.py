@@ -120,7 +120,8 @@ class TimbreWindows(Dataset):
     """Class-balanced windows: each item is one piano window and one violin window.
 
     Items: ``{"piano_wav" (Tw,), "violin_wav" (Tw,), "piano_cqt" (2,84,L), "violin_cqt" (2,84,L),
-    "frames" () valid frames, "paired" () 1.0 when the violin window plays the piano window's notes}``.
+    "frames" () valid frames, "paired" () 1.0 when the violin window plays the piano window's notes,
+    "starts" (2,) the piano and violin windows' first frames in their clips, "gains" (2,) the remix gains}``.
 
     Dynamic mixing (training only; validation reads the clips directly): with probability
     ``remix_p`` (0 turns it off) an item is remixed on the fly. Its window start moves by a random
@@ -221,8 +222,10 @@ class TimbreWindows(Dataset):
                           for _ in range(2)) if rng is not None else (1.0, 1.0)
         if rng is not None:
             pw, pc, vw, vc = pw * gains[0], pc * gains[0], vw * gains[1], vc * gains[1]
+        starts = (start, start) if kind == "pair" else (sp, sv)
         item = {"piano_wav": pw, "violin_wav": vw, "piano_cqt": pc, "violin_cqt": vc,
-                "frames": torch.tensor(frames), "paired": torch.tensor(paired)}
+                "frames": torch.tensor(frames), "paired": torch.tensor(paired),
+                "starts": torch.tensor(starts), "gains": torch.tensor(gains, dtype=torch.float32)}
         if self.remix_p > 0:  # the draw, for tests and logs (a tensor so the default collate batches it)
             item["remixed"] = torch.tensor(float(rng is not None))
         return item

@@ -42,19 +42,46 @@ DEFAULT_WEIGHTS = {"rec": 1.0, "pair": 2.0, "hsic": 0.1, "infonce": 0.05, "margi
 
 
 class PitchWindows(TimbreWindows):
-    """:class:`TimbreWindows` items plus ``piano_f0``/``violin_f0`` (Hz) and ``piano_loud``/``violin_loud`` (dB),
-    ``(L,)`` each, tracked on the window's (remixed) waveform. No second melody is ever mixed in."""
+    """:class:`TimbreWindows` items plus ``piano_f0``/``violin_f0`` (Hz, ``(L,)``) and ``piano_loud``/``violin_loud``
+    (dB ``(L,)``, or with ``note_features`` the decoder's dynamics ``(L, 3)``: loudness, the note's loudest, its
+    age; :func:`engines.timbre.pitch.note_features`). No second melody is ever mixed in.
+
+    Pitch and loudness are tracked once on each whole clip (as the engine tracks a whole input) and cut at the
+    window's start, the remix gain added to the loudness: a window that starts inside a note knows when the note
+    began. Frames past the clip's end (masked in the loss) hold the last pitch at -120 dB."""
 
     REMIX_SECOND_P = 0.0
 
-    def __getitem__(self, i: int) -> dict:
+    def __init__(self, *args, note_features: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.note_features = bool(note_features)
+        self._tracked: dict[int, np.ndarray] = {}
+
+    def tracked(self, clip) -> np.ndarray:
+        """``(N, 4)`` for a whole clip: f0 Hz, loudness dB, the note's loudest dB, its age s (cached)."""
         from engines.timbre import pitch
 
+        key = id(clip)
+        if key not in self._tracked:
+            wav = clip.wav.numpy()
+            f0, loud, _ = pitch.track(wav, clip.frames)
+            self._tracked[key] = np.concatenate([f0[:, None], pitch.note_features(f0, loud)], axis=1)
+        return self._tracked[key]
+
+    def __getitem__(self, i: int) -> dict:
         item = super().__getitem__(i)
-        L = self.window
-        for side in ("piano", "violin"):
-            f0, loud, _ = pitch.track(item[f"{side}_wav"].numpy(), L)
-            item[f"{side}_f0"], item[f"{side}_loud"] = torch.from_numpy(f0), torch.from_numpy(loud)
+        kind, a, b = self.index[i]
+        clips = self.pairs[a] if kind == "pair" else (self.pianos[a[0]], self.violins[b[0]])
+        L, frames = self.window, int(item["frames"])
+        for side, clip, start, gain in zip(("piano", "violin"), clips, item["starts"].tolist(), item["gains"].tolist()):
+            t = self.tracked(clip)[start:start + frames].copy()
+            t[:, 1:3] += 20 * np.log10(max(gain, 1e-6))
+            if len(t) < L:
+                pad = np.repeat(t[-1:], L - len(t), axis=0)
+                pad[:, 1] = -120.0
+                t = np.concatenate([t, pad])
+            item[f"{side}_f0"] = torch.from_numpy(np.ascontiguousarray(t[:, 0]))
+            item[f"{side}_loud"] = torch.from_numpy(np.ascontiguousarray(t[:, 1:] if self.note_features else t[:, 1]))
         return item
 
 
@@ -136,7 +163,7 @@ def evaluate_pairs(model, clips, max_pairs: int = 6) -> dict:
             wav = src.wav.numpy()
             raw = features(wav)
             f0, loud, _ = pitch.track(wav, n_frames(len(wav)))
-            y = model.transfer_wave(raw, torch.from_numpy(f0), torch.from_numpy(loud), model.style_of(tgt), tgt,
+            y = model.transfer_wave(raw, torch.from_numpy(f0), model.dynamics(f0, loud), model.style_of(tgt), tgt,
                                     len(wav)).numpy()
             r = ref.wav.numpy()
             n = min(len(r), len(y))
@@ -181,6 +208,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dec_layers", type=int, default=3)
     parser.add_argument("--n_harmonics", type=int, default=48)
     parser.add_argument("--reverb_seconds", type=float, default=0.5)
+    parser.add_argument("--note_features", action="store_true",
+                        help="also drive the decoder with each note's loudest level and age (pitch.note_features), so "
+                        "a decayed piano note is still bowed and a held violin note decays; with --init of a synthesis "
+                        "model without them, their input weights start at zero")
     parser.add_argument("--weights", default=None, help="JSON overriding loss weights " + json.dumps(DEFAULT_WEIGHTS))
     add_solver_arguments(parser, epochs=None, batch_size=4, ckpt_every=50)
 
@@ -193,21 +224,28 @@ def build_model(args):
     if args.init:
         init = load_model(args.init, expected=TimbreTransfer)
         if isinstance(init, TimbreSynth):
-            model = TimbreSynth(**init._init_kwargs)
-            model.load_state_dict(init.state_dict())
-            return model, "all"
+            kw = dict(init._init_kwargs)
+            sd = init.state_dict()
+            if args.note_features and not init.note_features:  # the two new pitch inputs start at zero weight
+                kw["note_features"] = True
+                w = sd["decoder.in_pitch.weight"]
+                sd["decoder.in_pitch.weight"] = torch.cat([w, w.new_zeros(w.shape[0], 2)], dim=1)
+            model = TimbreSynth(**kw)
+            model.load_state_dict(sd)
+            return model, "all" + (" (+ note features)" if kw.get("note_features") != init.note_features else "")
         kw = init._init_kwargs
         model = build_checked(TimbreSynth, d_model=kw["d_model"], style_dim=kw["style_dim"],
                               enc_blocks=kw["enc_blocks"], enc_layers=kw["enc_layers"], n_heads=kw["n_heads"],
                               dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
                               n_harmonics=args.n_harmonics, reverb_seconds=args.reverb_seconds,
-                              stats_name=init.stats_name)
+                              stats_name=init.stats_name, note_features=args.note_features)
         sd = {k: v for k, v in init.state_dict().items() if not k.startswith("decoder.")}
         model.load_state_dict(sd, strict=False)
         return model, "encoders"
     return build_checked(TimbreSynth, d_model=args.d_model, style_dim=args.style_dim, enc_layers=args.enc_layers,
                          dec_layers=args.dec_layers, window=args.window, overlap=args.overlap,
-                         n_harmonics=args.n_harmonics, reverb_seconds=args.reverb_seconds), None
+                         n_harmonics=args.n_harmonics, reverb_seconds=args.reverb_seconds,
+                         note_features=args.note_features), None
 
 
 def run(args) -> int:
@@ -241,7 +279,8 @@ def run(args) -> int:
         print(f"Initialised ({init_what}) from {args.init}", flush=True)
     weights = {**DEFAULT_WEIGHTS, **(json.loads(args.weights) if args.weights else {})}
     wrapper = SynthTrainer(model, weights)
-    ds = PitchWindows(tp, pn, vn, args.window, args.overlap, args.seed, remix_p=args.remix_p)
+    ds = PitchWindows(tp, pn, vn, args.window, args.overlap, args.seed, remix_p=args.remix_p,
+                      note_features=model.note_features)
     print(f"Dataset: {len(tp)} training pairs, {len(pn)}+{len(vn)} unpaired clips -> {len(ds)} windows "
           f"of {args.window} frames; {len(vp)} validation pairs", flush=True)
     enc = [p for n, p in model.named_parameters() if n.startswith(("style_encoder.", "content_encoder."))]

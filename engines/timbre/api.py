@@ -386,7 +386,7 @@ class TimbreEngine(base.Engine):
                 n = F.n_frames(len(wav))
                 f0_np, loud_np, voiced = pitch.track(wav, n)
                 poly = pitch.polyphony(wav, f0_np, voiced)
-                f0, loud = torch.from_numpy(f0_np), torch.from_numpy(loud_np)
+                f0, loud = torch.from_numpy(f0_np), m.dynamics(f0_np, loud_np)
                 chunked = n > self.chunk_frames
                 if chunked:
                     starts, L, _ = self._plan(n)

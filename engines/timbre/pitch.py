@@ -33,6 +33,16 @@ FUNDAMENTAL_SHARE = 0.03
 #: share of loud frames that must look polyphonic for the clip to be reported as polyphonic (measured on the
 #: 16 bench pairs: monophonic pianos 0.05-0.26, violins 0.04-0.18; two of their pianos summed 0.49-0.90)
 POLY_FRAMES = 0.4
+#: a note starts where the loudness rises by this much over the previous ``ONSET_FRAMES`` frames, or where the
+#: (held, 5-frame median) pitch moves by more than ``ONSET_CENTS`` (a legato change of note), at most once per
+#: ``ONSET_GAP`` frames (116 ms: a 16th note at 130 bpm)
+ONSET_DB = 6.0
+ONSET_CENTS = 60.0
+ONSET_FRAMES = 6
+ONSET_GAP = 10
+#: ... and a rise (not a change of pitch) only when it comes within this of the current note's loudest: the beating
+#: of a decaying note (chorus, reverb) rises by 6 dB too
+ONSET_PEAK_DB = 12.0
 
 
 def loudness_db(wav: np.ndarray, n: int | None = None) -> np.ndarray:
@@ -173,6 +183,45 @@ def polyphony(wav: np.ndarray, f0: np.ndarray | None = None, voiced: np.ndarray 
     return float(np.mean((share < HARMONIC_SHARE) | (fund < FUNDAMENTAL_SHARE)))
 
 
+def note_features(f0: np.ndarray, loud: np.ndarray) -> np.ndarray:
+    """``(N, 3)``: the loudness (dB), the loudest the current note has been (dB) and the note's age (seconds)
+    per frame, from a clip's tracked ``f0 (N,)`` Hz and ``loud (N,)`` dB (:func:`track`).
+
+    A note starts at an onset (:data:`ONSET_DB` rise, or an :data:`ONSET_CENTS` change of pitch, on a frame
+    within :data:`VOICED_DB` of the loudest) and lasts until the next one. With these a decoder that sees a
+    window of ~2 s knows that a piano note which has decayed to near silence is still being held (a violin
+    keeps bowing it at the note's level), and how long a sustained input note has sounded (a piano's decay):
+    neither is in the frame's own loudness. Computed on the whole clip, then cut into the decoder's windows."""
+    loud = np.asarray(loud, np.float64)
+    f0 = np.asarray(f0, np.float64)
+    n = len(loud)
+    if n == 0:
+        return np.zeros((0, 3), np.float32)
+    k = ONSET_FRAMES
+    past = np.stack([np.pad(loud, (j, 0), mode="edge")[:n] for j in range(1, k + 1)]).min(0)
+    rise = (loud - past) >= ONSET_DB
+    from scipy.ndimage import median_filter
+
+    lf = median_filter(np.log2(np.maximum(f0, 1e-3)), size=5, mode="nearest")  # a 2-frame octave slip is no onset
+    cents = np.abs(1200 * (lf - np.pad(lf, (1, 0), mode="edge")[:n]))
+    voiced = loud > loud.max() - VOICED_DB
+    cand = np.where((rise | (cents > ONSET_CENTS)) & voiced)[0]
+    keep = [0]
+    for i in cand:  # in order: a rise counts only to near the current note's loudest (not a decaying note's
+        if i - keep[-1] < ONSET_GAP:  # beating); one onset per ONSET_GAP frames (a slow attack rises for longer
+            continue  # than k frames; the held pitch catches up a few frames after a note's onset)
+        if cents[i] > ONSET_CENTS or loud[i:i + k].max() > loud[keep[-1]:i].max() - ONSET_PEAK_DB:
+            keep.append(int(i))
+    seg = np.zeros(n, np.int64)
+    seg[np.asarray(keep)] = 1
+    seg = np.cumsum(seg) - 1  # (N,) the note each frame belongs to
+    big = 1e4  # > the loudness range: cummax over (loud + note * big) restarts at each note
+    peak = np.maximum.accumulate(loud + seg * big) - seg * big
+    start = np.asarray(keep)[seg]
+    age = (np.arange(n) - start) * HOP / SAMPLE_RATE
+    return np.stack([loud, peak, age], axis=1).astype(np.float32)
+
+
 def cents_accuracy(f0: np.ndarray, notes: list[dict], sr: int = SAMPLE_RATE, hop: int = HOP,
                    tolerance: float = 50.0, guard: float = 0.03) -> float:
     """Share of the frames inside notes (``onset + guard`` .. ``offset - 0.01`` s) whose ``f0`` is within
@@ -188,4 +237,4 @@ def cents_accuracy(f0: np.ndarray, notes: list[dict], sr: int = SAMPLE_RATE, hop
     return ok / tot if tot else float("nan")
 
 
-__all__ = ["track", "refine", "loudness_db", "polyphony", "harmonic_share", "cents_accuracy", "FMIN", "FMAX"]
+__all__ = ["track", "note_features", "refine", "loudness_db", "polyphony", "harmonic_share", "cents_accuracy", "FMIN", "FMAX"]

@@ -88,3 +88,51 @@ def test_pitch_windows_never_mix_a_second_melody_in():
         f0 = item["violin_f0"][5:30]
         want = 330.0 if ds.index[i][1] == 0 else 440.0
         assert torch.all((f0 > want * 0.97) & (f0 < want * 1.03))  # the window's own note only
+
+
+def test_pitch_windows_track_whole_clips_and_carry_note_features_at_the_remix_gain():
+    from engines.timbre import pitch
+    from trainers.timbre import Clip
+    from trainers.timbre_synth import PitchWindows
+
+    sr = 22050
+    clips = [(Clip(_tone(f, 2.0, sr, False, i)), Clip(_tone(f, 2.0, sr, True, i))) for i, f in enumerate([330.0, 440.0])]
+    plain = PitchWindows(clips, [], [], window=40, remix_p=0.0)
+    notes = PitchWindows(clips, [], [], window=40, remix_p=1.0, seed=2, note_features=True)
+    for i in range(len(notes)):
+        item, base = notes[i], plain[i]
+        s, g = int(item["starts"][0]), float(item["gains"][0])
+        f0, loud, _ = pitch.track(clips[notes.index[i][1]][0].wav.numpy(), clips[0][0].frames)
+        want = pitch.note_features(f0, loud)[s:s + 40]
+        n = int(item["frames"])
+        got = item["piano_loud"]
+        assert got.shape == (40, 3) and base["piano_loud"].shape == (40,)
+        np.testing.assert_allclose(got[:n, :2].numpy(), want[:n, :2] + 20 * np.log10(g), atol=1e-3)
+        np.testing.assert_allclose(got[:n, 2].numpy(), want[:n, 2], atol=1e-6)  # the age counts from the onset
+        if s > 0:
+            assert float(got[0, 2]) > 0  # a window starting inside the note knows it began earlier
+
+
+def test_init_adds_note_features_to_a_synthesis_model_without_changing_its_output(tmp_path):
+    import argparse
+
+    from engines.testing import tiny_timbre_synth
+    from engines.timbre import pitch
+    from engines.timbre import features as F
+    from trainers.timbre_synth import build_model
+
+    from engines.checkpoint import load_model
+    from engines.timbre.synth_model import TimbreSynth
+
+    path = tiny_timbre_synth(tmp_path / "s.safetensors", 0)
+    old = load_model(path, expected=TimbreSynth).eval()
+    args = argparse.Namespace(init=str(path), note_features=True)
+    new, what = build_model(args)
+    new.eval()
+    assert new.note_features and not old.note_features and "note features" in what
+    y = _tone(330.0, 1.0, 22050, False, 0)
+    raw = F.features(y)
+    f0, loud, _ = pitch.track(y)
+    a = old.transfer_controls(raw, torch.from_numpy(f0), old.dynamics(f0, loud), old.style_of("violin"))
+    b = new.transfer_controls(raw, torch.from_numpy(f0), new.dynamics(f0, loud), new.style_of("violin"))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)  # zero weights on the new inputs: the same model

@@ -110,6 +110,28 @@ def test_track_follows_a_melody_and_holds_pitch_through_silence():
     assert not voiced[-3:].any() and abs(1200 * np.log2(f0[-1] / 587.33)) < 50  # the last note's pitch, held
 
 
+def test_note_features_mark_onsets_hold_the_peak_and_count_the_age():
+    # a struck, decaying tone held for 1.5 s, then a new note at the same level, then a change of pitch (legato)
+    y = melody([(0.1, 1.6, 60), (1.6, 2.2, 60), (2.2, 2.8, 67)], decay=3.0)
+    f0, loud, _ = pitch.track(y)
+    nf = pitch.note_features(f0, loud)
+    assert nf.shape == (len(f0), 3) and np.array_equal(nf[:, 0], loud)
+    t = np.arange(len(f0)) * F.HOP / SR
+    onsets = t[nf[:, 2] == 0]
+    assert len(onsets) == 4 and onsets[0] == 0.0  # the clip's start, then one per note
+    np.testing.assert_allclose(onsets[1:], [0.1, 1.6, 2.2], atol=0.03)
+    held = (t > 0.3) & (t < 1.5)  # inside the first note: loudness decays, the note's loudest stays
+    assert loud[held][-1] < loud[held][0] - 20
+    assert np.ptp(nf[held, 1]) < 0.5 and np.all(nf[held, 1] >= loud[held])
+    np.testing.assert_allclose(nf[held, 2], t[held] - onsets[1], atol=0.013)  # the age, in seconds
+    # the beating of a decaying note (a 6 dB wobble 30 dB down) starts no note
+    wob = melody([(0.0, 2.0, 64)], decay=3.0)
+    tt = np.arange(len(wob)) / SR
+    wob *= 1 + 0.9 * (tt > 1.0) * np.sin(2 * np.pi * 3 * tt) ** 2
+    f0w, lw, _ = pitch.track(wob)
+    assert (pitch.note_features(f0w, lw)[:, 2] == 0).sum() == 1
+
+
 def test_polyphony_tells_a_chord_from_a_melody():
     mono = melody(NOTES)
     chord = melody([(0.0, 1.8, 60)]) + melody([(0.0, 1.8, 64)]) + melody([(0.0, 1.8, 67)])
@@ -140,6 +162,30 @@ def test_checkpoint_round_trip_and_windows_match_the_whole_clip(tmp_path):
     wave = m.transfer_wave(raw, f0, loud, m.style_of("violin"), 1, len(y))
     assert wave.shape == (len(y),) and torch.isfinite(wave).all()
     assert torch.equal(wave, m.transfer_wave(raw, f0, loud, m.style_of("violin"), 1, len(y)))  # fixed noise seed
+
+
+def test_note_features_decoder_takes_dynamics_and_windows_see_notes_begun_before_them():
+    from engines.timbre.synth_model import SynthDecoder, TimbreSynth
+
+    torch.manual_seed(0)
+    kw = {k: v for k, v in TINY_SYNTH.items()}
+    m = TimbreSynth(**{**kw, "note_features": True}).eval()
+    assert m.note_features and m.decoder.in_pitch.in_features == 5
+    y = melody([(0.0, 1.5, 60)], decay=3.0)
+    f0, loud, _ = pitch.track(y)
+    dyn = m.dynamics(f0, loud)
+    assert dyn.shape == (len(f0), 3)
+    raw = F.features(y)
+    ctl = m.transfer_controls(raw, torch.from_numpy(f0), dyn, m.style_of("violin"))
+    assert ctl.shape[0] == raw.shape[-1] and torch.isfinite(ctl).all()
+    with pytest.raises(ValueError, match="dynamics"):  # plain loudness to a note-feature decoder
+        m.transfer_controls(raw, torch.from_numpy(f0), torch.from_numpy(loud), m.style_of("violin"))
+    old = SynthDecoder(8, 8, 16, 1, 2, 0.0, 8, 9)
+    with pytest.raises(ValueError, match="loudness"):
+        old(torch.zeros(1, 5, 8), torch.zeros(1, 8), torch.full((1, 5), 440.0), torch.zeros(1, 5, 3))
+    # the age feature is what the whole clip says: a window starting mid-note sees the note's age, not zero
+    late = slice(60, 100)
+    assert float(dyn[late][0, 2]) > 0.6 and float(dyn[late][0, 1]) > float(dyn[late][0, 0]) + 5
 
 
 def test_engine_runs_a_synth_model_chunked_equals_whole_and_warns_on_chords(tmp_path):
