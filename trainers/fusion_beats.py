@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight_decay", type=float, default=1e-3)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--kernel", type=int, default=5)
+    p.add_argument("--bar_features", action="store_true",
+                   help="also the four bar-scale features (engines.fusion.downbeat.N_FEATURES_BAR)")
     p.add_argument("--crop_beats", type=int, default=24)
     p.add_argument("--pos_weight", type=float, default=2.0)
     p.add_argument("--max_seconds", type=float, default=30.0, help="first seconds of each song")
@@ -92,13 +94,14 @@ def run(args) -> int:
 
     from engines.audio.limits import set_threads
     from engines.fusion import align
-    from engines.fusion.downbeat import DownbeatNet, beat_features, decode
+    from engines.fusion.downbeat import N_FEATURES, N_FEATURES_BAR, DownbeatNet, beat_features, decode
     from trainers.solver import Solver, config_from_args, seed_everything
 
     set_threads(args.threads)
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     songs = [s for folder in args.dataset_folder for s in _songs(folder, args.max_seconds)]
+    nf = N_FEATURES_BAR if args.bar_features else N_FEATURES
     train, dev = [], []
     for split, sid, y, sr, beats, downs in songs:
         tracked = align.track_beats(y, sr)
@@ -106,7 +109,7 @@ def run(args) -> int:
         jit = beats + rng.normal(0, 0.01, len(beats))
         for b in (jit, np.asarray(tracked.beats)):
             if len(b) >= 4:
-                seqs.append((beat_features(y, sr, b), _labels(b, downs)))
+                seqs.append((beat_features(y, sr, b, nf), _labels(b, downs)))
         item = {"id": sid, "seqs": seqs, "tracked": tracked, "downs": downs, "y": y, "sr": sr}
         (dev if split == "dev" else train).append(item)
     print(f"songs: {len(train)} train, {len(dev)} dev (real beds left out)", flush=True)
@@ -128,7 +131,7 @@ def run(args) -> int:
             return (torch.from_numpy(x[:, s:s + L].copy()), torch.from_numpy(lab[s:s + L].copy()),
                     torch.ones(L))
 
-    model = DownbeatNet(hidden=args.hidden, kernel=args.kernel)
+    model = DownbeatNet(features=nf, hidden=args.hidden, kernel=args.kernel)
     drop = torch.nn.Dropout(args.dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     solver = Solver(model, opt, config_from_args(args, progress_bar=False), hparams=vars(args))
@@ -146,7 +149,7 @@ def run(args) -> int:
             tr = it["tracked"]
             b = np.asarray(tr.beats)
             with torch.no_grad():
-                logit = m(torch.from_numpy(beat_features(it["y"], it["sr"], b))[None])[0].numpy()
+                logit = m(torch.from_numpy(beat_features(it["y"], it["sr"], b, nf))[None])[0].numpy()
             bpb, ph, _ = decode(logit)
             est = align.extend_bars(b[ph::bpb], tr.tempo, bpb)
             ok += grid_right(est, it["downs"])

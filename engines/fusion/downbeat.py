@@ -6,7 +6,11 @@ corpus's rendered songs, whose beats and downbeats are known (``trainers/fusion_
 
 * :func:`beat_features`: ``(F, n_beats)`` features per beat, z-scored per song: the spectral flux of
   24 log-mel bands around the beat (kick/bass on bar starts), the chroma change between the beat's
-  interval and the previous one (chords change on bar lines) and the log energy of three bands.
+  interval and the previous one (chords change on bar lines) and the log energy of three bands; with
+  ``n_features = N_FEATURES_BAR`` also four at the scale of a bar: the chroma change between the 2, 3 and 4
+  beats before the beat and the 2, 3 and 4 from it (a chord held for a bar changes at the bar line, and
+  which span changes most tells 2 from 3 from 4 beats a bar), and the same over 2 beats for the bass's chroma
+  (60-250 Hz: the root moves on the downbeat).
 * :class:`DownbeatNet`: three 1-D convolutions over the beat sequence (a few beats of context) ->
   one logit per beat ("this beat is a downbeat").
 * :func:`decode`: the meter (2, 3 or 4 beats per bar, or the one asked for) and phase whose grid of
@@ -24,6 +28,9 @@ from engines.checkpoint import Int, capture_init
 HOP = 512
 N_MELS = 24
 N_FEATURES = N_MELS + 1 + 3
+#: the per-beat features plus the four at the scale of a bar (see the module docstring)
+N_FEATURES_BAR = N_FEATURES + 4
+BAR_SPANS = (2, 3, 4)
 METERS = (2, 3, 4)
 
 
@@ -37,24 +44,50 @@ def _frames(y: np.ndarray, sr: int):
     mel = np.maximum(mel, mel.max() - 80)
     freqs = np.arange(S.shape[0]) * sr / n_fft
     # chroma: power of each bin folded onto its pitch class (60 Hz - 5 kHz)
-    ok = (freqs > 60) & (freqs < 5000)
-    pc = np.zeros(S.shape[0], dtype=np.int64)
-    pc[ok] = np.round(12 * np.log2(freqs[ok] / 440.0)).astype(np.int64) % 12
-    chroma = np.zeros((12, S.shape[1]), dtype=np.float64)
-    np.add.at(chroma, pc[ok], np.sqrt(S[ok]))
+    def fold(lo, hi):
+        ok = (freqs > lo) & (freqs < hi)
+        pc = np.zeros(S.shape[0], dtype=np.int64)
+        pc[ok] = np.round(12 * np.log2(freqs[ok] / 440.0)).astype(np.int64) % 12
+        out = np.zeros((12, S.shape[1]), dtype=np.float64)
+        np.add.at(out, pc[ok], np.sqrt(S[ok]))
+        return out
+
+    chroma, bass = fold(60, 5000), fold(60, 250)
     bands = [10 * np.log10(S[(freqs >= lo) & (freqs < hi)].sum(0) + 1e-10)
              for lo, hi in ((0, 200), (200, 2000), (2000, sr / 2))]
-    return mel, chroma, np.stack(bands), sr / HOP
+    return mel, chroma, np.stack(bands), sr / HOP, bass
 
 
-def beat_features(y: np.ndarray, sr: int, beats) -> np.ndarray:
-    """Features ``(N_FEATURES, n_beats)`` float32 of the beats ``beats`` (seconds) of a mono signal ``y``."""
+def _cos_change(a: np.ndarray, b: np.ndarray) -> float:
+    return 1.0 - float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+
+
+def _bar_features(per_beat: np.ndarray, bass: np.ndarray) -> np.ndarray:
+    """``(4, n_beats)``: chroma change between the ``m`` beats before and the ``m`` from each beat (m in
+    :data:`BAR_SPANS`; per-beat mean chromas ``per_beat`` ``(12, n)``), and the bass chroma's over 2 beats."""
+    n = per_beat.shape[1]
+    out = np.zeros((len(BAR_SPANS) + 1, n))
+    for k, (m, src) in enumerate([(m, per_beat) for m in BAR_SPANS] + [(2, bass)]):
+        for i in range(n):
+            if i == 0 or i >= n - 1:
+                continue
+            out[k, i] = _cos_change(src[:, max(i - m, 0):i].mean(1), src[:, i:min(i + m, n)].mean(1))
+    return out
+
+
+def beat_features(y: np.ndarray, sr: int, beats, n_features: int = N_FEATURES) -> np.ndarray:
+    """Features ``(n_features, n_beats)`` float32 of the beats ``beats`` (seconds) of a mono signal ``y``
+    (``n_features``: :data:`N_FEATURES`, or :data:`N_FEATURES_BAR` with the bar-scale ones)."""
+    if n_features not in (N_FEATURES, N_FEATURES_BAR):
+        raise ValueError(f"beat_features makes {N_FEATURES} or {N_FEATURES_BAR} features, not {n_features}.")
     beats = np.asarray(beats, dtype=np.float64)
-    mel, chroma, bands, fps = _frames(np.asarray(y, dtype=np.float32).reshape(-1), sr)
+    mel, chroma, bands, fps, bass = _frames(np.asarray(y, dtype=np.float32).reshape(-1), sr)
     n = mel.shape[1]
     flux = np.concatenate([np.zeros((N_MELS, 1)), np.maximum(np.diff(mel, axis=1), 0)], axis=1)
     fr = np.clip(np.round(beats * fps).astype(int), 0, n - 1)
     out = np.zeros((N_FEATURES, len(beats)), dtype=np.float64)
+    per_beat = np.zeros((12, len(beats)))
+    per_bass = np.zeros((12, len(beats)))
     for i, f in enumerate(fr):
         lo, hi = max(f - 2, 0), min(f + 4, n)
         out[:N_MELS, i] = flux[:, lo:hi].max(1)
@@ -64,6 +97,9 @@ def beat_features(y: np.ndarray, sr: int, beats) -> np.ndarray:
         b = chroma[:, f:max(nxt, f + 1)].mean(1)
         out[N_MELS, i] = 1.0 - float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
         out[N_MELS + 1:, i] = bands[:, f:max(nxt, f + 1)].mean(1)
+        per_beat[:, i], per_bass[:, i] = b, bass[:, f:max(nxt, f + 1)].mean(1)
+    if n_features == N_FEATURES_BAR:
+        out = np.concatenate([out, _bar_features(per_beat, per_bass)])
     mu, sd = out.mean(1, keepdims=True), out.std(1, keepdims=True)
     return ((out - mu) / (sd + 1e-6)).astype(np.float32)
 
@@ -80,6 +116,11 @@ class DownbeatNet(nn.Module):
         self.net = nn.Sequential(nn.Conv1d(features, hidden, kernel, padding=p), nn.ReLU(),
                                  nn.Conv1d(hidden, hidden, kernel, padding=p), nn.ReLU(),
                                  nn.Conv1d(hidden, 1, 1))
+
+    @property
+    def features(self) -> int:
+        """How many features per beat it reads (:data:`N_FEATURES` or :data:`N_FEATURES_BAR`)."""
+        return self.net[0].in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[:, 0]
@@ -125,11 +166,11 @@ def predict(model: DownbeatNet, y: np.ndarray, sr: int, beats, beats_per_bar: in
     """``(beats_per_bar, phase)`` of the beat grid ``beats`` of ``y`` with ``model``."""
     if len(beats) < 2:
         return (beats_per_bar or 4), 0
-    feats = torch.from_numpy(beat_features(y, sr, beats))[None]
+    feats = torch.from_numpy(beat_features(y, sr, beats, model.features))[None]
     with torch.no_grad():
         logits = model(feats)[0].numpy()
     bpb, ph, _ = decode(logits, beats_per_bar)
     return bpb, ph
 
 
-__all__ = ["DownbeatNet", "beat_features", "decode", "load", "predict", "N_FEATURES", "METERS"]
+__all__ = ["DownbeatNet", "beat_features", "decode", "load", "predict", "N_FEATURES", "N_FEATURES_BAR", "METERS"]

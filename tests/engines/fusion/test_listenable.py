@@ -237,6 +237,35 @@ def test_downbeat_decode_and_net():
     assert DownbeatNet()(torch.from_numpy(f)[None]).shape == (1, 8)
 
 
+def test_bar_features_see_a_chord_held_for_a_bar():
+    """The bar-scale features: chords that change every 4 beats make the 4-beat chroma change peak on the bar
+    lines; the network reads the feature count it was built with."""
+    from engines.fusion.downbeat import N_FEATURES, N_FEATURES_BAR, DownbeatNet, beat_features, predict
+
+    beat = 0.5
+    t = np.arange(int(16 * 4 * beat * SR)) / SR
+    chords = [(220.0, 277.2, 329.6), (196.0, 246.9, 293.7), (174.6, 220.0, 261.6), (164.8, 207.7, 246.9)]
+    y = np.zeros_like(t)
+    for k in range(16):  # 16 bars of 4 beats, a new chord each bar, a soft pluck on every beat
+        for j in range(4):
+            s = slice(int((4 * k + j) * beat * SR), int((4 * k + j + 1) * beat * SR))
+            tt = t[s] - t[s][0]
+            y[s] = sum(np.sin(2 * np.pi * f * tt) for f in chords[k % 4]) * np.exp(-3 * tt) * 0.1
+    beats = np.arange(64) * beat
+    f = beat_features(y.astype(np.float32), SR, beats, N_FEATURES_BAR)
+    assert f.shape == (N_FEATURES_BAR, 64) and np.isfinite(f).all()
+    np.testing.assert_allclose(f[:N_FEATURES], beat_features(y.astype(np.float32), SR, beats), atol=1e-5)
+    four = f[N_FEATURES + 2]  # the chroma change between the 4 beats before and the 4 from each beat
+    inner = np.arange(4, 60)
+    assert four[inner[inner % 4 == 0]].min() > four[inner[inner % 4 != 0]].max()
+    with pytest.raises(ValueError, match="features"):
+        beat_features(y, SR, beats, 7)
+    net = DownbeatNet(features=N_FEATURES_BAR).eval()
+    assert net.features == N_FEATURES_BAR and DownbeatNet().features == N_FEATURES
+    bpb, ph = predict(net, y.astype(np.float32), SR, beats)
+    assert bpb in (2, 3, 4) and 0 <= ph < bpb
+
+
 def test_cli_help_shows_the_split_in_hz():
     import argparse
 
