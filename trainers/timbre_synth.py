@@ -213,6 +213,8 @@ def add_arguments(parser) -> None:
                         "a decayed piano note is still bowed and a held violin note decays; with --init of a synthesis "
                         "model without them, their input weights start at zero")
     parser.add_argument("--weights", default=None, help="JSON overriding loss weights " + json.dumps(DEFAULT_WEIGHTS))
+    parser.add_argument("--grad_clip", type=float, default=5.0, help="gradient norm clip (0 = off)")
+    parser.add_argument("--export_epochs", action="store_true", help="also write RUN/epochNN.safetensors after each epoch")
     add_solver_arguments(parser, epochs=None, batch_size=4, ckpt_every=50)
 
 
@@ -287,7 +289,7 @@ def run(args) -> int:
     rest = [p for n, p in model.named_parameters() if not n.startswith(("style_encoder.", "content_encoder."))]
     opt = torch.optim.AdamW([{"params": rest}, {"params": enc, "lr": args.lr * args.enc_lr}], lr=args.lr,
                             weight_decay=1e-4)
-    cfg = config_from_args(args, progress_bar=False)
+    cfg = config_from_args(args, progress_bar=False, grad_clip=args.grad_clip or None)
     total = total_steps(len(ds), cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps)
     sched = lr_schedule(opt, total)
     hparams = {"model": model._init_kwargs, "weights": weights, "data": args.data, "lr": args.lr, "enc_lr": args.enc_lr,
@@ -307,6 +309,10 @@ def run(args) -> int:
     def on_epoch_end(epoch, tr, va):
         print(f"Epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in tr.items()) +
               (" | val " + ", ".join(f"{k}={v:.4f}" for k, v in va.items()) if va else ""), flush=True)
+        if args.export_epochs and distrib.is_main():  # every epoch's weights, to choose among on the dev split
+            save_model(model, out / f"epoch{epoch:02d}.safetensors",
+                       metadata={"trained_on": ", ".join(args.data), "init": args.init, "epoch": epoch,
+                                 "steps": solver.step, "val": va, "weights": weights})
 
     t0 = time.time()
     res = solver.fit(ds, train_step, validate=lambda wr: evaluate_pairs(wr.model, vp), on_epoch_end=on_epoch_end)

@@ -53,9 +53,12 @@ def test_train_runs_all_phases_exports_and_resumes(data, tmp_path):
     cmd = [sys.executable, os.path.join(ROOT, "launch.py"), "train", "timbre-synth", "--data", str(data),
            "--out_dir", str(out), "--max_steps", "4", "--batch_size", "2", "--val_pairs", "1", "--window", "24",
            "--d_model", "16", "--style_dim", "8", "--enc_layers", "1", "--dec_layers", "1", "--n_harmonics", "8",
-           "--reverb_seconds", "0.05", "--no_mlflow", "--threads", "1", "--log_every", "1", "--export", str(export)]
+           "--reverb_seconds", "0.05", "--no_mlflow", "--threads", "1", "--log_every", "1", "--export", str(export),
+           "--note_features", "--export_epochs"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    epochs = sorted(out.glob("epoch*.safetensors"))
+    assert len(epochs) == r.stdout.count("Epoch ") >= 1  # one export per finished epoch
     for k, name in enumerate(["reconstruction", "disentanglement", "contrastive", "adversarial"], 1):
         assert f"Curriculum phase {k}/4: {name}" in r.stdout
     events = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
@@ -67,7 +70,8 @@ def test_train_runs_all_phases_exports_and_resumes(data, tmp_path):
     from engines.timbre.synth_model import TimbreSynth
 
     m = load_model(export, expected=TimbreSynth)
-    assert m.checkpoint_metadata["steps"] == 4 and float(m.proto_count.sum()) > 0
+    assert m.checkpoint_metadata["steps"] == 4 and float(m.proto_count.sum()) > 0 and m.note_features
+    assert load_model(epochs[0], expected=TimbreSynth).checkpoint_metadata["epoch"] == 1
     assert {"pv_mrstft", "vp_mrstft", "pv_chroma_cos"} <= set(m.checkpoint_metadata["val"])
     r2 = subprocess.run(cmd[:cmd.index("--max_steps") + 1] + ["5"] + cmd[cmd.index("--max_steps") + 2:],
                         capture_output=True, text=True, timeout=240, cwd=ROOT)
