@@ -155,15 +155,15 @@ TINY_SYNTH = dict(d_model=32, style_dim=16, enc_blocks=1, enc_layers=1, dec_laye
                   n_harmonics=16, n_noise=17, reverb_seconds=0.05)
 
 
-def tiny_timbre_synth(path=None, seed: int = 0):
-    """A tiny :class:`engines.timbre.synth_model.TimbreSynth` (the synthesis decoder) with every weight
-    :func:`randomize`-d and class prototypes set (the global RNG is left alone). With ``path`` it is saved there
-    and the path returned."""
+def tiny_timbre_synth(path=None, seed: int = 0, note_features: bool = False):
+    """A tiny :class:`engines.timbre.synth_model.TimbreSynth` (the synthesis decoder; ``note_features`` as the
+    shipped one) with every weight :func:`randomize`-d and class prototypes set (the global RNG is left alone).
+    With ``path`` it is saved there and the path returned."""
     from engines.timbre.synth_model import TimbreSynth
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = TimbreSynth(**TINY_SYNTH)
+        model = TimbreSynth(**TINY_SYNTH, note_features=note_features)
         randomize(model, seed)
         model.update_prototypes(torch.randn(4, TINY_SYNTH["style_dim"]), torch.tensor([0, 0, 1, 1]))
     model.eval()

@@ -29,7 +29,7 @@ def test_config_lists_the_tabs(studio):
 def test_models_tab_lists_the_registry(page):
     open_tab(page, "Models")
     table = page.locator("#models-table").inner_text()
-    assert "vocals-tiny (default)" in table and "tiny random" in table
+    assert "vocals-ens-tiny (default)" in table and "tiny random" in table and "ensemble of vocals-tiny + vocals-bs-tiny" in table
 
 
 def test_trainer_pick_resets_the_form_in_the_page(page):

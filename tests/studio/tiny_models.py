@@ -18,14 +18,15 @@ def _has(module: str) -> bool:
         return False
 
 
-def _save(model, d: Path, name: str, kind: str, sr: int, config: dict | None = None, meta: dict | None = None) -> None:
+def _save(model, d: Path, name: str, kind: str, sr: int, config: dict | None = None, meta: dict | None = None,
+          default: bool = True, **extra) -> None:
     from engines.checkpoint import save_model
     from engines.registry import register
 
     save_model(model, d / f"{name}.safetensors", metadata={"test": True, **(meta or {})})
-    register({"name": name, "kind": kind, "file": f"{name}.safetensors", "sample_rate": sr, "default": True,
+    register({"name": name, "kind": kind, "file": f"{name}.safetensors", "sample_rate": sr, "default": default,
               "description": f"tiny random {kind} model for the studio tests", "trained_on": "nothing (random)",
-              "config": config or {}, "scores": {}}, models_dir=d)
+              "config": config or {}, "scores": {}, **extra}, models_dir=d)
 
 
 def make_models_dir(d: Path) -> dict[str, str]:
@@ -56,8 +57,18 @@ def _vocals(d: Path) -> None:
         raise ModuleNotFoundError("engines.vocals")
     from engines.testing import tiny_vocals
 
+    from engines.registry import register
+    from engines.testing import tiny_vocals_bs
+
     net = tiny_vocals(width=8)
     _save(net, d, "vocals-tiny", "vocals", net.hparams["sample_rate"] if "sample_rate" in net.hparams else 22050)
+    # as shipped: a four-stem band-split model beside the CNN, and the default an ensemble of the two
+    _save(tiny_vocals_bs(), d, "vocals-bs-tiny", "vocals", 44100, default=False, stems=4)
+    register({"name": "vocals-ens-tiny", "kind": "vocals", "default": True, "stems": 2, "combine": "mean",
+              "sample_rate": 44100, "members": [{"name": "vocals-tiny", "weight": 0.5},
+                                                {"name": "vocals-bs-tiny", "weight": 0.5}],
+              "description": "tiny random vocals ensemble for the studio tests", "trained_on": "nothing (random)",
+              "scores": {}}, models_dir=d)
 
 
 def _fusion(d: Path) -> None:
@@ -71,6 +82,7 @@ def _fusion(d: Path) -> None:
 def _timbre(d: Path) -> None:
     if not _has("engines.timbre.model"):
         raise ModuleNotFoundError("engines.timbre")
-    from engines.testing import tiny_timbre
+    from engines.testing import tiny_timbre, tiny_timbre_synth
 
-    _save(tiny_timbre(), d, "timbre-tiny", "timbre", 22050)
+    _save(tiny_timbre(), d, "timbre-tiny", "timbre", 22050, default=False)
+    _save(tiny_timbre_synth(note_features=True), d, "timbre-synth-tiny", "timbre", 22050)  # the default kind, as shipped
