@@ -77,8 +77,8 @@ def resolve(name_or_path: str | os.PathLike | None, kind: str, *, verify: bool =
     if entry.get("kind") != kind:
         raise CheckpointError(f"'{entry['name']}' is a {entry.get('kind')} model, not a {kind} model.")
     if entry.get("members"):
-        raise CheckpointError(f"'{entry['name']}' is an ensemble of {', '.join(m['name'] for m in entry['members'])}, "
-                              "not one checkpoint.")
+        names = ", ".join(str(m.get("name") if isinstance(m, dict) else m) for m in entry["members"])
+        raise CheckpointError(f"'{entry['name']}' is an ensemble of {names}, not one checkpoint.")
     path = _dir(models_dir) / entry["file"]
     if not path.is_file():
         raise CheckpointError(f"The file of model '{entry['name']}' is missing: '{path}'.")
