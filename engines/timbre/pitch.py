@@ -9,7 +9,9 @@ tenth of pyin's time (0.04 s vs 0.5 s for 8 s of audio on one core). Frames are 
 * ``f0`` is held through quiet frames (the note's pitch stays while a piano note decays, and the
   synthesiser needs a pitch everywhere; the decoder sets the amplitude), and through the two frames at
   either end of a sounding stretch (onsets from silence and releases give wild estimates), and is
-  median-filtered over 3 frames to remove single-frame octave slips;
+  median-filtered over 3 frames to remove single-frame octave slips, and again after the spectral refinement
+  (:func:`remove_slips`: its multiple-of-the-pitch check can jump an octave for one or two frames on a decayed
+  note, and each jump was a broadband burst in the synthesised output);
 * ``loudness`` is the frame's RMS in dB (the clip is at -20 dBFS RMS when the engine calls it);
 * ``voiced`` marks frames louder than ``VOICED_DB`` below the clip's loudest frame.
 """
@@ -24,6 +26,9 @@ FMIN, FMAX = 65.0, 2100.0
 SUBHARMONIC_DB = 13.0  # C2 .. C7: the piano and violin range the corpus plays
 FRAME = 1024
 VOICED_DB = 35.0
+#: the median over this many frames after :func:`refine` (:func:`remove_slips`): an excursion of at most 2 frames
+#: (23 ms) is removed, one of 3 frames or more is kept (yin reads a 90 ms note as 5 frames)
+SLIP_FRAMES = 5
 #: share of a loud frame's energy near the tracked pitch's first 10 harmonics below which it counts as
 #: polyphonic (median shares measured on bench clips: pianos 0.75-0.98, violins 0.93-0.96, two melodies 0.6-0.9)
 HARMONIC_SHARE = 0.55
@@ -116,6 +121,14 @@ def refine(wav: np.ndarray, f0: np.ndarray, n_fft: int = 4096, cents: float = 60
     return out.astype(np.float32)
 
 
+def remove_slips(f0: np.ndarray) -> np.ndarray:
+    """``f0 (N,)`` Hz with excursions of at most ``SLIP_FRAMES // 2`` frames removed (a median of its log)."""
+    from scipy.ndimage import median_filter
+
+    return np.exp2(median_filter(np.log2(np.maximum(np.asarray(f0, np.float64), 1e-3)), size=SLIP_FRAMES,
+                                 mode="nearest")).astype(np.float32)
+
+
 def track(wav: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(f0 Hz (N,), loudness dB (N,), voiced bool (N,))`` of a mono 22050 Hz clip ``(T,)``."""
     import librosa
@@ -126,7 +139,7 @@ def track(wav: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray
     y = wav if len(wav) >= FRAME else np.pad(wav, (0, FRAME - len(wav)))
     f0 = librosa.yin(y, fmin=FMIN, fmax=FMAX, sr=SAMPLE_RATE, frame_length=FRAME, hop_length=HOP, center=True)
     f0 = refine(y, median_filter(f0, size=3, mode="nearest"))
-    f0 = _fit(f0, n)
+    f0 = _fit(remove_slips(f0), n)
     loud = loudness_db(y, n)
     voiced = loud > loud.max() - VOICED_DB
     # the first and last two frames of a sounding stretch (an onset from silence, a release) give unreliable

@@ -114,6 +114,20 @@ def test_track_follows_a_melody_and_holds_pitch_through_silence():
     assert not voiced[-3:].any() and abs(1200 * np.log2(f0[-1] / 587.33)) < 50  # the last note's pitch, held
 
 
+def test_track_removes_short_octave_slips_and_keeps_short_notes():
+    # the refinement's multiple check can read a decayed note an octave up for a frame or two: removed
+    f0 = np.full(60, 261.63, np.float32)
+    f0[20:22] = 523.25  # a two-frame slip
+    f0[40:43] = 392.0  # three frames: kept
+    out = pitch.remove_slips(f0)
+    np.testing.assert_allclose(out[:35], 261.63, rtol=1e-5)
+    np.testing.assert_allclose(out[40:43], 392.0, rtol=1e-5)
+    # a 90 ms note an octave up inside a held note survives the whole tracker
+    y = melody([(0.0, 1.0, 60), (1.0, 1.09, 72), (1.09, 2.0, 60)])
+    f0, _, _ = pitch.track(y)
+    assert np.sum(np.abs(1200 * np.log2(f0 / 523.25)) < 50) >= 4
+
+
 def test_note_features_mark_onsets_hold_the_peak_and_count_the_age():
     # a struck, decaying tone held for 1.5 s, then a new note at the same level, then a change of pitch (legato)
     y = melody([(0.1, 1.6, 60), (1.6, 2.2, 60), (2.2, 2.8, 67)], decay=3.0)
