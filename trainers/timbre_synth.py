@@ -52,9 +52,10 @@ class PitchWindows(TimbreWindows):
 
     REMIX_SECOND_P = 0.0
 
-    def __init__(self, *args, note_features: bool = False, **kwargs):
+    def __init__(self, *args, note_features: bool = False, input_only: set[int] | frozenset = frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
         self.note_features = bool(note_features)
+        self.input_only = frozenset(input_only)  # pair indices whose piano is an input only, never a target
         self._tracked: dict[int, np.ndarray] = {}
 
     def tracked(self, clip) -> np.ndarray:
@@ -82,6 +83,7 @@ class PitchWindows(TimbreWindows):
                 t = np.concatenate([t, pad])
             item[f"{side}_f0"] = torch.from_numpy(np.ascontiguousarray(t[:, 0]))
             item[f"{side}_loud"] = torch.from_numpy(np.ascontiguousarray(t[:, 1:] if self.note_features else t[:, 1]))
+        item["piano_target"] = torch.tensor(0.0 if kind == "pair" and a in self.input_only else 1.0)
         return item
 
 
@@ -110,9 +112,14 @@ class SynthTrainer(TimbreTrainer):
         mask = torch.cat([mask1, mask1])
         labels = torch.cat([torch.zeros(B, dtype=torch.long), torch.ones(B, dtype=torch.long)]).to(raw.device)
 
+        # an input-only piano (--input_only: another piano's sound) is never a target: no reconstruction, no
+        # violin -> piano term, no prototype update, and its class style is never lent to another item
+        pt = batch["piano_target"].float().to(raw.device) if "piano_target" in batch else torch.ones(B, device=raw.device)
         content, fstyle, cls = m.encode(raw, mask)
-        m.update_prototypes(cls.detach(), labels)
-        st_p, st_v = cls[:B].roll(1, 0), cls[B:].roll(1, 0)  # another item's class style (as the seed)
+        keep = torch.cat([pt > 0, torch.ones(B, dtype=torch.bool, device=raw.device)])
+        m.update_prototypes(cls.detach()[keep], labels[keep])
+        cls_p = torch.where(pt[:, None] > 0, cls[:B], m.prototypes[0].detach().to(cls.dtype)[None])
+        st_p, st_v = cls_p.roll(1, 0), cls[B:].roll(1, 0)  # another item's class style (as the seed)
         f_p, f_v = batch["piano_f0"].float(), batch["violin_f0"].float()
         l_p, l_v = batch["piano_loud"].float(), batch["violin_loud"].float()
         paired = batch["paired"].float()
@@ -130,11 +137,11 @@ class SynthTrainer(TimbreTrainer):
         smask = (torch.arange(T, device=raw.device)[None] < (frames.repeat(len(dec))[:, None] - 1) * HOP).to(est.dtype)
         ref = cat(5)
         out: dict[str, torch.Tensor] = {}
-        rec = self.wave_loss(est[:2 * B] * smask[:2 * B], ref[:2 * B] * smask[:2 * B])
+        rec = self.wave_loss(est[:2 * B] * smask[:2 * B], ref[:2 * B] * smask[:2 * B], torch.cat([pt, torch.ones_like(pt)]))
         out["rec"] = rec
         loss = w["rec"] * rec
         if any_pair:
-            pm = paired.repeat(2)
+            pm = torch.cat([paired, paired * pt])
             pair = self.wave_loss(est[2 * B:] * smask[2 * B:], ref[2 * B:] * smask[2 * B:], pm)
             out["pair"] = pair
             loss = loss + w["pair"] * pair
@@ -189,6 +196,9 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--data", action="append", required=True,
                         help="folder with pairs/<id>/{piano,violin}.wav and/or piano/*.wav, violin/*.wav (repeatable)")
+    parser.add_argument("--input_only", action="append", default=[],
+                        help="a --data folder whose pianos are inputs only (e.g. another soundfont's piano paired with "
+                        "the target violin): its pairs train piano -> violin only, its pianos are never a target (repeatable)")
     parser.add_argument("--init", default=None, help="start from an exported model (.safetensors): a TimbreSynth "
                         "(everything) or a spectral TimbreTransfer (its encoders, discriminator, statistics, styles)")
     parser.add_argument("--export", default=None, help="write the inference checkpoint here (.safetensors)")
@@ -267,6 +277,13 @@ def run(args) -> int:
     rng = random.Random(args.seed)
     rng.shuffle(pairs)
     train_pairs = pairs[: args.max_pairs] if args.max_pairs else pairs
+    only = [str(Path(d)) for d in args.input_only]
+    if any(d not in [str(Path(x)) for x in args.data] for d in only):
+        raise ValueError("--input_only names a folder that is not one of the --data folders.")
+    under = lambda f: any(Path(f).is_relative_to(d) for d in only)  # noqa: E731
+    input_only = {i for i, (_, p, _) in enumerate(train_pairs) if under(p)}
+    pianos = [f for f in pianos if not under(f)]
+    dev_pairs = [d for d in dev_pairs if not under(d[1])]  # validation: the target piano's pairs only
     val_pairs = dev_pairs[: args.val_pairs]
     (out / "split.json").write_text(json.dumps({"train": [p[0] for p in train_pairs], "val": [p[0] for p in val_pairs]}))
     tp, pn, vn = load_clips(train_pairs, pianos, violins, out / "features_cache.safetensors", args.max_seconds)
@@ -282,7 +299,9 @@ def run(args) -> int:
     weights = {**DEFAULT_WEIGHTS, **(json.loads(args.weights) if args.weights else {})}
     wrapper = SynthTrainer(model, weights)
     ds = PitchWindows(tp, pn, vn, args.window, args.overlap, args.seed, remix_p=args.remix_p,
-                      note_features=model.note_features)
+                      note_features=model.note_features, input_only=input_only)
+    if input_only:
+        print(f"{len(input_only)} of the training pairs have an input-only piano ({', '.join(only)})", flush=True)
     print(f"Dataset: {len(tp)} training pairs, {len(pn)}+{len(vn)} unpaired clips -> {len(ds)} windows "
           f"of {args.window} frames; {len(vp)} validation pairs", flush=True)
     enc = [p for n, p in model.named_parameters() if n.startswith(("style_encoder.", "content_encoder."))]
@@ -293,7 +312,8 @@ def run(args) -> int:
     total = total_steps(len(ds), cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.max_steps)
     sched = lr_schedule(opt, total)
     hparams = {"model": model._init_kwargs, "weights": weights, "data": args.data, "lr": args.lr, "enc_lr": args.enc_lr,
-               "init": args.init, "train_pairs": len(tp), "unpaired": [len(pn), len(vn)], "windows": len(ds)}
+               "init": args.init, "train_pairs": len(tp), "unpaired": [len(pn), len(vn)], "windows": len(ds),
+               "input_only": args.input_only, "input_only_pairs": len(input_only)}
     solver = Solver(wrapper, opt, cfg, scheduler=sched, hparams=hparams)
     state = {"phase": None}
 
@@ -324,7 +344,8 @@ def run(args) -> int:
     if args.export and distrib.is_main():
         meta = {"trained_on": ", ".join(args.data), "init": args.init, "train_pairs": len(tp),
                 "unpaired": [len(pn), len(vn)], "steps": solver.step, "train_seconds_this_run": round(time.time() - t0, 1),
-                "stats": model.stats_name, "val": val, "weights": weights, "val_pairs": [p[0] for p in val_pairs]}
+                "stats": model.stats_name, "val": val, "weights": weights, "val_pairs": [p[0] for p in val_pairs],
+                "input_only": args.input_only, "input_only_pairs": len(input_only)}
         save_model(model, args.export, metadata=meta)
         print(f"Exported {args.export}", flush=True)
     distrib.cleanup()

@@ -140,3 +140,47 @@ def test_init_adds_note_features_to_a_synthesis_model_without_changing_its_outpu
     a = old.transfer_controls(raw, torch.from_numpy(f0), old.dynamics(f0, loud), old.style_of("violin"))
     b = new.transfer_controls(raw, torch.from_numpy(f0), new.dynamics(f0, loud), new.style_of("violin"))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)  # zero weights on the new inputs: the same model
+
+
+def test_an_input_only_piano_is_never_a_target():
+    from torch.utils.data import default_collate
+
+    from engines.testing import tiny_timbre_synth
+    from trainers.timbre import Clip
+    from trainers.timbre_synth import DEFAULT_WEIGHTS, PitchWindows, SynthTrainer
+
+    sr = 22050
+    clips = [(Clip(_tone(f, 1.0, sr, False, i)), Clip(_tone(f, 1.0, sr, True, i))) for i, f in enumerate([330.0, 440.0])]
+    ds = PitchWindows(clips, [], [], window=40, remix_p=0.0, note_features=True, input_only={0})
+    assert {int(ds.index[i][1]): float(ds[i]["piano_target"]) for i in range(len(ds))} == {0: 0.0, 1: 1.0}
+    batch = default_collate([ds[i] for i in range(len(ds)) if ds.index[i][1] == 0][:2])
+    model = tiny_timbre_synth(note_features=True)  # eval mode: no dropout, the same forward twice
+    trainer = SynthTrainer(model, DEFAULT_WEIGHTS)
+    proto, count = model.prototypes.clone(), model.proto_count.clone()
+    with torch.no_grad():
+        out = trainer(batch, phase=1)
+    # the input-only piano updates no piano prototype (the violin's does move) ...
+    assert torch.equal(model.prototypes[0], proto[0]) and int(model.proto_count[0]) == int(count[0])
+    assert not torch.equal(model.prototypes[1], proto[1])
+    # ... and its reconstruction and violin -> piano terms weigh nothing: the same batch with the piano as a
+    # target scores other values, and moves the piano prototype
+    with torch.no_grad():
+        out_t = trainer(dict(batch, piano_target=torch.ones(len(batch["frames"]))), phase=1)
+    assert torch.isfinite(out["loss"]) and float(out["pair"]) > 0
+    assert float(out_t["rec"]) != pytest.approx(float(out["rec"])) and float(out_t["pair"]) != pytest.approx(float(out["pair"]))
+    assert not torch.equal(model.prototypes[0], proto[0])
+
+
+def test_train_with_an_input_only_folder(data, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), "train", "timbre-synth", "--data", str(data),
+           "--data", str(data / "pairs"), "--input_only", str(data / "pairs"),
+           "--out_dir", str(out), "--max_steps", "2", "--batch_size", "2", "--val_pairs", "1", "--window", "24",
+           "--d_model", "16", "--style_dim", "8", "--enc_layers", "1", "--dec_layers", "1", "--n_harmonics", "8",
+           "--reverb_seconds", "0.05", "--no_mlflow", "--threads", "1", "--note_features"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "of the training pairs have an input-only piano" in r.stdout
+    bad = subprocess.run(cmd[:cmd.index("--input_only") + 1] + [str(tmp_path)] + cmd[cmd.index("--input_only") + 2:],
+                         capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert bad.returncode != 0 and "--input_only names a folder" in (bad.stdout + bad.stderr)
