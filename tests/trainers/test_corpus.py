@@ -330,3 +330,32 @@ def test_fusion_songs_get_their_own_chain_at_their_level(corpus_dir, tmp_path):
         x1, _ = _read(tmp_path / "fx" / "fusion" / on["path"] / f"{side}.wav")
         x0, _ = _read(tmp_path / "fx0" / "fusion" / off["path"] / f"{side}.wav")
         assert x1.shape == x0.shape and abs(_rms_db(x1) - _rms_db(x0)) < 1.0
+
+
+def test_timbre_piano_soundfont_renders_the_pianos_only(corpus_dir, tmp_path):
+    """--piano-soundfont: the same notes and chain, the piano from the other soundfont, the violin unchanged."""
+    from trainers.corpus.kinds import KIND_CLASSES
+    from trainers.corpus.kinds.base import Context
+
+    fonts = [f for f in ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2")
+             if Path(f).is_file()]
+    if len(fonts) < 2:
+        pytest.skip("needs both TimGM6mb and FluidR3_GM")
+    k = KIND_CLASSES["timbre"]()
+    rows = {}
+    for name, piano_sf in (("same", None), ("other", fonts[0])):
+        shutil.copytree(corpus_dir / ".cache", tmp_path / name / ".cache")
+        ctx = Context(root=tmp_path / name, soundfont=fonts[1], seed=7, effects=0.0, piano_soundfont=piano_sf)
+        rows[name] = k.render(ctx, 0, k.plan(7, 0))
+    same, other = (tmp_path / n / "timbre" / rows[n]["path"] for n in ("same", "other"))
+    v1, _ = _read(same / "violin.wav")
+    v2, _ = _read(other / "violin.wav")
+    p1, _ = _read(same / "piano.wav")
+    p2, _ = _read(other / "piano.wav")
+    np.testing.assert_array_equal(v1, v2)
+    assert p1.shape == p2.shape and not np.allclose(p1, p2, atol=1e-3)
+    assert {s["package"] for s in rows["other"]["sources"]} >= {"timgm6mb-soundfont", "fluid-soundfont-gm"}
+    meta = json.loads((other / "melody.json").read_text())
+    assert meta["soundfonts"] == {"piano": "TimGM6mb.sf2", "violin": "FluidR3_GM.sf2"}
+    assert meta["notes"] == json.loads((same / "melody.json").read_text())["notes"]
+    assert "soundfonts" not in json.loads((same / "melody.json").read_text())

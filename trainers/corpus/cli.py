@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import KINDS
-from .deps import CorpusDependencyError, check_all
+from .deps import CorpusDependencyError, check_all, find_soundfont
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed: the same seed gives identical files")
     parser.add_argument("--soundfont", default=None,
                         help="GM soundfont (.sf2); default FluidR3_GM, else TimGM6mb")
+    parser.add_argument("--piano-soundfont", default=None,
+                        help="timbre kind: render the pianos with this soundfont (.sf2) and the violins with "
+                             "--soundfont: another piano's sound paired with the target violin, for "
+                             "train timbre-synth --input_only (default: --soundfont for both)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=None,
                         help="kinds to render, in this order (default: clips query songs timbre fusion)")
     parser.add_argument("--kind-minutes", nargs="*", default=[], metavar="KIND=M",
@@ -90,10 +94,17 @@ def run(args: argparse.Namespace) -> int:
         if problem:  # before anything is created
             print(f"error: {flag} {value:g}: {problem}", file=sys.stderr)
             return 2
+    piano_sf = None
+    if args.piano_soundfont:
+        try:
+            piano_sf = str(find_soundfont(args.piano_soundfont))
+        except CorpusDependencyError as exc:
+            print(f"error: --piano-soundfont: {exc}", file=sys.stderr)
+            return 2
     root = Path(args.out).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     ctx = Context(root=root, soundfont=found["soundfont"], seed=int(args.seed), stereo=bool(args.stereo),
-                  effects=float(args.effects), real=float(args.real))
+                  effects=float(args.effects), real=float(args.real), piano_soundfont=piano_sf)
     workers = max(1, int(args.workers))
 
     plans = []
@@ -112,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if args.estimate:
         return 0
     summary = {"seed": ctx.seed, "soundfont": Path(ctx.soundfont).name, "stereo": ctx.stereo,
+               **({"piano_soundfont": Path(piano_sf).name} if piano_sf else {}),
                "effects": ctx.effects, "real": ctx.real, "kinds": {}}
     failed = 0
     for p in plans:

@@ -31,6 +31,9 @@ class Context:
     #: chance scale of real recordings where installed (0 = renders only, 1 = the documented
     #: probabilities; trainers/corpus/sources.py REAL_P, docs/corpus.md)
     real: float = 1.0
+    #: timbre kind: the soundfont its pianos are rendered with (None: ``soundfont``, as the violins): pairs of
+    #: another piano's sound with the target violin, for ``train timbre-synth --input_only``
+    piano_soundfont: str | None = None
     _library: ScoreLibrary | None = field(default=None, repr=False, compare=False)
 
     @property

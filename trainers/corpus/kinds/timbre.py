@@ -13,6 +13,7 @@ Velocity, tempo, articulation, reverb send and room size are randomised per item
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class Timbre(Kind):
     def _render_one(self, ctx: Context, program: int, notes: list[Note], seconds: float, reverb: int,
                     settings) -> np.ndarray:
         tr = Track(program=program, notes=notes, reverb=reverb, chorus=0, volume=110, name="melody")
-        y = render([tr], seconds, self.sr, ctx.soundfont, settings)
+        y = render([tr], seconds, self.sr, _soundfont(ctx, program), settings)
         return A.normalize_rms(y, TARGET_DB, peak_limit=0.99)
 
     def render(self, ctx: Context, index: int, plan: dict) -> dict:
@@ -129,16 +130,25 @@ class Timbre(Kind):
             with ItemFolder(ctx.root / self.name / rel) as tmp:
                 A.write_pcm16(tmp / "piano.wav", piano, self.sr)
                 A.write_pcm16(tmp / "violin.wav", violin, self.sr)
-                write_json(tmp / "melody.json", {**meta, "programs": {"piano": 0, "violin": 40}})
-        else:
-            prog = 0 if plan["instrument"] == "piano" else 40
+                fonts_of = {"soundfonts": {"piano": Path(_soundfont(ctx, 0)).name,
+                                           "violin": Path(_soundfont(ctx, 40)).name}} if ctx.piano_soundfont else {}
+                write_json(tmp / "melody.json", {**meta, "programs": {"piano": 0, "violin": 40}, **fonts_of})
+        prog = 0 if plan["type"] == "pair" or plan["instrument"] == "piano" else 40
+        if plan["type"] != "pair":
             y = produced(self._render_one(ctx, prog, notes, seconds, reverb, settings))
             path = ctx.root / self.name / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path.with_suffix(".json"), {**meta, "program": prog})
             A.write_pcm16(path, y, self.sr)
+        fonts = dict.fromkeys(_soundfont(ctx, p) for p in ((0, 40) if plan["type"] == "pair" else (prog,)))
         return TimbreRow(id=rel.split("/")[-1].removesuffix(".wav"), index=index, path=rel, sr=self.sr,
-                         seconds=seconds, sources=[P.soundfont(ctx.soundfont), P.score(info["source"])], effects=effects,
+                         seconds=seconds, sources=[*(P.soundfont(f) for f in fonts), P.score(info["source"])],
+                         effects=effects,
                          type=plan["type"], instrument=plan.get("instrument", "pair"), split=item_split(index),
                          info={"source": info["source"], "n_notes": len(notes),
                                "pitch_range": [min(n.pitch for n in notes), max(n.pitch for n in notes)]}).to_json()
+
+
+def _soundfont(ctx: Context, program: int) -> str:
+    """The soundfont a program is rendered with: ``ctx.piano_soundfont`` for the piano (program 0) when set."""
+    return ctx.piano_soundfont if program == 0 and ctx.piano_soundfont else ctx.soundfont
