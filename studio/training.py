@@ -59,7 +59,7 @@ OUTPUT_PATH_FLAGS = frozenset({"--export", "--out_dir", "--out", "--output", "--
 #: flags whose value is a path the trainer reads (under the data or the runs roots)
 INPUT_PATH_FLAGS = frozenset({"--data", "--extra_data", "--dataset_folder", "--dataset", "--data_dir", "--corpus",
                               "--root", "--triples", "--init", "--stats", "--codec", "--checkpoint", "--resume",
-                              "--resume_from", "--soundfont"})
+                              "--resume_from", "--soundfont", "--input_only"})
 #: words of an option's dest that mark any other string option as a path (``--foo_dir``, ``--bar_file``...)
 _PATH_WORDS = frozenset({"path", "dir", "folder", "file", "data", "dataset", "export", "init", "checkpoint",
                          "ckpt", "stats", "resume", "triples", "root", "codec", "corpus", "load", "save", "out",

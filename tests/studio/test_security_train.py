@@ -166,7 +166,7 @@ def test_path_flags_of_every_trainer_are_confined(roots):
             assert training.check_extra(name, "--export m.safetensors") == ["--export", f"{runs}/m.safetensors"]
             with pytest.raises(training.TrainInputError, match="outside"):
                 training.check_extra(name, "--export /tmp/m.safetensors")
-        for flag in ("--init", "--data", "--dataset_folder", "--stats", "--triples", "--extra_data"):
+        for flag in ("--init", "--data", "--dataset_folder", "--stats", "--triples", "--extra_data", "--input_only"):
             if spec.has(flag):
                 with pytest.raises(training.TrainInputError, match="outside"):
                     training.check_extra(name, f"{flag} /etc/passwd")
