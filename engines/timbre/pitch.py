@@ -39,7 +39,7 @@ FUNDAMENTAL_SHARE = 0.03
 #: 16 bench pairs: monophonic pianos 0.05-0.26, violins 0.04-0.18; two of their pianos summed 0.49-0.90)
 POLY_FRAMES = 0.4
 #: a note starts where the loudness rises by this much over the previous ``ONSET_FRAMES`` frames, or where the
-#: (held, 5-frame median) pitch moves by more than ``ONSET_CENTS`` (a legato change of note), at most once per
+#: (held, :func:`remove_slips`) pitch moves by more than ``ONSET_CENTS`` (a legato change of note), at most once per
 #: ``ONSET_GAP`` frames (116 ms: a 16th note at 130 bpm)
 ONSET_DB = 6.0
 ONSET_CENTS = 60.0
@@ -213,9 +213,7 @@ def note_features(f0: np.ndarray, loud: np.ndarray) -> np.ndarray:
     k = ONSET_FRAMES
     past = np.stack([np.pad(loud, (j, 0), mode="edge")[:n] for j in range(1, k + 1)]).min(0)
     rise = (loud - past) >= ONSET_DB
-    from scipy.ndimage import median_filter
-
-    lf = median_filter(np.log2(np.maximum(f0, 1e-3)), size=5, mode="nearest")  # a 2-frame octave slip is no onset
+    lf = np.log2(remove_slips(f0)).astype(np.float64)  # a 2-frame octave slip is no onset
     cents = np.abs(1200 * (lf - np.pad(lf, (1, 0), mode="edge")[:n]))
     voiced = loud > loud.max() - VOICED_DB
     cand = np.where((rise | (cents > ONSET_CENTS)) & voiced)[0]
