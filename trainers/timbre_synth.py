@@ -267,6 +267,9 @@ def run(args) -> int:
 
     if args.epochs is None and args.max_steps is None:
         args.max_steps = 1000
+    only = [str(Path(d)) for d in args.input_only]
+    if any(d not in [str(Path(x)) for x in args.data] for d in only):  # before anything is read or created
+        raise ValueError("--input_only names a folder that is not one of the --data folders.")
     seed_everything(args.seed)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -277,9 +280,6 @@ def run(args) -> int:
     rng = random.Random(args.seed)
     rng.shuffle(pairs)
     train_pairs = pairs[: args.max_pairs] if args.max_pairs else pairs
-    only = [str(Path(d)) for d in args.input_only]
-    if any(d not in [str(Path(x)) for x in args.data] for d in only):
-        raise ValueError("--input_only names a folder that is not one of the --data folders.")
     under = lambda f: any(Path(f).is_relative_to(d) for d in only)  # noqa: E731
     input_only = {i for i, (_, p, _) in enumerate(train_pairs) if under(p)}
     pianos = [f for f in pianos if not under(f)]

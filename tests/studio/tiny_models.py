@@ -55,10 +55,8 @@ def _query(d: Path) -> None:
 def _vocals(d: Path) -> None:
     if not _has("engines.vocals.model"):
         raise ModuleNotFoundError("engines.vocals")
-    from engines.testing import tiny_vocals
-
     from engines.registry import register
-    from engines.testing import tiny_vocals_bs
+    from engines.testing import tiny_vocals, tiny_vocals_bs
 
     net = tiny_vocals(width=8)
     _save(net, d, "vocals-tiny", "vocals", net.hparams["sample_rate"] if "sample_rate" in net.hparams else 22050)

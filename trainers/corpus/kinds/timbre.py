@@ -116,8 +116,8 @@ class Timbre(Kind):
         # the production chain: one chain (a room, a microphone, a codec) for both instruments of a
         # pair, so the pair stays the same performance in the same place; then back to TARGET_DB
         chain = E.draw_chain(item_rng(ctx.seed, self.name, index, 2), "instrument", self.sr, strength=ctx.effects)
-        effects = [{"stem": s, **e} for s in (("piano", "violin") if plan["type"] == "pair"
-                                             else (plan["instrument"],)) for e in chain]
+        stems = ("piano", "violin") if plan["type"] == "pair" else (plan["instrument"],)
+        effects = [{"stem": s, **e} for s in stems for e in chain]
 
         meta["effects"] = effects
 
@@ -125,22 +125,22 @@ class Timbre(Kind):
             return A.normalize_rms(E.apply_chain(y, self.sr, chain), TARGET_DB, peak_limit=0.99) if chain else y
 
         if plan["type"] == "pair":
-            piano = produced(self._render_one(ctx, 0, notes, seconds, reverb, settings))
-            violin = produced(self._render_one(ctx, 40, notes, seconds, reverb, settings))
+            piano = produced(self._render_one(ctx, PROGRAMS["piano"], notes, seconds, reverb, settings))
+            violin = produced(self._render_one(ctx, PROGRAMS["violin"], notes, seconds, reverb, settings))
             with ItemFolder(ctx.root / self.name / rel) as tmp:
                 A.write_pcm16(tmp / "piano.wav", piano, self.sr)
                 A.write_pcm16(tmp / "violin.wav", violin, self.sr)
-                fonts_of = {"soundfonts": {"piano": Path(_soundfont(ctx, 0)).name,
-                                           "violin": Path(_soundfont(ctx, 40)).name}} if ctx.piano_soundfont else {}
-                write_json(tmp / "melody.json", {**meta, "programs": {"piano": 0, "violin": 40}, **fonts_of})
-        prog = 0 if plan["type"] == "pair" or plan["instrument"] == "piano" else 40
-        if plan["type"] != "pair":
+                fonts_of = {"soundfonts": {k: Path(_soundfont(ctx, p)).name for k, p in PROGRAMS.items()}} \
+                    if ctx.piano_soundfont else {}
+                write_json(tmp / "melody.json", {**meta, "programs": dict(PROGRAMS), **fonts_of})
+        else:
+            prog = PROGRAMS[plan["instrument"]]
             y = produced(self._render_one(ctx, prog, notes, seconds, reverb, settings))
             path = ctx.root / self.name / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path.with_suffix(".json"), {**meta, "program": prog})
             A.write_pcm16(path, y, self.sr)
-        fonts = dict.fromkeys(_soundfont(ctx, p) for p in ((0, 40) if plan["type"] == "pair" else (prog,)))
+        fonts = dict.fromkeys(_soundfont(ctx, PROGRAMS[s]) for s in stems)
         return TimbreRow(id=rel.split("/")[-1].removesuffix(".wav"), index=index, path=rel, sr=self.sr,
                          seconds=seconds, sources=[*(P.soundfont(f) for f in fonts), P.score(info["source"])],
                          effects=effects,
@@ -149,6 +149,10 @@ class Timbre(Kind):
                                "pitch_range": [min(n.pitch for n in notes), max(n.pitch for n in notes)]}).to_json()
 
 
+#: the GM program of each instrument
+PROGRAMS = {"piano": 0, "violin": 40}
+
+
 def _soundfont(ctx: Context, program: int) -> str:
-    """The soundfont a program is rendered with: ``ctx.piano_soundfont`` for the piano (program 0) when set."""
-    return ctx.piano_soundfont if program == 0 and ctx.piano_soundfont else ctx.soundfont
+    """The soundfont a program is rendered with: ``ctx.piano_soundfont`` for the piano when set."""
+    return ctx.piano_soundfont if program == PROGRAMS["piano"] and ctx.piano_soundfont else ctx.soundfont
