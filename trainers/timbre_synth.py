@@ -190,6 +190,54 @@ def held_out(pairs, dev_every: int):
     return dev, [p for p in pairs if p not in dev]
 
 
+def split_data(data: list[str], only: list[str], dev_every: int, seed: int, max_pairs: int | None = None):
+    """``(train_pairs, pianos, violins, input_only, dev_pairs)`` of the ``--data`` folders: the rows marked dev
+    (else :func:`held_out`) are never trained on; ``input_only`` indexes the training pairs whose piano lies under
+    one of the ``only`` folders (those pianos are never a target, nor a solo clip, nor a dev pair)."""
+    dev_pairs = discover(data, split="dev", required=False)[0]
+    pairs, pianos, violins = discover(data, split="train" if dev_pairs else None)
+    if not dev_pairs:
+        dev_pairs, pairs = held_out(pairs, dev_every)
+    random.Random(seed).shuffle(pairs)
+    train_pairs = pairs[:max_pairs] if max_pairs else pairs
+    under = lambda f: any(Path(f).is_relative_to(d) for d in only)  # noqa: E731
+    input_only = {i for i, (_, p, _) in enumerate(train_pairs) if under(p)}
+    pianos = [f for f in pianos if not under(f)]
+    dev_pairs = [d for d in dev_pairs if not under(d[1])]  # validation: the target piano's pairs only
+    return train_pairs, pianos, violins, input_only, dev_pairs
+
+
+def fit_high_band(train_pairs, pianos, violins, input_only=frozenset()):
+    """:func:`engines.timbre.high_band.fit` on the training targets: every training violin, and the pianos that
+    are targets (not the input-only ones), read one at a time at their own rate."""
+    from engines.audio import io as audio_io
+    from engines.timbre import high_band
+
+    def clips(paths):
+        for path in paths:
+            x, sr = audio_io.load(path, mono=True)
+            yield x[0], sr
+
+    targets = {"piano": [p for i, (_, p, _) in enumerate(train_pairs) if i not in input_only] + list(pianos),
+               "violin": [v for _, _, v in train_pairs] + list(violins)}
+    return high_band.fit({k: clips(v) for k, v in targets.items() if v})
+
+
+def export_high_band(init: str, export: str, train_pairs, pianos, violins, input_only) -> int:
+    """``--high_band_only``: ``init``'s weights and metadata, with curves fitted on this data, written to ``export``."""
+    from engines.checkpoint import load_model, save_model
+    from engines.timbre.model import TimbreTransfer
+    from engines.timbre.synth_model import TimbreSynth
+
+    model = load_model(init, expected=TimbreTransfer)
+    if not isinstance(model, TimbreSynth):
+        raise ValueError("--high_band_only: the band-replication curves belong to a synthesis model (timbre-synth).")
+    hb = fit_high_band(train_pairs, pianos, violins, input_only)
+    save_model(model, export, metadata={**model.checkpoint_metadata, "high_band": hb.to_json()})
+    print(json.dumps({"exported": export, "high_band": hb.info}), flush=True)
+    return 0
+
+
 # --------------------------------------------------------------------------- command
 def add_arguments(parser) -> None:
     from trainers.solver import add_solver_arguments
@@ -224,6 +272,10 @@ def add_arguments(parser) -> None:
                         "model without them, their input weights start at zero")
     parser.add_argument("--weights", default=None, help="JSON overriding loss weights " + json.dumps(DEFAULT_WEIGHTS))
     parser.add_argument("--grad_clip", type=float, default=5.0, help="gradient norm clip (0 = off)")
+    parser.add_argument("--high_band_only", action="store_true",
+                        help="train nothing: fit the band-replication curves (the band above 10 kHz at 24-48 kHz, per "
+                        "target instrument: engines/timbre/high_band.py) on the training split and write --init with "
+                        "them to --export")
     parser.add_argument("--export_epochs", action="store_true", help="also write RUN/epochNN.safetensors after each epoch")
     add_solver_arguments(parser, epochs=None, batch_size=4, ckpt_every=50)
 
@@ -270,21 +322,23 @@ def run(args) -> int:
     only = [str(Path(d)) for d in args.input_only]
     if any(d not in [str(Path(x)) for x in args.data] for d in only):  # before anything is read or created
         raise ValueError("--input_only names a folder that is not one of the --data folders.")
+    if args.high_band_only and not (args.init and args.export):
+        raise ValueError("--high_band_only needs --init (the model) and --export (where its copy goes).")
     seed_everything(args.seed)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dev_pairs = discover(args.data, split="dev", required=False)[0]
-    pairs, pianos, violins = discover(args.data, split="train" if dev_pairs else None)
-    if not dev_pairs:
-        dev_pairs, pairs = held_out(pairs, args.dev_every)
-    rng = random.Random(args.seed)
-    rng.shuffle(pairs)
-    train_pairs = pairs[: args.max_pairs] if args.max_pairs else pairs
-    under = lambda f: any(Path(f).is_relative_to(d) for d in only)  # noqa: E731
-    input_only = {i for i, (_, p, _) in enumerate(train_pairs) if under(p)}
-    pianos = [f for f in pianos if not under(f)]
-    dev_pairs = [d for d in dev_pairs if not under(d[1])]  # validation: the target piano's pairs only
+    train_pairs, pianos, violins, input_only, dev_pairs = split_data(args.data, only, args.dev_every, args.seed,
+                                                                     args.max_pairs)
+    if args.high_band_only:
+        return export_high_band(args.init, args.export, train_pairs, pianos, violins, input_only)
     val_pairs = dev_pairs[: args.val_pairs]
+    # the band-replication curves every exported checkpoint carries (they depend on the data, not the weights)
+    high_band = None
+    if args.export or args.export_epochs:
+        try:
+            high_band = fit_high_band(train_pairs, pianos, violins, input_only).to_json()
+        except ValueError as exc:  # data below 24 kHz: the outputs' high band comes from the input (extend_band)
+            print(f"No band-replication curves: {exc}", flush=True)
     (out / "split.json").write_text(json.dumps({"train": [p[0] for p in train_pairs], "val": [p[0] for p in val_pairs]}))
     tp, pn, vn = load_clips(train_pairs, pianos, violins, out / "features_cache.safetensors", args.max_seconds)
     vp = load_clips(val_pairs, [], [], out / "val_cache.safetensors", args.max_seconds)[0] if val_pairs else []
@@ -332,7 +386,7 @@ def run(args) -> int:
         if args.export_epochs and distrib.is_main():  # every epoch's weights, to choose among on the dev split
             save_model(model, out / f"epoch{epoch:02d}.safetensors",
                        metadata={"trained_on": ", ".join(args.data), "init": args.init, "epoch": epoch,
-                                 "steps": solver.step, "val": va, "weights": weights})
+                                 "steps": solver.step, "val": va, "weights": weights, "high_band": high_band})
 
     t0 = time.time()
     res = solver.fit(ds, train_step, validate=lambda wr: evaluate_pairs(wr.model, vp), on_epoch_end=on_epoch_end)
@@ -346,6 +400,7 @@ def run(args) -> int:
                 "unpaired": [len(pn), len(vn)], "steps": solver.step, "train_seconds_this_run": round(time.time() - t0, 1),
                 "stats": model.stats_name, "val": val, "weights": weights, "val_pairs": [p[0] for p in val_pairs],
                 "input_only": args.input_only, "input_only_pairs": len(input_only)}
+        meta["high_band"] = high_band
         save_model(model, args.export, metadata=meta)
         print(f"Exported {args.export}", flush=True)
     distrib.cleanup()

@@ -29,6 +29,7 @@ from engines.audio import levels, limits, spectral
 
 from . import features as F
 from .config import PHASE_MODES, Config
+from .high_band import HighBand, extend_band
 from .model import OverlapAdd, TimbreTransfer, instrument_index, window_plan
 from .synth_model import TimbreSynth
 
@@ -102,15 +103,20 @@ class TimbreResult(base.Result):
         return {**out, **{k: self.extra[k] for k in ("polyphony", "warning") if k in self.extra}}
 
 
-def _like_input(y: np.ndarray, mono: np.ndarray, rate: int) -> np.ndarray:
+def _like_input(y: np.ndarray, mono: np.ndarray, rate: int, high_band: HighBand | None = None,
+                target: str | None = None) -> np.ndarray:
     """The model-rate output ``y`` (T',) made like the input ``mono`` (T,) at ``rate``: resampled, cut or padded to
-    its length, the band above the model's filled from the input (:func:`extend_band`), the same loudness as the
-    input, under the common output peak. Both decoders (spectral and synthesis) finish through it."""
+    its length, the band above the model's filled (``high_band``'s curves for ``target`` where the model has them:
+    :meth:`HighBand.apply`; else from the input: :func:`extend_band`), the same loudness as the input, under the
+    common output peak. Both decoders (spectral and synthesis) finish through it."""
     if rate != F.SAMPLE_RATE:
         y = audio_io.resample(y[None], F.SAMPLE_RATE, rate)[0]
     y = np.pad(y, (0, max(0, len(mono) - len(y))))[: len(mono)]
     if rate > F.SAMPLE_RATE:
-        y = extend_band(y, mono, rate)
+        if high_band is not None and target in high_band.gain_db:
+            y = high_band.apply(y, rate, target)
+        else:
+            y = extend_band(y, mono, rate)
     y = (y * (levels.rms(mono) / (levels.rms(y) + 1e-12))).astype(np.float32)
     return levels.limit_peak(y, levels.OUTPUT_PEAK)
 
@@ -146,6 +152,9 @@ class TimbreEngine(base.Engine):
         self.device = devices.resolve(device)
         self.model = model.to(self.device).eval()
         self.name = name
+        #: the synthesis model's band-replication curves (checkpoint metadata ``high_band``), if it has them
+        hb = getattr(model, "checkpoint_metadata", {}).get("high_band")
+        self.high_band = HighBand.from_json(hb) if hb is not None else None
         #: the thread count used when a run's config leaves ``threads`` unset
         self.threads = limits.check_threads(threads)
 
@@ -329,7 +338,7 @@ class TimbreEngine(base.Engine):
                     y = out.numpy().astype(np.float32) / gain
                     in_db = (20 * torch.log10(stft.abs() / gain + 1e-5)).numpy().astype(np.float32)
                     out_db = (20 * torch.log10(mag / gain + 1e-5)).numpy().astype(np.float32)
-                y = _like_input(y, mono, rate)
+                y = _like_input(y, mono, rate, self.high_band, F.INSTRUMENTS[tgt])
                 lap("resynth", t)
         finally:
             torch.set_num_threads(old_threads)
@@ -410,7 +419,7 @@ class TimbreEngine(base.Engine):
                 in_db = (20 * torch.log10(F.stft_complex(torch.from_numpy(wav)).abs() / gain + 1e-5)).numpy()
                 out_db = (20 * torch.log10(F.stft_complex(out).abs() / gain + 1e-5)).numpy()
                 y = out.numpy().astype(np.float32) / gain
-                y = _like_input(y, mono, rate)
+                y = _like_input(y, mono, rate, self.high_band, F.INSTRUMENTS[tgt])
                 lap("resynth", t)
         finally:
             torch.set_num_threads(old_threads)
@@ -439,43 +448,6 @@ class TimbreEngine(base.Engine):
                   "style_ref": (style_ref, style_ref_sr) if isinstance(style_ref, np.ndarray) and style_ref_sr
                   is not None else style_ref}
         return self.run(inputs, config, progress, **overrides)
-
-
-def extend_band(y: np.ndarray, x: np.ndarray, rate: int, cutoff: float = 10500.0,
-                ref_band: tuple[float, float] = (8500.0, 10300.0), block_seconds: float = 60.0) -> np.ndarray:
-    """Fill the band the 22050 Hz model cannot produce (above ``cutoff``) when the input rate is higher.
-
-    The input's own high band is used, scaled per frame so that its level follows the output's level
-    in ``ref_band`` relative to the input's (so it decays or sustains with the new instrument).
-    ``y``, ``x``: ``(T,)`` at ``rate``; returns ``(T,)``. Signals longer than ``block_seconds`` are done
-    in blocks with context on both sides (:func:`engines.audio.chunking.run_chunked`, context mode; the gain is
-    per frame, so the result is the same).
-    """
-    from engines.audio.chunking import run_chunked
-
-    n_fft = 1024 if rate <= 24000 else 2048
-    hop = n_fft // 4
-    block = max(int(block_seconds * rate) // hop, 1) * hop
-    ctx = 4 * n_fft  # a multiple of hop, as the block: the blocks' frames fall on the whole signal's frame grid
-
-    def piece(p: torch.Tensor) -> torch.Tensor:  # p: (2, t) = output, input
-        return torch.from_numpy(_extend_band(p[0].numpy(), p[1].numpy(), rate, cutoff, ref_band, n_fft, hop))
-
-    both = torch.from_numpy(np.stack([np.asarray(y, np.float32), np.asarray(x, np.float32)]))
-    return run_chunked(piece, both, block, context=ctx).numpy()
-
-
-def _extend_band(y: np.ndarray, x: np.ndarray, rate: int, cutoff: float, ref_band: tuple[float, float],
-                 n_fft: int, hop: int) -> np.ndarray:
-    Y = spectral.stft(torch.from_numpy(np.ascontiguousarray(y)), n_fft, hop)
-    X = spectral.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), n_fft, hop)
-    f = torch.fft.rfftfreq(n_fft, 1.0 / rate)
-    band = (f >= ref_band[0]) & (f < ref_band[1])
-    g = (Y.abs()[band].pow(2).mean(0) / X.abs()[band].pow(2).mean(0).clamp_min(1e-12)).sqrt().clamp(0.0, 10.0)
-    hi = f >= cutoff
-    fade = ((f - cutoff) / 500.0).clamp(0, 1)[:, None]  # 500 Hz cross-fade
-    Y = torch.where(hi[:, None], (1 - fade) * Y + fade * X * g[None], Y)
-    return spectral.istft(Y, n_fft, hop, len(y)).numpy().astype(np.float32)
 
 
 def load_engine(model: str | None = None, checkpoint: str | os.PathLike | None = None,

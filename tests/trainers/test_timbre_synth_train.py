@@ -73,9 +73,30 @@ def test_train_runs_all_phases_exports_and_resumes(data, tmp_path):
     assert m.checkpoint_metadata["steps"] == 4 and float(m.proto_count.sum()) > 0 and m.note_features
     assert load_model(epochs[0], expected=TimbreSynth).checkpoint_metadata["epoch"] == 1
     assert {"pv_mrstft", "vp_mrstft", "pv_chroma_cos"} <= set(m.checkpoint_metadata["val"])
+    hb = m.checkpoint_metadata["high_band"]  # fitted on the training split's targets (24 kHz clips)
+    assert set(hb["gain_db"]) == {"piano", "violin"} and hb["info"]["fitted_on"]["violin"]["clips"] == 10  # 9 + 1 solo
+    assert load_model(epochs[0], expected=TimbreSynth).checkpoint_metadata["high_band"] == hb
     r2 = subprocess.run(cmd[:cmd.index("--max_steps") + 1] + ["5"] + cmd[cmd.index("--max_steps") + 2:],
                         capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert r2.returncode == 0 and "Resumed from" in r2.stdout
+
+
+def test_high_band_only_refits_the_curves_and_keeps_the_weights(data, tmp_path):
+    from engines.checkpoint import load_model
+    from engines.testing import tiny_timbre_synth
+
+    init = tiny_timbre_synth(tmp_path / "init.safetensors", 0)
+    out = tmp_path / "with-curves.safetensors"
+    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), "train", "timbre-synth", "--data", str(data),
+           "--out_dir", str(tmp_path / "run"), "--init", str(init), "--high_band_only", "--export", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    a, b = load_model(init), load_model(out)
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert b.checkpoint_metadata["high_band"]["info"]["fitted_on"]["piano"]["clips"] == 10  # p9 is never fitted on
+    no_init = [c for c in cmd if c not in ("--init", str(init))]
+    r = subprocess.run(no_init, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert r.returncode != 0 and "--high_band_only needs --init" in r.stdout + r.stderr
 
 
 def test_pitch_windows_never_mix_a_second_melody_in():

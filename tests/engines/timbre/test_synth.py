@@ -222,3 +222,33 @@ def test_engine_runs_a_synth_model_chunked_equals_whole_and_warns_on_chords(tmp_
     res = eng.run((chord, SR), target="piano")
     assert res.warning and "polyphonic" in res.warning and res.summary()["warning"] == res.warning
     assert json.loads(json.dumps(res.summary()))["polyphony"] > pitch.POLY_FRAMES
+
+
+def test_engine_fills_the_high_band_from_the_checkpoints_curves_and_refuses_bad_ones(tmp_path):
+    """At 24 kHz the band above 10 kHz follows the model's own output at the checkpoint's gain for the target
+    (here -40 dB: far under what the input-based fill gives for a bright input); a malformed curve is refused."""
+    from engines.checkpoint import load_model, save_model
+    from engines.timbre import Engine
+    from engines.timbre.high_band import HighBand
+
+    sr = 24000
+    t = np.arange(int(1.5 * sr)) / sr
+    bright = (0.1 * np.sin(2 * np.pi * 440 * t) + 0.02 * np.random.default_rng(0).standard_normal(len(t)))
+    bright = bright.astype(np.float32)
+    model = load_model(tiny_synth(tmp_path / "s.safetensors"))
+    hb = HighBand(hz=(10000.0, 12000.0), gain_db={"violin": (-40.0, -40.0)}, slope_db_per_khz={"violin": 0.0})
+    save_model(model, tmp_path / "hb.safetensors", metadata={"high_band": hb.to_json()})
+
+    def band(y, lo, hi):
+        f = np.fft.rfftfreq(y.shape[-1], 1 / sr)
+        return 10 * np.log10(np.mean(np.abs(np.fft.rfft(y[0]))[(f >= lo) & (f < hi)] ** 2) + 1e-20)
+
+    with_curve = Engine.load(tmp_path / "hb.safetensors", device="cpu")
+    assert with_curve.high_band is not None and Engine.load(tmp_path / "s.safetensors", device="cpu").high_band is None
+    a = with_curve.run((bright, sr), target="violin").wave
+    b = Engine.load(tmp_path / "s.safetensors", device="cpu").run((bright, sr), target="violin").wave
+    assert band(a, 11000, 11900) - band(a, 8500, 9900) < -25  # the curve's level, under the band below
+    assert band(b, 11000, 11900) > band(a, 11000, 11900) + 15  # the input-based fill: the bright input's band
+    save_model(model, tmp_path / "bad.safetensors", metadata={"high_band": {**hb.to_json(), "width": "x"}})
+    with pytest.raises(ValueError, match="high_band"):
+        Engine.load(tmp_path / "bad.safetensors", device="cpu")
