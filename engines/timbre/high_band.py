@@ -34,6 +34,9 @@ WIDTH = 1500.0
 FADE = 500.0
 #: curves are fitted at this rate (the timbre corpus' rate); clips at higher rates are resampled to it
 FIT_RATE = 24000
+#: the share of the fit rate's Nyquist the fitted curve is trusted up to at higher rates: above it lies the roll-off
+#: of whatever made the fit clips at that rate (the corpus violin falls ~15 dB between 11 and 12 kHz)
+EDGE = 0.9
 #: frames quieter than this many dB under a clip's loudest frame are not fitted on
 FIT_RANGE_DB = 50.0
 #: at most this many frames per instrument go into a fit (a fixed-seed sample beyond)
@@ -63,7 +66,10 @@ class HighBand:
     """Per-instrument gain curves for band replication above ``cutoff`` (see the module docstring).
 
     ``hz``: the curve's frequencies (ascending, at or above ``cutoff``); ``gain_db[instrument]``: the gain at
-    each, dB; past the last point the gain goes on at ``slope_db_per_khz[instrument]`` (never rising).
+    each, dB; past the last point the spectrum goes on falling at ``slope_db_per_khz[instrument]`` (a tilt, never
+    rising: a bin copied ``d`` kHz up gets ``tilt * d`` dB). ``edge_hz``:
+    at rates above ``fit_rate`` the curve is used only up to here (above it lies the fit clips' own roll-off) and
+    the slope goes on from it.
     """
 
     hz: tuple[float, ...]
@@ -71,14 +77,22 @@ class HighBand:
     slope_db_per_khz: Mapping[str, float]
     cutoff: float = CUTOFF
     width: float = WIDTH
+    fit_rate: int = FIT_RATE
+    edge_hz: float | None = None
     info: Mapping[str, object] = field(default_factory=dict)
 
-    def gains(self, instrument: str, freqs: np.ndarray) -> np.ndarray:
-        """Gain (linear) at ``freqs`` (Hz) for ``instrument``."""
-        hz = np.asarray(self.hz)
-        g = np.asarray(self.gain_db[instrument])
-        db = np.interp(freqs, hz, g) + np.minimum(self.slope_db_per_khz[instrument], 0.0) * \
-            np.maximum(np.asarray(freqs) - hz[-1], 0.0) / 1000.0
+    def gains(self, instrument: str, freqs: np.ndarray, rate: int | None = None) -> np.ndarray:
+        """Gain (linear) at ``freqs`` (Hz) for ``instrument`` at the output ``rate`` (default: the fit rate)."""
+        hz, g = np.asarray(self.hz), np.asarray(self.gain_db[instrument])
+        if rate is not None and rate > self.fit_rate and self.edge_hz is not None and (hz <= self.edge_hz).sum() >= 2:
+            keep = hz <= self.edge_hz
+            hz, g = hz[keep], g[keep]
+        freqs = np.asarray(freqs, dtype=np.float64)
+        # past the curve: the spectrum goes on falling at the tilt, and a bin is copied from (f - cutoff) // width + 1
+        # widths lower, so its gain is the tilt times that distance
+        distance_khz = self.width * (np.floor(np.maximum(freqs - self.cutoff, 0.0) / self.width) + 1) / 1000.0
+        db = np.where(freqs <= hz[-1], np.interp(freqs, hz, g),
+                      min(self.slope_db_per_khz[instrument], 0.0) * distance_khz)
         return 10.0 ** (np.clip(db, -120.0, GAIN_LIMIT_DB) / 20.0)
 
     def apply(self, y: np.ndarray, rate: int, instrument: str, block_seconds: float = 60.0) -> np.ndarray:
@@ -91,7 +105,7 @@ class HighBand:
         hop = n_fft // 4
         freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
         tgt, src = _sources(freqs, self.cutoff, self.width)
-        gain = torch.from_numpy(self.gains(instrument, freqs[tgt]).astype(np.float32))[:, None]
+        gain = torch.from_numpy(self.gains(instrument, freqs[tgt], rate).astype(np.float32))[:, None]
         fade = torch.from_numpy(np.clip((freqs[tgt] - self.cutoff) / FADE, 0, 1).astype(np.float32))[:, None]
         tgt_t, src_t = torch.from_numpy(tgt), torch.from_numpy(src)
 
@@ -106,7 +120,9 @@ class HighBand:
 
     # ------------------------------------------------------------------ checkpoint metadata
     def to_json(self) -> dict:
-        return {"cutoff": self.cutoff, "width": self.width, "hz": [round(float(f), 3) for f in self.hz],
+        return {"cutoff": self.cutoff, "width": self.width, "fit_rate": int(self.fit_rate),
+                "edge_hz": None if self.edge_hz is None else float(self.edge_hz),
+                "hz": [round(float(f), 3) for f in self.hz],
                 "gain_db": {k: [round(float(v), 3) for v in g] for k, g in self.gain_db.items()},
                 "slope_db_per_khz": {k: round(float(v), 4) for k, v in self.slope_db_per_khz.items()},
                 "info": dict(self.info)}
@@ -137,8 +153,11 @@ class HighBand:
                 raise ValueError("high_band: one gain list per instrument, as long as hz")
             out_g[k] = tuple(num(v, -GAIN_LIMIT_DB, GAIN_LIMIT_DB, "a gain (dB)") for v in g)
         out_s = {k: num(v, -1000.0, 1000.0, "a slope (dB/kHz)") for k, v in slopes.items()}
+        fit_rate = int(num(d.get("fit_rate", FIT_RATE), 8000, 384000, "fit_rate"))
+        edge = d.get("edge_hz")
+        edge = None if edge is None else num(edge, cutoff, 96000.0, "edge_hz")
         info = d.get("info", {})
-        return cls(tuple(hz), out_g, out_s, cutoff, width, info if isinstance(info, dict) else {})
+        return cls(tuple(hz), out_g, out_s, cutoff, width, fit_rate, edge, info if isinstance(info, dict) else {})
 
 
 def fit(clips: Mapping[str, Iterable[tuple[np.ndarray, int]]], cutoff: float = CUTOFF, width: float = WIDTH,
@@ -149,13 +168,15 @@ def fit(clips: Mapping[str, Iterable[tuple[np.ndarray, int]]], cutoff: float = C
     there and are skipped). Per bin above ``cutoff``: the median, over the frames within
     :data:`FIT_RANGE_DB` of each clip's loudest, of ``log |X(f)| - log |X(source bin)|`` (the L1-best constant
     gain on log magnitudes, as the bench's MR-STFT and the training loss measure them). The slope past the
-    curve is its least-squares slope, never rising. An instrument with no usable clip gets no curve (its
+    curve the spectrum goes on at a tilt (dB per kHz, never rising): the least-squares fit of ``gain = tilt x the
+    distance to the source bin`` over the curve's part below :data:`EDGE` of the fit rate's Nyquist. An instrument with no usable clip gets no curve (its
     outputs keep :func:`extend_band`); ``ValueError`` when no instrument has one.
     """
     n_fft = _n_fft(FIT_RATE)
     hop = n_fft // 4
     freqs = np.fft.rfftfreq(n_fft, 1.0 / FIT_RATE)
     tgt, src = _sources(freqs, cutoff, width)
+    edge = EDGE * FIT_RATE / 2
     rng = np.random.default_rng(seed)
     gains, slopes, counts = {}, {}, {}
     for inst, items in clips.items():
@@ -181,13 +202,14 @@ def fit(clips: Mapping[str, Iterable[tuple[np.ndarray, int]]], cutoff: float = C
             R = R[:, np.sort(rng.choice(R.shape[1], FIT_MAX_FRAMES, replace=False))]
         db = np.median(R, axis=1) * 20 / np.log(10)
         gains[inst] = tuple(float(v) for v in np.clip(db, -GAIN_LIMIT_DB, GAIN_LIMIT_DB))
-        khz = freqs[tgt] / 1000.0
-        slopes[inst] = float(min(np.polyfit(khz, db, 1)[0], 0.0)) if len(khz) > 1 else 0.0
+        trusted = freqs[tgt] <= edge  # the tilt: gain = tilt x distance to the source bin (least squares)
+        dist = (freqs[tgt] - freqs[src])[trusted] / 1000.0
+        slopes[inst] = float(min((db[trusted] * dist).sum() / max((dist ** 2).sum(), 1e-9), 0.0))
         counts[inst] = {"clips": n_clips, "frames": int(R.shape[1])}
     if not gains:
         raise ValueError(f"high_band: no clip at {FIT_RATE} Hz or more to fit on")
-    return HighBand(tuple(float(f) for f in freqs[tgt]), gains, slopes, cutoff, width,
-                    {"fit_rate": FIT_RATE, "n_fft": n_fft, "fitted_on": counts})
+    return HighBand(tuple(float(f) for f in freqs[tgt]), gains, slopes, cutoff, width, FIT_RATE, edge,
+                    {"n_fft": n_fft, "fitted_on": counts})
 
 
 def extend_band(y: np.ndarray, x: np.ndarray, rate: int, cutoff: float = 10500.0,
@@ -227,4 +249,4 @@ def _extend_band(y: np.ndarray, x: np.ndarray, rate: int, cutoff: float, ref_ban
     return spectral.istft(Y, n_fft, hop, len(y)).numpy().astype(np.float32)
 
 
-__all__ = ["CUTOFF", "FIT_RATE", "HighBand", "WIDTH", "extend_band", "fit"]
+__all__ = ["CUTOFF", "EDGE", "FIT_RATE", "HighBand", "WIDTH", "extend_band", "fit"]

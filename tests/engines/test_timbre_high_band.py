@@ -21,14 +21,14 @@ def _band_db(y, sr, lo, hi):
 
 def test_fit_finds_each_instruments_slope():
     """Per bin the gain is the level difference to the bin it is copied from: -6 dB/kHz noise copied 1.5 kHz up
-    needs -9 dB; flat noise 0 dB. The slope past the curve never rises."""
+    needs -9 dB, a tilt of -6 dB/kHz; flat noise 0 dB. The tilt never rises."""
     hb = H.fit({"violin": [(_tilted_noise(3, 24000, -6.0, s), 24000) for s in range(2)],
                 "piano": [(_tilted_noise(3, 48000, 0.0, 5), 48000)]})  # resampled to the fit rate
     assert hb.hz[0] >= H.CUTOFF and hb.hz[-1] <= 12000
     g = np.asarray(hb.gain_db["violin"])
     assert abs(np.median(g) - (-9.0)) < 1.0 and abs(np.median(hb.gain_db["piano"])) < 1.0
-    assert hb.slope_db_per_khz["violin"] <= 0 and hb.slope_db_per_khz["piano"] <= 0
-    assert hb.info["fitted_on"]["violin"]["clips"] == 2
+    assert hb.slope_db_per_khz["violin"] == pytest.approx(-6.0, abs=0.7) and -1.0 < hb.slope_db_per_khz["piano"] <= 0
+    assert hb.info["fitted_on"]["violin"]["clips"] == 2 and hb.edge_hz == pytest.approx(H.EDGE * H.FIT_RATE / 2)
 
 
 def test_fit_skips_clips_below_the_fit_rate_and_refuses_nothing_to_fit():
@@ -60,8 +60,14 @@ def test_apply_in_blocks_equals_one_pass_and_extrapolates_at_48k():
     hb = H.HighBand(hz=(10000.0, 12000.0), gain_db={"piano": (-3.0, -5.0)}, slope_db_per_khz={"piano": -2.0})
     z = hb.apply(y, sr, "piano")
     assert np.abs(z - hb.apply(y, sr, "piano", block_seconds=0.5)).max() < 1e-5
+    # past the curve: the tilt times the distance copied (17 kHz is copied from 9.5 kHz: 5 widths, 7.5 kHz)
     assert hb.gains("piano", np.array([11000.0, 12000.0, 17000.0])) == pytest.approx(
         10 ** (np.array([-4.0, -5.0, -15.0]) / 20))
+    edged = H.HighBand(hz=(10000.0, 11000.0, 12000.0), gain_db={"piano": (-3.0, -5.0, -25.0)},
+                       slope_db_per_khz={"piano": -2.0}, fit_rate=24000, edge_hz=11000.0)
+    # at the fit rate the whole curve (its own roll-off included); above it, the curve up to the edge, then the slope
+    assert edged.gains("piano", np.array([12000.0]), 24000) == pytest.approx(10 ** (-25 / 20))
+    assert edged.gains("piano", np.array([12000.0, 16000.0]), 48000) == pytest.approx(10 ** (np.array([-6.0, -15.0]) / 20))
     assert hb.apply(y[:4000], 16000, "piano").shape == (4000,)  # nothing above the cutoff at 16 kHz: unchanged
 
 
