@@ -415,7 +415,9 @@ class TimbreEngine(base.Engine):
                     m.transfer_controls(raw_dev, f0.to(self.device), loud.to(self.device), style)
                 t = lap("generate", t)
                 prog(0.75, "synthesising")
-                out = m.render(controls, f0.to(controls.device), tgt, len(wav)).cpu()
+                f0_out = f0 if not config.vibrato else torch.from_numpy(
+                    pitch.vibrato(f0_np, pitch.note_features(f0_np, loud_np)[:, 2], config.vibrato))
+                out = m.render(controls, f0_out.to(controls.device), tgt, len(wav)).cpu()
                 in_db = (20 * torch.log10(F.stft_complex(torch.from_numpy(wav)).abs() / gain + 1e-5)).numpy()
                 out_db = (20 * torch.log10(F.stft_complex(out).abs() / gain + 1e-5)).numpy()
                 y = out.numpy().astype(np.float32) / gain

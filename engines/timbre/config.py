@@ -32,6 +32,9 @@ class Config(ConfigBase):
     }
 
     target: str = option("violin", "the instrument to play it on", choices=INSTRUMENTS, group="transfer")
+    vibrato: float = option(0.0, "vibrato depth in cents on notes held longer than 0.4 s, at 5.5 Hz (synthesis models; "
+                            "0 = the input's pitch as is; it costs a little on the distance scores: docs/timbre.md)",
+                            range=Range(0.0, 100.0), group="transfer")
     phase: str = option("input", "phase of the output: input = the input's phase as is; griffinlim = the input's "
                         "phase refined by Griffin-Lim", choices=PHASE_MODES, group="phase")
     gl_iters: int = option(32, "Griffin-Lim iterations (phase griffinlim only)", range=Range(0, 512, integer=True),

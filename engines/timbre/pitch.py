@@ -233,6 +233,25 @@ def note_features(f0: np.ndarray, loud: np.ndarray) -> np.ndarray:
     return np.stack([loud, peak, age], axis=1).astype(np.float32)
 
 
+#: vibrato: rate (Hz), the age a note must reach before it starts (s), and how long it takes to reach full depth (s)
+VIBRATO_HZ = 5.5
+VIBRATO_DELAY = 0.4
+VIBRATO_FADE = 0.3
+
+
+def vibrato(f0: np.ndarray, age: np.ndarray, cents: float, rate_hz: float = VIBRATO_HZ,
+            delay_s: float = VIBRATO_DELAY, fade_s: float = VIBRATO_FADE) -> np.ndarray:
+    """``f0 (N,)`` Hz with a vibrato of ``cents`` depth on the notes held longer than ``delay_s``: each note's own
+    sine (phase 0 at its onset, so notes do not share one wobble), faded in over ``fade_s``; ``age (N,)`` is the
+    note's age in seconds (:func:`note_features`' last column). Short notes stay as they are."""
+    f0 = np.asarray(f0, np.float64)
+    if cents <= 0:
+        return f0.astype(np.float32)
+    age = np.asarray(age, np.float64)
+    depth = cents * np.clip((age - delay_s) / max(fade_s, 1e-6), 0.0, 1.0)
+    return (f0 * 2.0 ** (depth * np.sin(2 * np.pi * rate_hz * age) / 1200)).astype(np.float32)
+
+
 def cents_accuracy(f0: np.ndarray, notes: list[dict], sr: int = SAMPLE_RATE, hop: int = HOP,
                    tolerance: float = 50.0, guard: float = 0.03) -> float:
     """Share of the frames inside notes (``onset + guard`` .. ``offset - 0.01`` s) whose ``f0`` is within

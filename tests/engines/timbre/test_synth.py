@@ -252,3 +252,34 @@ def test_engine_fills_the_high_band_from_the_checkpoints_curves_and_refuses_bad_
     save_model(model, tmp_path / "bad.safetensors", metadata={"high_band": {**hb.to_json(), "width": "x"}})
     with pytest.raises(ValueError, match="high_band"):
         Engine.load(tmp_path / "bad.safetensors", device="cpu")
+
+
+def test_vibrato_wavers_held_notes_only_each_from_its_own_onset():
+    fps = SR / F.HOP
+    n = int(2 * fps)
+    f0 = np.full(n, 440.0)
+    age = np.concatenate([np.arange(n // 2), np.arange(n - n // 2)]) / fps  # two notes of 1 s
+    v = pitch.vibrato(f0, age, 30.0)
+    cents = 1200 * np.log2(v / 440.0)
+    young = age < pitch.VIBRATO_DELAY
+    assert np.abs(cents[young]).max() < 1e-3  # a note younger than the delay keeps its pitch
+    assert 25 < np.abs(cents).max() <= 30.0 + 1e-3
+    np.testing.assert_allclose(cents[: n // 2], cents[n // 2: n // 2 * 2], atol=1e-3)  # each note from its onset
+    assert np.array_equal(pitch.vibrato(f0, age, 0.0), f0.astype(np.float32))
+
+
+def test_engine_vibrato_reaches_the_synthesiser_and_zero_changes_nothing(tmp_path):
+    from engines.timbre import Engine
+
+    eng = Engine.load(tiny_synth(tmp_path / "s.safetensors"), device="cpu")
+    held = melody([(0.0, 1.6, 69)])
+    seen = []
+    render = eng.model.render
+    eng.model.render = lambda controls, f0, *a, **k: seen.append(f0.clone()) or render(controls, f0, *a, **k)
+    plain = eng.run((held, SR), target="violin")
+    wavy = eng.run((held, SR), target="violin", vibrato=40.0)
+    spread = 1200 * np.log2(seen[1].numpy() / seen[0].numpy())
+    early = int(0.35 * SR / F.HOP)
+    assert np.abs(spread[:early]).max() < 1 and np.abs(spread[early:]).max() > 30  # only once the note is 0.4 s old
+    assert not np.allclose(plain.wave, wavy.wave)
+    assert np.array_equal(eng.run((held, SR), target="violin", vibrato=0.0).wave, plain.wave)
