@@ -359,3 +359,24 @@ def test_timbre_piano_soundfont_renders_the_pianos_only(corpus_dir, tmp_path):
     assert meta["soundfonts"] == {"piano": "TimGM6mb.sf2", "violin": "FluidR3_GM.sf2"}
     assert meta["notes"] == json.loads((same / "melody.json").read_text())["notes"]
     assert "soundfonts" not in json.loads((same / "melody.json").read_text())
+
+
+def test_timbre_slow_holds_notes_longer_and_zero_changes_nothing(corpus_dir, tmp_path):
+    """--timbre-slow 1: the same tune at a slow felt beat (notes held for seconds); 0: the files as without it."""
+    from trainers.corpus.kinds import KIND_CLASSES
+    from trainers.corpus.kinds.base import Context
+    from trainers.corpus.kinds.timbre import SLOW_TEMPO
+
+    k = KIND_CLASSES["timbre"]()
+    notes, info = {}, {}
+    for name, slow in (("plain", 0.0), ("slow", 1.0)):
+        shutil.copytree(corpus_dir / ".cache", tmp_path / name / ".cache")
+        ctx = Context(root=tmp_path / name, soundfont=_soundfont(), seed=7, effects=0.0, timbre_slow=slow)
+        row = k.render(ctx, 0, k.plan(7, 0))
+        meta = json.loads((tmp_path / name / "timbre" / row["path"] / "melody.json").read_text())
+        notes[name], info[name] = meta["notes"], meta
+    mean_dur = {n: np.mean([x["offset"] - x["onset"] for x in v]) for n, v in notes.items()}
+    assert info["slow"]["slow"] is True and "slow" not in info["plain"]
+    assert SLOW_TEMPO[0] * 0.4 <= info["slow"]["tempo_bpm"] <= SLOW_TEMPO[1] and mean_dur["slow"] > 1.5 * mean_dur["plain"]
+    assert [x["pitch"] for x in notes["slow"]] == [x["pitch"] for x in notes["plain"]][:len(notes["slow"])]
+    assert info["plain"]["source"] == info["slow"]["source"]

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timbre kind: render the pianos with this soundfont (.sf2) and the violins with "
                              "--soundfont: another piano's sound paired with the target violin, for "
                              "train timbre-synth --input_only (default: --soundfont for both)")
+    parser.add_argument("--timbre-slow", type=float, default=0.0, metavar="SHARE",
+                        help="timbre kind: play this share (0-1) of the melodies slowly, at a felt beat of 24-48 bpm, "
+                             "so notes are held for seconds (default 0)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=None,
                         help="kinds to render, in this order (default: clips query songs timbre fusion)")
     parser.add_argument("--kind-minutes", nargs="*", default=[], metavar="KIND=M",
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from engines.audio.limits import Range
 
-    for flag, value, allowed in (("--effects", args.effects, Range(0.0, 1.5)), ("--real", args.real, Range(0.0, 2.0))):
+    for flag, value, allowed in (("--effects", args.effects, Range(0.0, 1.5)), ("--real", args.real, Range(0.0, 2.0)),
+                                 ("--timbre-slow", args.timbre_slow, Range(0.0, 1.0))):
         problem = allowed.problem(value)
         if problem:  # before anything is created
             print(f"error: {flag} {value:g}: {problem}", file=sys.stderr)
@@ -104,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.out).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     ctx = Context(root=root, soundfont=found["soundfont"], seed=int(args.seed), stereo=bool(args.stereo),
-                  effects=float(args.effects), real=float(args.real), piano_soundfont=piano_sf)
+                  effects=float(args.effects), real=float(args.real), piano_soundfont=piano_sf,
+                  timbre_slow=float(args.timbre_slow))
     workers = max(1, int(args.workers))
 
     plans = []
@@ -124,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     summary = {"seed": ctx.seed, "soundfont": Path(ctx.soundfont).name, "stereo": ctx.stereo,
                **({"piano_soundfont": Path(piano_sf).name} if piano_sf else {}),
+               **({"timbre_slow": ctx.timbre_slow} if ctx.timbre_slow else {}),
                "effects": ctx.effects, "real": ctx.real, "kinds": {}}
     failed = 0
     for p in plans:

@@ -34,6 +34,8 @@ class Context:
     #: timbre kind: the soundfont its pianos are rendered with (None: ``soundfont``, as the violins): pairs of
     #: another piano's sound with the target violin, for ``train timbre-synth --input_only``
     piano_soundfont: str | None = None
+    #: timbre kind: the share of melodies played slowly (a felt beat of 24-48 bpm: notes held for seconds)
+    timbre_slow: float = 0.0
     _library: ScoreLibrary | None = field(default=None, repr=False, compare=False)
 
     @property

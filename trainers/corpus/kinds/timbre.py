@@ -8,7 +8,9 @@
 * ``timbre/piano/solo_NNNNN.wav`` and ``timbre/violin/solo_NNNNN.wav`` (+ a ``.json`` with the
   notes): unpaired solos of *other* melodies (every 4th item).
 
-Velocity, tempo, articulation, reverb send and room size are randomised per item.
+Velocity, tempo, articulation, reverb send and room size are randomised per item; ``--timbre-slow SHARE``
+plays that share of the melodies at a felt beat of 24-48 bpm (notes held for seconds: a bowed sustain, a long
+piano decay), the other items as without it.
 """
 from __future__ import annotations
 
@@ -33,15 +35,22 @@ VIOLIN_RANGE = (55, 100)  # G3 .. E7
 TARGET_DB = -20.0
 
 
-def draw_melody(ctx: Context, rng: np.random.Generator, seconds: float) -> tuple[list[Note], dict]:
-    """A monophonic melody of about ``seconds`` in the violin range, as notes in seconds."""
+#: felt-beat tempo ranges (bpm): the usual, and a slow melody's (``--timbre-slow``: notes held for seconds)
+TEMPO = (60, 126)
+SLOW_TEMPO = (24, 48)
+
+
+def draw_melody(ctx: Context, rng: np.random.Generator, seconds: float,
+                slow: bool = False) -> tuple[list[Note], dict]:
+    """A monophonic melody of about ``seconds`` in the violin range, as notes in seconds (``slow``: at
+    :data:`SLOW_TEMPO`; the same random draws either way)."""
     for _ in range(10):
         ref, piece = ctx.library.draw(rng, TIMBRE_POOLS)
         fulls = full_measure_indices(piece) or [0]
         start = fulls[int(rng.integers(max(1, int(len(fulls) * 0.7))))]
         m0 = piece["measures"][start]
         meter = M.meter_of(m0[2], m0[3])
-        bpm, qpm = M.draw_tempo(rng, meter, 60, 126)
+        bpm, qpm = M.draw_tempo(rng, meter, *(SLOW_TEMPO if slow else TEMPO))
         exc = excerpt(piece, start, seconds * qpm / 60.0)
         parts = exc["parts"]
         mi = 0 if piece.get("pool") == "quartet" else melody_part_index({"parts": parts})
@@ -67,7 +76,7 @@ def draw_melody(ctx: Context, rng: np.random.Generator, seconds: float) -> tuple
             notes.append(Note(round(t, 4), round(max(0.05, d), 4), int(n[2] + shift), vel))
         info = {"source": ref.key, "pool": piece.get("pool"), "title": piece.get("title", ""),
                 "tempo_qpm": qpm, "tempo_bpm": bpm, "time_signature": f"{meter.num}/{meter.den}",
-                "transpose": shift, "legato": round(legato, 3), "key": piece.get("key")}
+                "transpose": shift, "legato": round(legato, 3), "key": piece.get("key"), **({"slow": True} if slow else {})}
         return notes, info
     raise RuntimeError("no usable melody found")
 
@@ -106,7 +115,8 @@ class Timbre(Kind):
 
     def render(self, ctx: Context, index: int, plan: dict) -> dict:
         rng = item_rng(ctx.seed, self.name, index, 1)
-        notes, info = draw_melody(ctx, rng, plan["seconds"])
+        slow = ctx.timbre_slow > 0 and item_rng(ctx.seed, self.name, index, 3).random() < ctx.timbre_slow
+        notes, info = draw_melody(ctx, rng, plan["seconds"], slow)
         seconds = round(max(n.start + n.dur for n in notes) + 0.6, 3)
         reverb = int(rng.integers(0, 70))
         settings = random_synth_settings(rng)
