@@ -419,7 +419,7 @@ def main(argv=None) -> int:
             from engines.checkpoint import load_model
             from engines.fusion import downbeat
 
-            downbeat._MODELS[""] = load_model(args.downbeat_checkpoint, expected=downbeat.DownbeatNet).eval()
+            downbeat._MODELS[""] = load_model(args.downbeat_checkpoint, expected=downbeat.MODEL_CLASSES).eval()
         out = {}
         for name, data in selected_sets(args, "fusion").items():
             print(f"== {name}: {data}", flush=True)

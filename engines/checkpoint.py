@@ -65,6 +65,7 @@ MODEL_CLASSES = frozenset({
     "engines.timbre.synth_model:TimbreSynth",
     "engines.fusion.model:CascadeFusion",
     "engines.fusion.downbeat:DownbeatNet",
+    "engines.fusion.frame_beats:FrameBeatNet",
     "engines.testing:TinyNet",
 })
 DEFAULT_MAX_CHECKPOINT_MB = 512

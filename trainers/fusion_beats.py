@@ -42,6 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pos_weight", type=float, default=2.0)
     p.add_argument("--max_seconds", type=float, default=30.0, help="first seconds of each song")
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--frames", action="store_true",
+                   help="train the frame-level network (engines.fusion.frame_beats.FrameBeatNet) instead of the per-beat one")
+    p.add_argument("--channels", type=int, default=32, help="--frames: channels of the network")
+    p.add_argument("--levels", type=int, default=9, help="--frames: dilated blocks (receptive field ~2**levels frames)")
+    p.add_argument("--crop_frames", type=int, default=1024, help="--frames: training crop (frames at 46.9/s)")
+    p.add_argument("--stretch", type=float, default=0.15,
+                   help="--frames: time-stretch the features by a factor within 1 +- this (half of the crops)")
     p.add_argument("--export", default=None, help="write the inference checkpoint here")
     p.add_argument("--name", default="fusion-downbeat")
     add_solver_arguments(p, epochs=40, batch_size=32, ckpt_every=500)
@@ -88,6 +95,102 @@ def grid_right(est: np.ndarray, true: np.ndarray, tol: float = TOL) -> bool:
     return bool(rec >= 0.9 and prec >= 0.9)
 
 
+def _frame_targets(times: np.ndarray, n: int, fps: float) -> np.ndarray:
+    """``(n,)`` 1 on the frames of ``times`` (s), 0.5 on their neighbours (target widening), else 0."""
+    t = np.zeros(n, dtype=np.float32)
+    fr = np.round(np.asarray(times) * fps).astype(int)
+    for d, v in ((-1, 0.5), (1, 0.5), (0, 1.0)):
+        f = fr + d
+        f = f[(f >= 0) & (f < n)]
+        t[f] = np.maximum(t[f], v)
+    return t
+
+
+def run_frames(args, songs) -> int:
+    """``--frames``: train :class:`engines.fusion.frame_beats.FrameBeatNet` on crops of the songs' frame features,
+    targets the true beats and downbeats (widened by a frame); validation as for the per-beat model."""
+    import torch
+    from torch.utils.data import Dataset
+
+    from engines.fusion import align
+    from engines.fusion.frame_beats import FPS, FrameBeatNet, frame_features
+    from trainers.solver import Solver, config_from_args
+
+    train, dev = [], []
+    for split, sid, y, sr, beats, downs in songs:
+        x = frame_features(y, sr)
+        n = x.shape[1]
+        item = {"id": sid, "x": x, "beat": _frame_targets(beats, n, FPS), "down": _frame_targets(downs, n, FPS),
+                "downs": downs}
+        if split == "dev":
+            dev.append(item)
+        else:
+            train.append(item)
+    print(f"songs: {len(train)} train, {len(dev)} dev (real beds left out)", flush=True)
+    L = args.crop_frames
+
+    class Crops(Dataset):
+        def __len__(self):
+            return len(train) * 4
+
+        def __getitem__(self, i):
+            it = train[i % len(train)]
+            x, tb, td = it["x"], it["beat"], it["down"]
+            if args.stretch > 0 and np.random.rand() < 0.5:  # tempo change: resample the frames
+                f = float(np.random.uniform(1 - args.stretch, 1 + args.stretch))
+                n2 = max(int(x.shape[1] * f), 8)
+                src = np.minimum(np.arange(n2) / f, x.shape[1] - 1)
+                x = np.stack([np.interp(src, np.arange(x.shape[1]), row) for row in x]).astype(np.float32)
+                tb = np.interp(src, np.arange(len(tb)), tb).astype(np.float32)
+                td = np.interp(src, np.arange(len(td)), td).astype(np.float32)
+            n = x.shape[1]
+            w = np.ones(min(n, L), np.float32)
+            if n <= L:
+                pad = L - n
+                return (torch.from_numpy(np.pad(x, ((0, 0), (0, pad)))),
+                        torch.from_numpy(np.stack([np.pad(tb, (0, pad)), np.pad(td, (0, pad))])),
+                        torch.from_numpy(np.pad(w, (0, pad))))
+            s = int(np.random.randint(0, n - L + 1))
+            return (torch.from_numpy(x[:, s:s + L].copy()), torch.from_numpy(np.stack([tb[s:s + L], td[s:s + L]])),
+                    torch.from_numpy(w))
+
+    model = FrameBeatNet(channels=args.channels, levels=args.levels, kernel=args.kernel)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    solver = Solver(model, opt, config_from_args(args, progress_bar=False), hparams=vars(args))
+    pw = torch.tensor(args.pos_weight)
+
+    def step(m, batch):
+        x, tgt, w = batch
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(m(x), tgt, pos_weight=pw, reduction="none")
+        return {"loss": (loss.mean(1) * w).sum() / w.sum()}
+
+    def validate(m):
+        from engines.fusion.frame_beats import track
+
+        m.eval()
+        ok = 0
+        for it in dev:
+            with torch.no_grad():
+                logits = m(torch.from_numpy(it["x"])[None])[0].numpy()
+            tempo, beats, bpb, ph = track(logits, 0, align.EDGE_S)
+            ok += grid_right(align.extend_bars(beats[ph::bpb], tempo, bpb), it["downs"])
+        m.train()
+        g = ok / max(len(dev), 1)
+        return {"loss": 1.0 - g, "grid": g}
+
+    def on_epoch_end(e, tr, va):
+        print(f"Epoch {e}: Train Loss: {tr['loss']:.4f} val_grid {va.get('grid', 0):.3f}", flush=True)
+        if args.export:
+            solver.export(Path(args.out_dir) / f"epoch{e:02d}.safetensors", {"name": args.name, "epoch": e})
+
+    res = solver.fit(Crops(), step, validate=validate, on_epoch_end=on_epoch_end)
+    if args.export and solver.step and not res.get("stopped"):
+        solver.export(args.export, {"name": args.name, "trained_on": [str(f) for f in args.dataset_folder],
+                                    "songs": {"train": len(train), "dev": len(dev)}})
+        print(f"exported {args.export}", flush=True)
+    return 0
+
+
 def run(args) -> int:
     import torch
     from torch.utils.data import Dataset
@@ -101,6 +204,8 @@ def run(args) -> int:
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     songs = [s for folder in args.dataset_folder for s in _songs(folder, args.max_seconds)]
+    if args.frames:
+        return run_frames(args, songs)
     nf = N_FEATURES_BAR if args.bar_features else N_FEATURES
     train, dev = [], []
     for split, sid, y, sr, beats, downs in songs:

@@ -103,24 +103,55 @@ def _tempo_period(env: np.ndarray, fps: float, lo_bpm: float = 60, hi_bpm: float
     return lag
 
 
+#: a grid point up to this far before 0 s is the signal's first one, at 0 s (onset features lag the sound by a
+#: frame or two, so the grid of a song that starts on a beat would otherwise begin one beat late)
+EDGE_S = 0.07
+
+
 def extend_bars(downbeats, tempo: float, beats_per_bar: int) -> np.ndarray:
-    """The downbeats ``downbeats`` (s) with the bar grid extended back to the start of the signal."""
+    """The downbeats ``downbeats`` (s) with the bar grid extended back to the start of the signal (a bar line
+    less than :data:`EDGE_S` before 0 s is put at 0 s)."""
     downbeats = np.asarray(downbeats, dtype=np.float64)
     if not len(downbeats):
         return downbeats
     bar = 60.0 / tempo * beats_per_bar
-    n_back = int(np.floor(downbeats[0] / bar + 1e-6))
-    return np.concatenate([downbeats[0] - bar * np.arange(n_back, 0, -1), downbeats])
+    n_back = int(np.floor((downbeats[0] + EDGE_S) / bar + 1e-6))
+    return np.concatenate([np.maximum(downbeats[0] - bar * np.arange(n_back, 0, -1), 0.0), downbeats])
+
+
+def _onset_grid(y: np.ndarray, sr: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(tempo, beat times, low-band onset strength at each beat)``: the onset-autocorrelation grid."""
+    fps = sr / HOP
+    env, low = _onset_envs(y, sr)
+    period = _tempo_period(env, fps)
+    n = len(env)
+    phases = np.arange(0, period, 0.5)
+    grid = lambda ph: np.arange(ph, n - 1, period)  # noqa: E731
+    scores = [np.interp(grid(ph), np.arange(n), env).mean() if len(grid(ph)) else 0.0 for ph in phases]
+    phase = float(phases[int(np.argmax(scores))]) if len(phases) else 0.0
+    beat_frames = _with_edge_beat(grid(phase), phase, period, fps)
+    return 60.0 * fps / period, beat_frames / fps, np.interp(beat_frames, np.arange(len(low)), low)
+
+
+def _with_edge_beat(frames: np.ndarray, phase: float, period: float, fps: float) -> np.ndarray:
+    """The grid ``frames`` with the beat just before 0 s (within :data:`EDGE_S`) added at its start."""
+    if len(frames) and phase - period >= -EDGE_S * fps:
+        return np.concatenate([[max(phase - period, 0.0)], frames])
+    return frames
 
 
 def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0, downbeats_from: str = "heuristic") -> BeatInfo:
     """Tempo (BPM), beat times and downbeat times of a mono signal ``(T,)``.
 
-    A constant-tempo grid: the period from the onset autocorrelation (log-normal prior around
-    120 BPM, parabolic refinement to a fractional period), the phase that collects the most onset
-    strength, and the downbeat phase (modulo ``beats_per_bar``) with the strongest low-band (< 250 Hz)
-    onsets, extended back to 0 s. ``beats_per_bar=0`` picks 3 or 4 (3 only when triple grouping stands
-    out clearly).
+    A constant-tempo grid. With ``downbeats_from="learned"`` and the registered ``fusion-beats`` model a
+    frame-level network (:class:`engines.fusion.frame_beats.FrameBeatNet`), the grid is fitted to the network's
+    beat activation (:func:`engines.fusion.frame_beats.beat_grid`: the felt beat among the autocorrelation's
+    multiples) and the bars to its downbeat activation. Otherwise the period comes from the onset
+    autocorrelation (log-normal prior around 120 BPM, parabolic refinement to a fractional period), the phase
+    collects the most onset strength, and the downbeats are the per-beat model's
+    (:class:`engines.fusion.downbeat.DownbeatNet`) or, ``"heuristic"``, the beat phase (modulo ``beats_per_bar``)
+    with the strongest low-band (< 250 Hz) onsets. ``beats_per_bar=0`` picks the meter (the heuristic: 3 or 4,
+    3 only when triple grouping stands out clearly). The bar grid is extended back to 0 s.
 
     Why not ``librosa.beat.beat_track``: fusing stretches B by the tempo ratio and lays A's bar grid
     over the whole song, so the tempo must be exact and the beats a constant grid. librosa's tempo is
@@ -131,36 +162,28 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0, downbeats_from: 
     tempo, and that every librosa beat has one of this tracker's within four frames (85 ms).
     """
     y = np.asarray(y, dtype=np.float32).reshape(-1)
-    fps = sr / HOP
-    env, low = _onset_envs(y, sr)
-    period = _tempo_period(env, fps)
-    tempo = 60.0 * fps / period
-    n = len(env)
-    phases = np.arange(0, period, 0.5)
-    grid = lambda ph: np.arange(ph, n - 1, period)  # noqa: E731
-    scores = [np.interp(grid(ph), np.arange(n), env).mean() if len(grid(ph)) else 0.0 for ph in phases]
-    phase = float(phases[int(np.argmax(scores))]) if len(phases) else 0.0
-    beat_frames = grid(phase)
-    beats = beat_frames / fps
-    downbeats = beats[:0]
-    model = None
-    if len(beats):
-        strength = np.interp(beat_frames, np.arange(len(low)), low)
+    model = _downbeat.load() if downbeats_from == "learned" else None
+    if isinstance(model, _downbeat.FrameBeatNet):
+        from . import frame_beats
+
+        tempo, beats, beats_per_bar, phase_b = frame_beats.track(frame_beats.frame_logits(model, y, sr),
+                                                                 beats_per_bar, EDGE_S)
+    else:
+        tempo, beats, strength = _onset_grid(y, sr)
 
         def best_phase(bpb):
             sc = [strength[p::bpb].mean() if len(strength[p::bpb]) else 0.0 for p in range(min(bpb, len(beats)))]
             return int(np.argmax(sc)), float(np.max(sc)) / (float(strength.mean()) + 1e-9)
 
-        model = _downbeat.load() if downbeats_from == "learned" else None
-        if model is not None:  # the learned tracker (engines/fusion/downbeat.py) picks meter and phase
+        if model is not None and len(beats):  # the per-beat learned tracker picks meter and phase
             beats_per_bar, phase_b = _downbeat.predict(model, y, sr, beats, beats_per_bar)
-        else:
+        elif len(beats):
             if beats_per_bar <= 0:  # meter: 3 when triple grouping is clearly stronger, else 4
                 p3, s3 = best_phase(3)
                 p4, s4 = best_phase(4)
                 beats_per_bar = 3 if s3 > 1.1 * s4 else 4
             phase_b = best_phase(beats_per_bar)[0]
-        downbeats = extend_bars(beats[phase_b::beats_per_bar], tempo, beats_per_bar)
+    downbeats = extend_bars(beats[phase_b::beats_per_bar], tempo, beats_per_bar) if len(beats) else beats[:0]
     return BeatInfo(tempo=float(tempo), beats=[float(t) for t in beats], downbeats=[float(t) for t in downbeats],
                     beats_per_bar=beats_per_bar, downbeats_from="learned" if model is not None else "heuristic")
 

@@ -29,7 +29,7 @@ def _bars(seconds, beat, seed):
     return y.astype(np.float32), beats, beats[::4]
 
 
-def test_train_fusion_beats_with_bar_features(tmp_path):
+def _corpus(tmp_path):
     from trainers.data import FusionRow, Source
 
     root = tmp_path / "corpus" / "fusion"
@@ -49,16 +49,40 @@ def test_train_fusion_beats_with_bar_features(tmp_path):
                               split="dev" if i >= 6 else "train",
                               sources=[Source(f"p{i}", "test", "MIT", False)], a={}, b={}))
     (root / "manifest.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in rows))
+    return tmp_path / "corpus"
+
+
+def _train(tmp_path, *extra):
     out, export = tmp_path / "run", tmp_path / "db.safetensors"
-    cmd = [sys.executable, str(ROOT / "trainers" / "fusion_beats.py"), "--dataset_folder", str(tmp_path / "corpus"),
-           "--out_dir", str(out), "--epochs", "2", "--hidden", "8", "--bar_features", "--threads", "1", "--no_mlflow",
-           "--export", str(export)]
+    cmd = [sys.executable, str(ROOT / "trainers" / "fusion_beats.py"), "--dataset_folder", str(_corpus(tmp_path)),
+           "--out_dir", str(out), "--epochs", "2", "--threads", "1", "--no_mlflow", "--export", str(export), *extra]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "songs: 12 train, 3 dev" in r.stdout and "Epoch 2:" in r.stdout
+    return out, export
+
+
+def test_train_fusion_beats_with_bar_features(tmp_path):
+    out, export = _train(tmp_path, "--hidden", "8", "--bar_features")
     from engines.checkpoint import load_model
     from engines.fusion.downbeat import N_FEATURES_BAR, DownbeatNet
 
     m = load_model(export, expected=DownbeatNet)
     assert m.features == N_FEATURES_BAR and m.checkpoint_metadata["songs"] == {"train": 12, "dev": 3}
+
+
+def test_train_the_frame_level_network(tmp_path):
+    """``--frames``: the frame-level network, crops of frames, time-stretched; an export each epoch and at the end."""
+    out, export = _train(tmp_path, "--frames", "--channels", "8", "--levels", "3", "--kernel", "3",
+                         "--crop_frames", "128", "--batch_size", "4", "--stretch", "0.2")
+    from engines.checkpoint import load_model
+    from engines.fusion import downbeat
+    from engines.fusion.frame_beats import FrameBeatNet, frame_logits, track
+
+    m = load_model(export, expected=downbeat.MODEL_CLASSES)
+    assert isinstance(m, FrameBeatNet) and m.checkpoint_metadata["songs"] == {"train": 12, "dev": 3}
+    assert (out / "epoch01.safetensors").is_file() and (out / "epoch02.safetensors").is_file()
+    y, _, _ = _bars(8.0, 0.5, 99)
+    tempo, beats, bpb, ph = track(frame_logits(m, y, SR))
+    assert len(beats) >= 2 and bpb in downbeat.METERS and 0 <= ph < bpb and 40 <= tempo <= 220

@@ -198,6 +198,50 @@ NEW = {'default': {'samples': [0.150917,
                      -0.0199209]}}
 
 
+#: issue 18 (2026-12-02) puts the beat just before 0 s on the grid (onset features lag a song that starts on a
+#: beat by a frame or two, so its grid began one beat late): the three stretched cases' region maps moved with
+#: it. They are pinned to these values (this environment's), and to :data:`OLD` through their tempo decision.
+EDGE = {'default': {'rms': 0.073549,
+             'samples': [0.150917,
+                         0.055123,
+                         0.1134583,
+                         0.0232857,
+                         0.0967969,
+                         0.0039967,
+                         -0.0,
+                         -0.1134583,
+                         0.0857816,
+                         0.0940963],
+             'share': {'A': 0.4964, 'B': 0.5036, 'both': 0.0, 'neither': 0.0},
+             'tempo': 1.1991},
+ 'hybrid_beats2': {'rms': 0.0581236,
+                   'samples': [0.1846008,
+                               0.0659718,
+                               0.1299132,
+                               -1.18e-05,
+                               0.0117532,
+                               3.5e-05,
+                               2.81e-05,
+                               -0.1298994,
+                               -1.09e-05,
+                               -0.0123797],
+                   'share': {'A': 0.1487, 'B': 0.3509, 'both': 0.0, 'neither': 0.5004},
+                   'tempo': 1.1991},
+ 'key': {'rms': 0.0812642,
+         'samples': [0.1796415,
+                     0.0684602,
+                     0.1299286,
+                     -0.1298671,
+                     0.0125748,
+                     0.0046014,
+                     3e-06,
+                     -0.1197836,
+                     -0.0134375,
+                     -0.0085282],
+         'share': {'A': 0.2969, 'B': 0.7031, 'both': 0.0, 'neither': 0.0},
+         'tempo': 1.1991}}
+
+
 #: CascadeFusion.forward_chunked of tiny_fusion(seed=1) on seeded random latents (2, 128, 1000): before
 CHUNKED_OLD = {'abs_sum': 214645.25,
  'samples': [0.808646,
@@ -231,12 +275,13 @@ def test_fusion_output_unchanged(case, tiny_ckpt):
     r = engine.run({"a": a, "b": b}, Config(**kw))
     y = r.fusion.astype(np.float64)
     got = np.array([y[i] for i in IDX if i < len(y)])
-    ref = NEW.get(case, OLD[case])
+    ref = EDGE.get(case) or NEW.get(case, OLD[case])
     # the pitch shift's phase vocoder amplifies thread-count rounding (1 vs 2 threads: 1e-2 at a transient sample)
     np.testing.assert_allclose(got, ref["samples"], atol={"key": 3e-2}.get(case, 1e-5 if case not in STRETCHED else 1e-4),
                                rtol=0)
-    assert abs(float(np.sqrt(np.mean(y ** 2))) - OLD[case]["rms"]) < (1e-6 if case not in STRETCHED else 5e-5)
-    assert r.share() == OLD[case]["share"]
+    pinned = EDGE.get(case, OLD[case])
+    assert abs(float(np.sqrt(np.mean(y ** 2))) - pinned["rms"]) < (1e-6 if case not in STRETCHED else 5e-5)
+    assert r.share() == pinned["share"]
     assert (r.params.get("tempo") or {}).get("rate") == OLD[case]["tempo"]
 
 
