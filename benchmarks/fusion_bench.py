@@ -288,6 +288,8 @@ def run_set(engine, codec, sc, cases: list[Path], args) -> dict:
         for mode in modes:
             for m in masks:
                 extra = {"stem_split": args.stem_split} if m == "stems" and args.stem_split else {}
+                if args.downbeats:
+                    extra["downbeats"] = args.downbeats
                 r = engine.fuse(a_path, b_path, mask_type=m, mode=mode, **extra)
                 arr = arrangement_score(r.fusion, r.a, r.b, r.sample_rate)
                 rows["arrangement"][mode][m].append({"case": case.name, **arr})
@@ -392,8 +394,10 @@ def main(argv=None) -> int:
                    help="only the beat/downbeat/tempo/key figures against each set's meta.json (both downbeat trackers, "
                         "librosa's tempo as the baseline)")
     p.add_argument("--downbeat_checkpoint", default=None, metavar="PATH",
-                   help="with --beats: measure this downbeat model (an exported fusion-downbeat checkpoint) as the learned "
+                   help="measure this downbeat model (an exported fusion-downbeat checkpoint) as the learned "
                         "tracker instead of the registered one")
+    p.add_argument("--downbeats", choices=("heuristic", "learned"), default=None,
+                   help="fuse with this downbeat tracker (default: the engine's default)")
     p.add_argument("--arrangement_only", action="store_true",
                    help="only the arrangement score, complementarity and RTF (no codec, unity or MR-STFT figures)")
     p.add_argument("--register_from", default=None, metavar="JSON",
@@ -414,12 +418,12 @@ def main(argv=None) -> int:
     from engines.fusion.codec import MDCTCodec
 
     set_threads(args.threads)
-    if args.beats:
-        if args.downbeat_checkpoint:  # the engine's model cache: every learned-tracker call below uses this model
-            from engines.checkpoint import load_model
-            from engines.fusion import downbeat
+    if args.downbeat_checkpoint:  # the engine's model cache: every learned-tracker call below uses this model
+        from engines.checkpoint import load_model
+        from engines.fusion import downbeat
 
-            downbeat._MODELS[""] = load_model(args.downbeat_checkpoint, expected=downbeat.MODEL_CLASSES).eval()
+        downbeat._MODELS[""] = load_model(args.downbeat_checkpoint, expected=downbeat.MODEL_CLASSES).eval()
+    if args.beats:
         out = {}
         for name, data in selected_sets(args, "fusion").items():
             print(f"== {name}: {data}", flush=True)
