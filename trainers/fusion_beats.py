@@ -172,7 +172,7 @@ def run_frames(args, songs) -> int:
         for it in dev:
             with torch.no_grad():
                 logits = m(torch.from_numpy(it["x"])[None])[0].numpy()
-            tempo, beats, bpb, ph = track(logits, 0, align.EDGE_S)
+            tempo, beats, bpb, ph = track(logits)
             ok += grid_right(align.extend_bars(beats[ph::bpb], tempo, bpb), it["downs"])
         m.train()
         g = ok / max(len(dev), 1)

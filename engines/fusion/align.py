@@ -166,8 +166,7 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0, downbeats_from: 
     if isinstance(model, _downbeat.FrameBeatNet):
         from . import frame_beats
 
-        tempo, beats, beats_per_bar, phase_b = frame_beats.track(frame_beats.frame_logits(model, y, sr),
-                                                                 beats_per_bar, EDGE_S)
+        tempo, beats, beats_per_bar, phase_b = frame_beats.track(frame_beats.frame_logits(model, y, sr), beats_per_bar)
     else:
         tempo, beats, strength = _onset_grid(y, sr)
 

@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from engines.checkpoint import Int, capture_init
-from . import frame_beats
 from .frame_beats import FrameBeatNet
 
 HOP = 512
@@ -166,23 +165,17 @@ def load(name: str | None = None):
     return _MODELS[key]
 
 
-def beat_logits(model, y: np.ndarray, sr: int, beats) -> np.ndarray:
-    """``(n_beats,)`` downbeat logits of the beats ``beats`` (s) of ``y`` from either kind of model: this module's
-    per-beat :class:`DownbeatNet` or the frame-level :class:`engines.fusion.frame_beats.FrameBeatNet`."""
-    if isinstance(model, FrameBeatNet):
-        return frame_beats.beat_logits(model, y, sr, beats)
-    feats = torch.from_numpy(beat_features(y, sr, beats, model.features))[None]
-    with torch.no_grad():
-        return model(feats)[0].numpy()
-
-
-def predict(model, y: np.ndarray, sr: int, beats, beats_per_bar: int = 0) -> tuple[int, int]:
-    """``(beats_per_bar, phase)`` of the beat grid ``beats`` of ``y`` with ``model`` (either kind)."""
+def predict(model: DownbeatNet, y: np.ndarray, sr: int, beats, beats_per_bar: int = 0) -> tuple[int, int]:
+    """``(beats_per_bar, phase)`` of the beat grid ``beats`` of ``y`` with ``model`` (a frame-level model finds its
+    own grid and bars: :func:`engines.fusion.frame_beats.track`)."""
     if len(beats) < 2:
         return (beats_per_bar or 4), 0
-    bpb, ph, _ = decode(beat_logits(model, y, sr, beats), beats_per_bar)
+    feats = torch.from_numpy(beat_features(y, sr, beats, model.features))[None]
+    with torch.no_grad():
+        logits = model(feats)[0].numpy()
+    bpb, ph, _ = decode(logits, beats_per_bar)
     return bpb, ph
 
 
-__all__ = ["DownbeatNet", "FrameBeatNet", "MODEL_CLASSES", "beat_features", "beat_logits", "decode", "load", "predict",
+__all__ = ["DownbeatNet", "FrameBeatNet", "MODEL_CLASSES", "beat_features", "decode", "load", "predict",
            "N_FEATURES", "N_FEATURES_BAR", "METERS"]

@@ -11,10 +11,10 @@ crash on a phrase start or a chord held for a bar are in view.
   resampled to :data:`SR` first): log-mel power of :data:`N_BANDS` bands (30 Hz - 11 kHz, floor 80 dB under the
   peak) and its positive first difference, each z-scored per band over the song.
 * :class:`FrameBeatNet`: ``(B, F, N) -> (B, 2, N)`` logits, channel 0 "a beat is here", channel 1 "a downbeat".
-* :func:`beat_logits`: the downbeat logit of each beat of a grid: the largest within :data:`POOL` frames of it.
-
-The beat grid stays :func:`engines.fusion.align.track_beats`'s (constant tempo); the per-beat logits are decoded
-into meter and phase by :func:`engines.fusion.downbeat.decode`, as for the per-beat model.
+* :func:`beat_grid`: the constant-tempo grid (period and phase) that fits the beat activation.
+* :func:`track`: that grid, and the meter and phase that :func:`engines.fusion.downbeat.decode` finds in the
+  downbeat logits pooled at its beats (:func:`pool_at`: the largest within :data:`POOL` frames of a beat); what
+  :func:`engines.fusion.align.track_beats` uses when this is the registered ``fusion-beats`` model.
 """
 from __future__ import annotations
 
@@ -140,18 +140,17 @@ def beat_grid(act: np.ndarray, fps: float, lo_bpm: float = 40.0, hi_bpm: float =
     return period, best(period)[2]
 
 
-def track(logits: np.ndarray, beats_per_bar: int = 0, edge_s: float = 0.07) -> tuple[float, np.ndarray, int, int]:
+def track(logits: np.ndarray, beats_per_bar: int = 0) -> tuple[float, np.ndarray, int, int]:
     """``(tempo, beats, beats_per_bar, phase)`` from the network's ``(2, n_frames)`` logits: the grid of
-    :func:`beat_grid` on the beat activation (with the beat up to ``edge_s`` before 0 s put at 0 s), and the meter
-    (``beats_per_bar`` when > 0) and phase (index of the first downbeat beat) that
-    :func:`engines.fusion.downbeat.decode` finds in the downbeat logits pooled at the beats."""
+    :func:`beat_grid` on the beat activation (the beat just before 0 s put at 0 s, as
+    :func:`engines.fusion.align.track_beats` does), and the meter (``beats_per_bar`` when > 0) and phase (index of
+    the first downbeat beat) that :func:`engines.fusion.downbeat.decode` finds in the downbeat logits pooled at the
+    beats."""
+    from engines.fusion.align import _with_edge_beat
     from engines.fusion.downbeat import decode
 
     period, phase = beat_grid(1.0 / (1.0 + np.exp(-np.asarray(logits[0], dtype=np.float64))), FPS)
-    frames = np.arange(phase, logits.shape[1] - 1, period)
-    if len(frames) and phase - period >= -edge_s * FPS:
-        frames = np.concatenate([[max(phase - period, 0.0)], frames])
-    beats = frames / FPS
+    beats = _with_edge_beat(np.arange(phase, logits.shape[1] - 1, period), phase, period, FPS) / FPS
     if len(beats) < 2:
         return 60.0 * FPS / period, beats, beats_per_bar or 4, 0
     bpb, ph, _ = decode(pool_at(logits[1], beats), beats_per_bar)
@@ -174,9 +173,4 @@ def pool_at(act: np.ndarray, times) -> np.ndarray:
                      for f in fr], dtype=np.float64)
 
 
-def beat_logits(model: FrameBeatNet, y: np.ndarray, sr: int, beats) -> np.ndarray:
-    """The downbeat logit of every beat ``beats`` (s) of ``y``: :func:`pool_at` of the network's channel 1."""
-    return pool_at(frame_logits(model, y, sr)[1], beats)
-
-
-__all__ = ["FrameBeatNet", "beat_grid", "track", "frame_features", "frame_logits", "beat_logits", "pool_at", "FPS", "N_FEATURES"]
+__all__ = ["FrameBeatNet", "beat_grid", "track", "frame_features", "frame_logits", "pool_at", "FPS", "N_FEATURES"]

@@ -30,11 +30,11 @@ def test_track_decodes_meter_and_phase_and_starts_at_the_edge():
     for k, f in enumerate(grid):
         if k % 3 == 1:  # downbeats on every 3rd beat, from the second
             down[max(int(round(f)), 0)] = 4.0
-    tempo, beats, bpb, ph = fb.track(np.stack([beat, down]), 0, align.EDGE_S)
+    tempo, beats, bpb, ph = fb.track(np.stack([beat, down]))
     assert abs(tempo - 60 * fb.FPS / period) < 0.5
     assert beats[0] == 0.0 and abs(beats[1] - phase / fb.FPS) < 1.5 / fb.FPS
     assert (bpb, ph) == (3, 1)
-    assert fb.track(np.stack([beat, down]), 4, align.EDGE_S)[2] == 4  # a meter asked for is kept
+    assert fb.track(np.stack([beat, down]), 4)[2] == 4  # a meter asked for is kept
 
 
 def test_extend_bars_puts_a_bar_line_just_before_zero_at_zero():
