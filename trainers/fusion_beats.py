@@ -165,14 +165,12 @@ def run_frames(args, songs) -> int:
         return {"loss": (loss.mean(1) * w).sum() / w.sum()}
 
     def validate(m):
-        from engines.fusion.frame_beats import track
-
         m.eval()
         ok = 0
         for it in dev:
             with torch.no_grad():
                 logits = m(torch.from_numpy(it["x"])[None])[0].numpy()
-            tempo, beats, bpb, ph = track(logits)
+            tempo, beats, bpb, ph = align.track_frames(logits)
             ok += grid_right(align.extend_bars(beats[ph::bpb], tempo, bpb), it["downs"])
         m.train()
         g = ok / max(len(dev), 1)

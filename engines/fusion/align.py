@@ -140,13 +140,30 @@ def _with_edge_beat(frames: np.ndarray, phase: float, period: float, fps: float)
     return frames
 
 
+def track_frames(logits: np.ndarray, beats_per_bar: int = 0) -> tuple[float, np.ndarray, int, int]:
+    """``(tempo, beats, beats_per_bar, phase)`` from a frame-level network's ``(2, n_frames)`` logits
+    (:class:`engines.fusion.frame_beats.FrameBeatNet`): the grid of :func:`engines.fusion.frame_beats.beat_grid` on
+    the beat activation, started from its autocorrelation period (the beat just before 0 s put at 0 s), and the
+    meter (``beats_per_bar`` when > 0) and phase (index of the first downbeat beat) that
+    :func:`engines.fusion.downbeat.decode` finds in the downbeat logits pooled at the beats."""
+    from . import frame_beats
+
+    fps = frame_beats.FPS
+    act = 1.0 / (1.0 + np.exp(-np.asarray(logits[0], dtype=np.float64)))
+    period, phase = frame_beats.beat_grid(act, fps, _tempo_period(act, fps, 40.0, 220.0), 40.0, 220.0)
+    beats = _with_edge_beat(np.arange(phase, logits.shape[1] - 1, period), phase, period, fps) / fps
+    if len(beats) < 2:
+        return 60.0 * fps / period, beats, beats_per_bar or 4, 0
+    bpb, ph, _ = _downbeat.decode(frame_beats.pool_at(logits[1], beats), beats_per_bar)
+    return 60.0 * fps / period, beats, bpb, ph
+
+
 def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0, downbeats_from: str = "heuristic") -> BeatInfo:
     """Tempo (BPM), beat times and downbeat times of a mono signal ``(T,)``.
 
     A constant-tempo grid. With ``downbeats_from="learned"`` and the registered ``fusion-beats`` model a
     frame-level network (:class:`engines.fusion.frame_beats.FrameBeatNet`), the grid is fitted to the network's
-    beat activation (:func:`engines.fusion.frame_beats.beat_grid`: the felt beat among the autocorrelation's
-    multiples) and the bars to its downbeat activation. Otherwise the period comes from the onset
+    beat activation and the bars to its downbeat activation (:func:`track_frames`). Otherwise the period comes from the onset
     autocorrelation (log-normal prior around 120 BPM, parabolic refinement to a fractional period), the phase
     collects the most onset strength, and the downbeats are the per-beat model's
     (:class:`engines.fusion.downbeat.DownbeatNet`) or, ``"heuristic"``, the beat phase (modulo ``beats_per_bar``)
@@ -166,7 +183,7 @@ def track_beats(y: np.ndarray, sr: int, beats_per_bar: int = 0, downbeats_from: 
     if isinstance(model, _downbeat.FrameBeatNet):
         from . import frame_beats
 
-        tempo, beats, beats_per_bar, phase_b = frame_beats.track(frame_beats.frame_logits(model, y, sr), beats_per_bar)
+        tempo, beats, beats_per_bar, phase_b = track_frames(frame_beats.frame_logits(model, y, sr), beats_per_bar)
     else:
         tempo, beats, strength = _onset_grid(y, sr)
 

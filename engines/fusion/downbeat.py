@@ -167,7 +167,7 @@ def load(name: str | None = None):
 
 def predict(model: DownbeatNet, y: np.ndarray, sr: int, beats, beats_per_bar: int = 0) -> tuple[int, int]:
     """``(beats_per_bar, phase)`` of the beat grid ``beats`` of ``y`` with ``model`` (a frame-level model finds its
-    own grid and bars: :func:`engines.fusion.frame_beats.track`)."""
+    own grid and bars: :func:`engines.fusion.align.track_frames`)."""
     if len(beats) < 2:
         return (beats_per_bar or 4), 0
     feats = torch.from_numpy(beat_features(y, sr, beats, model.features))[None]

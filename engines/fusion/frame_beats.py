@@ -12,9 +12,10 @@ crash on a phrase start or a chord held for a bar are in view.
   peak) and its positive first difference, each z-scored per band over the song.
 * :class:`FrameBeatNet`: ``(B, F, N) -> (B, 2, N)`` logits, channel 0 "a beat is here", channel 1 "a downbeat".
 * :func:`beat_grid`: the constant-tempo grid (period and phase) that fits the beat activation.
-* :func:`track`: that grid, and the meter and phase that :func:`engines.fusion.downbeat.decode` finds in the
-  downbeat logits pooled at its beats (:func:`pool_at`: the largest within :data:`POOL` frames of a beat); what
-  :func:`engines.fusion.align.track_beats` uses when this is the registered ``fusion-beats`` model.
+* :func:`pool_at`: a frame activation at given times (the largest within :data:`POOL` frames of each).
+
+:func:`engines.fusion.align.track_frames` turns the logits into a grid, a meter and a phase (this module imports
+nothing of the fusion package, so ``align`` and ``downbeat`` may both import it).
 """
 from __future__ import annotations
 
@@ -110,21 +111,19 @@ def _grid_mean(act: np.ndarray, period: float, phases: np.ndarray) -> np.ndarray
     return (vals * ok).sum(1) / np.maximum(ok.sum(1), 1)
 
 
-def beat_grid(act: np.ndarray, fps: float, lo_bpm: float = 40.0, hi_bpm: float = 220.0,
-              prior_bpm: float = 120.0) -> tuple[float, float]:
+def beat_grid(act: np.ndarray, fps: float, period0: float, lo_bpm: float = 40.0,
+              hi_bpm: float = 220.0) -> tuple[float, float]:
     """``(period, phase)`` in frames of the constant-tempo grid that best fits a beat activation ``act``
     ``(n_frames,)`` (probabilities, ``fps`` frames a second).
 
-    The period starts from the activation's autocorrelation (:func:`engines.fusion.align._tempo_period`, log-normal
-    prior around ``prior_bpm``); its multiples :data:`PERIOD_RATIOS` within ``lo_bpm``-``hi_bpm`` are scored by
-    *contrast*: the mean activation on the grid minus the largest mean at a third, half or two thirds of a period
-    off it (a grid at the felt beat has its off-grid points between beats; half or a third of the tempo has beats
-    there, double the tempo has half its points off the beats). The best is refined within +-3 % and its phase
-    taken at the highest mean activation on the grid."""
-    from engines.fusion.align import _tempo_period
-
+    ``period0`` (frames) is the activation's autocorrelation period (:func:`engines.fusion.align.track_frames`
+    takes it from ``align._tempo_period``); its multiples :data:`PERIOD_RATIOS` within ``lo_bpm``-``hi_bpm`` are
+    scored by *contrast*: the mean activation on the grid minus the largest mean at a third, half or two thirds of
+    a period off it (a grid at the felt beat has its off-grid points between beats; half or a third of the tempo
+    has beats there, double the tempo has half its points off the beats). The best is refined within +-3 % and its
+    phase taken at the highest mean activation on the grid."""
     act = np.asarray(act, dtype=np.float64)
-    p0 = _tempo_period(act, fps, lo_bpm, hi_bpm, prior_bpm)
+    p0 = float(period0)
 
     def best(period):
         phases = np.arange(0, period, 0.5)
@@ -138,23 +137,6 @@ def beat_grid(act: np.ndarray, fps: float, lo_bpm: float = 40.0, hi_bpm: float =
     fine = period * (1 + np.linspace(-0.03, 0.03, 61))
     period = float(fine[int(np.argmax([best(p)[0] for p in fine]))])
     return period, best(period)[2]
-
-
-def track(logits: np.ndarray, beats_per_bar: int = 0) -> tuple[float, np.ndarray, int, int]:
-    """``(tempo, beats, beats_per_bar, phase)`` from the network's ``(2, n_frames)`` logits: the grid of
-    :func:`beat_grid` on the beat activation (the beat just before 0 s put at 0 s, as
-    :func:`engines.fusion.align.track_beats` does), and the meter (``beats_per_bar`` when > 0) and phase (index of
-    the first downbeat beat) that :func:`engines.fusion.downbeat.decode` finds in the downbeat logits pooled at the
-    beats."""
-    from engines.fusion.align import _with_edge_beat
-    from engines.fusion.downbeat import decode
-
-    period, phase = beat_grid(1.0 / (1.0 + np.exp(-np.asarray(logits[0], dtype=np.float64))), FPS)
-    beats = _with_edge_beat(np.arange(phase, logits.shape[1] - 1, period), phase, period, FPS) / FPS
-    if len(beats) < 2:
-        return 60.0 * FPS / period, beats, beats_per_bar or 4, 0
-    bpb, ph, _ = decode(pool_at(logits[1], beats), beats_per_bar)
-    return 60.0 * FPS / period, beats, bpb, ph
 
 
 def frame_logits(model: FrameBeatNet, y: np.ndarray, sr: int) -> np.ndarray:
@@ -173,4 +155,4 @@ def pool_at(act: np.ndarray, times) -> np.ndarray:
                      for f in fr], dtype=np.float64)
 
 
-__all__ = ["FrameBeatNet", "beat_grid", "track", "frame_features", "frame_logits", "pool_at", "FPS", "N_FEATURES"]
+__all__ = ["FrameBeatNet", "beat_grid", "frame_features", "frame_logits", "pool_at", "FPS", "N_FEATURES"]

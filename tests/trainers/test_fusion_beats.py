@@ -78,11 +78,12 @@ def test_train_the_frame_level_network(tmp_path):
                          "--crop_frames", "128", "--batch_size", "4", "--stretch", "0.2")
     from engines.checkpoint import load_model
     from engines.fusion import downbeat
-    from engines.fusion.frame_beats import FrameBeatNet, frame_logits, track
+    from engines.fusion.align import track_frames
+    from engines.fusion.frame_beats import FrameBeatNet, frame_logits
 
     m = load_model(export, expected=downbeat.MODEL_CLASSES)
     assert isinstance(m, FrameBeatNet) and m.checkpoint_metadata["songs"] == {"train": 12, "dev": 3}
     assert (out / "epoch01.safetensors").is_file() and (out / "epoch02.safetensors").is_file()
     y, _, _ = _bars(8.0, 0.5, 99)
-    tempo, beats, bpb, ph = track(frame_logits(m, y, SR))
+    tempo, beats, bpb, ph = track_frames(frame_logits(m, y, SR))
     assert len(beats) >= 2 and bpb in downbeat.METERS and 0 <= ph < bpb and 40 <= tempo <= 220
