@@ -36,6 +36,8 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "vocals": ("trainers.vocals", "the vocal mask CNN"),
     "vocals-bs": ("trainers.vocals_bs", "the band-split vocal/four-stem separator"),
     "fusion": ("trainers.fusion", "the A/B fusion cascade transformer"),
+    "fusion-beats": ("trainers.fusion_beats", "the fusion engine's beat/downbeat tracker"),
+    "fusion-key": ("trainers.fusion_key", "the fusion engine's key finder"),
     "timbre": ("trainers.timbre", "the timbre transfer model"),
     "timbre-synth": ("trainers.timbre_synth", "the synthesis-decoder timbre model (DDSP-style)"),
 }

@@ -66,6 +66,7 @@ MODEL_CLASSES = frozenset({
     "engines.fusion.model:CascadeFusion",
     "engines.fusion.downbeat:DownbeatNet",
     "engines.fusion.frame_beats:FrameBeatNet",
+    "engines.audio.key:KeyNet",
     "engines.testing:TinyNet",
 })
 DEFAULT_MAX_CHECKPOINT_MB = 512

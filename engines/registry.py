@@ -87,6 +87,26 @@ def resolve(name_or_path: str | os.PathLike | None, kind: str, *, verify: bool =
     return path
 
 
+_OPTIONAL: dict = {}
+
+
+def load_optional(kind: str, expected: tuple, name: str | None = None):
+    """The model ``name`` (``None``: the default) of ``kind``, loaded once per models folder and cached (in eval mode), or ``None``
+    when no such model is registered (the caller then falls back to its hand-made method). ``expected``: the
+    classes the checkpoint may hold."""
+    key = (kind, name or "", str(_dir(None)))
+    if key not in _OPTIONAL:
+        from .checkpoint import load_model
+
+        try:
+            path = resolve(name, kind)
+        except CheckpointError:  # none shipped
+            _OPTIONAL[key] = None
+        else:
+            _OPTIONAL[key] = load_model(path, expected=expected).eval()
+    return _OPTIONAL[key]
+
+
 def members(name_or_path: str | os.PathLike | None, kind: str,
             models_dir: str | os.PathLike | None = None) -> list[tuple[str, float]] | None:
     """``[(member name, weight), ...]`` (weights summing to 1) when ``name_or_path`` (``None``: the kind's default)

@@ -6,10 +6,19 @@
   duration-weighted pitch-class histograms of scores (``trainers.corpus.scores.analyze_key``).
 
 Both are indexed by pitch class from the tonic (0 = tonic); :func:`best_key` rolls them to every tonic.
+
+:class:`KeyNet` is the learned alternative for audio (registry kind ``fusion-key``, trained by
+``trainers/fusion_key.py`` on the corpus's rendered songs, whose score keys are known): a key profile per mode
+learned as the weights of a rotation-equivariant linear classifier over the mean chroma, so every tonic is
+scored by the same 2 x 12 weights.
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import nn
+
+from engines.checkpoint import capture_init
 
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
@@ -46,4 +55,46 @@ def best_key(hist: np.ndarray, profile: str = "krumhansl") -> tuple[float, int, 
     return best
 
 
-__all__ = ["PITCH_CLASSES", "PROFILES", "profiles", "best_key"]
+def rotations(chroma: torch.Tensor) -> torch.Tensor:
+    """``(B, 12, 12)``: ``out[b, t, j] = chroma[b, (t + j) % 12]``, the chroma seen from every tonic ``t``."""
+    idx = (torch.arange(12)[:, None] + torch.arange(12)[None, :]) % 12
+    return chroma[:, idx]
+
+
+@capture_init
+class KeyNet(nn.Module):
+    """Learned key profiles: ``logits[b, 12 * m + t] = <w_m, chroma_b rolled to tonic t> + bias_m``.
+
+    Input ``(B, 12)``: mean chroma (:func:`chroma_vector`); output ``(B, 24)``: the 12 major tonics (C..B), then
+    the 12 minor ones. Scale-free: the chroma is normalised to mean 1 inside."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(2, 12))
+        self.bias = nn.Parameter(torch.zeros(2))
+
+    def forward(self, chroma: torch.Tensor) -> torch.Tensor:
+        x = chroma / chroma.mean(1, keepdim=True).clamp_min(1e-9)
+        logits = torch.einsum("btj,mj->bmt", rotations(x), self.weight) + self.bias[None, :, None]
+        return logits.reshape(x.shape[0], 24)
+
+
+def chroma_vector(y: np.ndarray, sr: int) -> np.ndarray:
+    """``(12,)``: the mean STFT chroma (librosa, n_fft 4096, hop 2048) of a mono signal, the input of both key
+    finders."""
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    return librosa.feature.chroma_stft(y=y, sr=sr, n_fft=4096, hop_length=2048).mean(1)
+
+
+def classify(model: KeyNet, chroma: np.ndarray) -> tuple[float, int, str]:
+    """``(probability, tonic pitch class, "major" | "minor")`` of the best of the model's 24 keys."""
+    with torch.no_grad():
+        p = torch.softmax(model(torch.as_tensor(np.asarray(chroma, dtype=np.float32)).reshape(1, 12)), 1)[0]
+    i = int(p.argmax())
+    return float(p[i]), i % 12, ("major", "minor")[i // 12]
+
+
+__all__ = ["PITCH_CLASSES", "PROFILES", "profiles", "best_key", "KeyNet", "chroma_vector", "classify",
+           "rotations"]

