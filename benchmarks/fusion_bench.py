@@ -419,10 +419,12 @@ def main(argv=None) -> int:
 
     set_threads(args.threads)
     if args.downbeat_checkpoint:  # the engine's model cache: every learned-tracker call below uses this model
+        from engines import registry
         from engines.checkpoint import load_model
         from engines.fusion import downbeat
 
-        downbeat._MODELS[""] = load_model(args.downbeat_checkpoint, expected=downbeat.MODEL_CLASSES).eval()
+        registry.use_optional("fusion-beats", load_model(args.downbeat_checkpoint,
+                                                         expected=downbeat.MODEL_CLASSES).eval())
     if args.beats:
         out = {}
         for name, data in selected_sets(args, "fusion").items():

@@ -107,6 +107,12 @@ def load_optional(kind: str, expected: tuple, name: str | None = None):
     return _OPTIONAL[key]
 
 
+def use_optional(kind: str, model, name: str | None = None) -> None:
+    """Make :func:`load_optional` answer ``model`` for ``kind``/``name`` from now on (a benchmark measuring a
+    checkpoint that is not registered)."""
+    _OPTIONAL[(kind, name or "", str(_dir(None)))] = model
+
+
 def members(name_or_path: str | os.PathLike | None, kind: str,
             models_dir: str | os.PathLike | None = None) -> list[tuple[str, float]] | None:
     """``[(member name, weight), ...]`` (weights summing to 1) when ``name_or_path`` (``None``: the kind's default)

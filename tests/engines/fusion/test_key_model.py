@@ -56,3 +56,17 @@ def test_without_a_registered_model_the_profile_is_used(tmp_path, monkeypatch):
     k = align.estimate_key(y, SR)
     r, tonic, mode = key.best_key(key.chroma_vector(y, SR), align.KEY_PROFILE)
     assert (k.tonic, k.mode, k.confidence) == (tonic, mode, pytest.approx(r))
+
+
+def test_use_optional_puts_an_unregistered_model_in_place(monkeypatch):
+    """What fusion_bench --downbeat_checkpoint does for the beat model: the engine then uses the given model."""
+    from engines import registry
+
+    monkeypatch.setattr(registry, "_OPTIONAL", {})
+    m = key.KeyNet()
+    with torch.no_grad():
+        m.bias.copy_(torch.tensor([-50.0, 50.0]))  # always minor
+        m.weight[1, 0] = 1.0  # ... on the strongest pitch class
+    registry.use_optional("fusion-key", m)
+    k = align.estimate_key(_triad(392.0, (0, 4, 7)), SR)
+    assert k.mode == "minor" and k.confidence == pytest.approx(key.classify(m, key.chroma_vector(_triad(392.0), SR))[0])
