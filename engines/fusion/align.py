@@ -1,8 +1,10 @@
 """Musical alignment before fusing (what mashup tools do first).
 
-* :func:`track_beats`: tempo, a constant-tempo beat grid (onset autocorrelation with a fractional
-  period; not librosa's tracker, see its docstring for why) and downbeats (the beat phase, modulo
-  ``beats_per_bar``, with the strongest low-band onsets: kick drums fall on bar starts).
+* :func:`track_beats`: tempo, a constant-tempo beat grid and downbeats: with ``downbeats_from="learned"`` (the
+  fusion engine's default) fitted to the registered frame-level network's beat and downbeat activations
+  (:func:`track_frames`); with ``"heuristic"`` onset autocorrelation with a fractional period (not librosa's
+  tracker, see its docstring for why) and the beat phase, modulo ``beats_per_bar``, with the strongest low-band
+  onsets (kick drums fall on bar starts).
 * :func:`estimate_key`: the learned key profiles (:class:`engines.audio.key.KeyNet`, registry kind
   ``fusion-key``) on the mean chroma, or, without that model, profile correlation (:mod:`engines.audio.key`'s,
   shared with the corpus's score key finder).
