@@ -45,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", action="store_true",
                    help="train the frame-level network (engines.fusion.frame_beats.FrameBeatNet) instead of the per-beat one")
     p.add_argument("--channels", type=int, default=32, help="--frames: channels of the network")
+    p.add_argument("--chroma", action="store_true", help="--frames: 12 chroma features per frame more")
     p.add_argument("--levels", type=int, default=9, help="--frames: dilated blocks (receptive field ~2**levels frames)")
     p.add_argument("--crop_frames", type=int, default=1024, help="--frames: training crop (frames at 46.9/s)")
     p.add_argument("--stretch", type=float, default=0.15,
@@ -113,12 +114,12 @@ def run_frames(args, songs) -> int:
     from torch.utils.data import Dataset
 
     from engines.fusion import align
-    from engines.fusion.frame_beats import FPS, FrameBeatNet, frame_features
+    from engines.fusion.frame_beats import FPS, N_FEATURES, N_FEATURES_CHROMA, FrameBeatNet, frame_features
     from trainers.solver import Solver, config_from_args
 
     train, dev = [], []
     for split, sid, y, sr, beats, downs in songs:
-        x = frame_features(y, sr)
+        x = frame_features(y, sr, chroma=args.chroma)
         n = x.shape[1]
         item = {"id": sid, "x": x, "beat": _frame_targets(beats, n, FPS), "down": _frame_targets(downs, n, FPS),
                 "downs": downs}
@@ -154,7 +155,8 @@ def run_frames(args, songs) -> int:
             return (torch.from_numpy(x[:, s:s + L].copy()), torch.from_numpy(np.stack([tb[s:s + L], td[s:s + L]])),
                     torch.from_numpy(w))
 
-    model = FrameBeatNet(channels=args.channels, levels=args.levels, kernel=args.kernel)
+    model = FrameBeatNet(features=N_FEATURES_CHROMA if args.chroma else N_FEATURES, channels=args.channels,
+                         levels=args.levels, kernel=args.kernel)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     solver = Solver(model, opt, config_from_args(args, progress_bar=False), hparams=vars(args))
     pw = torch.tensor(args.pos_weight)

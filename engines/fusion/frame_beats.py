@@ -31,12 +31,17 @@ N_FFT = 2048
 FPS = SR / HOP
 N_BANDS = 64
 N_FEATURES = 2 * N_BANDS
+#: ``chroma=True``: 12 pitch-class energies more (chords change on bar lines)
+N_CHROMA = 12
+N_FEATURES_CHROMA = N_FEATURES + N_CHROMA
 #: a beat's downbeat logit is the largest within this many frames of it (+-43 ms)
 POOL = 2
 
 
-def frame_features(y: np.ndarray, sr: int) -> np.ndarray:
-    """``(N_FEATURES, n_frames)`` float32 features of a mono signal ``y`` at ``sr`` (see the module docstring)."""
+def frame_features(y: np.ndarray, sr: int, chroma: bool = False) -> np.ndarray:
+    """``(N_FEATURES, n_frames)`` float32 features of a mono signal ``y`` at ``sr`` (see the module docstring);
+    ``chroma=True``: ``(N_FEATURES_CHROMA, n_frames)``, with the log chroma of the same STFT (librosa's chroma
+    filters, each frame scaled to its largest pitch class) last."""
     from engines.audio.spectral import mel_filterbank, stft
 
     y = np.asarray(y, dtype=np.float32).reshape(-1)
@@ -51,7 +56,13 @@ def frame_features(y: np.ndarray, sr: int) -> np.ndarray:
     mel = 10 * np.log10(np.maximum(fb @ power, 1e-10))
     mel = np.maximum(mel, mel.max() - 80)
     flux = np.concatenate([np.zeros((N_BANDS, 1), np.float32), np.maximum(np.diff(mel, axis=1), 0)], axis=1)
-    out = np.concatenate([mel, flux]).astype(np.float64)
+    parts = [mel, flux]
+    if chroma:
+        import librosa
+
+        c = librosa.filters.chroma(sr=SR, n_fft=N_FFT).astype(np.float32) @ np.sqrt(power)
+        parts.append(np.log1p(100.0 * c / np.maximum(c.max(0, keepdims=True), 1e-8)))
+    out = np.concatenate(parts).astype(np.float64)
     mu, sd = out.mean(1, keepdims=True), out.std(1, keepdims=True)
     return ((out - mu) / (sd + 1e-3)).astype(np.float32)
 
@@ -141,7 +152,7 @@ def beat_grid(act: np.ndarray, fps: float, period0: float, lo_bpm: float = 40.0,
 
 def frame_logits(model: FrameBeatNet, y: np.ndarray, sr: int) -> np.ndarray:
     """``(2, n_frames)`` beat and downbeat logits of a mono signal (frames at :data:`FPS`)."""
-    x = torch.from_numpy(frame_features(y, sr))[None]
+    x = torch.from_numpy(frame_features(y, sr, chroma=model.features == N_FEATURES_CHROMA))[None]
     with torch.no_grad():
         return model(x)[0].numpy()
 
@@ -155,4 +166,5 @@ def pool_at(act: np.ndarray, times) -> np.ndarray:
                      for f in fr], dtype=np.float64)
 
 
-__all__ = ["FrameBeatNet", "beat_grid", "frame_features", "frame_logits", "pool_at", "FPS", "N_FEATURES"]
+__all__ = ["FrameBeatNet", "beat_grid", "frame_features", "frame_logits", "pool_at", "FPS", "N_FEATURES",
+           "N_FEATURES_CHROMA"]

@@ -92,3 +92,21 @@ def test_track_beats_uses_a_registered_frame_model(monkeypatch, tmp_path):
     assert np.allclose(np.diff(info.downbeats[1:]), info.beats_per_bar * d[1], atol=1e-6)
     assert all(0 <= x <= 6.0 for x in info.downbeats)
     assert align.track_beats(y, sr, downbeats_from="heuristic").downbeats_from == "heuristic"
+
+
+def test_chroma_features_follow_the_chord_and_feed_a_chroma_model():
+    """``chroma=True`` adds 12 pitch-class rows (z-scored per row): a C major chord then an F# major chord light
+    C/E/G, then F#/A#/C#; a network built for them gets them through ``frame_logits``."""
+    sr = 24000
+    t = np.arange(2 * sr) / sr
+    chord = lambda pcs: sum(np.sin(2 * np.pi * 261.63 * 2 ** (p / 12) * t) for p in pcs)  # noqa: E731
+    y = np.concatenate([chord((0, 4, 7)), chord((6, 10, 13))]).astype(np.float32) * 0.1
+    plain, with_chroma = fb.frame_features(y, sr), fb.frame_features(y, sr, chroma=True)
+    assert with_chroma.shape == (fb.N_FEATURES_CHROMA, plain.shape[1])
+    c = with_chroma[fb.N_FEATURES:]
+    n = c.shape[1]
+    first, second = c[:, 10:n // 2 - 10].mean(1), c[:, n // 2 + 10:-10].mean(1)
+    assert set(np.argsort(first)[-3:]) == {0, 4, 7} and set(np.argsort(second)[-3:]) == {6, 10, 1}
+    torch.manual_seed(0)
+    m = fb.FrameBeatNet(features=fb.N_FEATURES_CHROMA, channels=8, levels=3).eval()
+    assert fb.frame_logits(m, y, sr).shape == (2, n)
