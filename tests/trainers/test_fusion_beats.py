@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,17 +73,20 @@ def test_train_fusion_beats_with_bar_features(tmp_path):
     assert m.features == N_FEATURES_BAR and m.checkpoint_metadata["songs"] == {"train": 12, "dev": 3}
 
 
-def test_train_the_frame_level_network(tmp_path):
-    """``--frames``: the frame-level network, crops of frames, time-stretched; an export each epoch and at the end."""
+@pytest.mark.parametrize("chroma", [False, True])
+def test_train_the_frame_level_network(tmp_path, chroma):
+    """``--frames``: the frame-level network, crops of frames, time-stretched; an export each epoch and at the end;
+    ``--chroma``: with the 12 chroma rows, which inference then computes for it."""
     out, export = _train(tmp_path, "--frames", "--channels", "8", "--levels", "3", "--kernel", "3",
-                         "--crop_frames", "128", "--batch_size", "4", "--stretch", "0.2")
+                         "--crop_frames", "128", "--batch_size", "4", "--stretch", "0.2", *(["--chroma"] if chroma else []))
     from engines.checkpoint import load_model
     from engines.fusion import downbeat
     from engines.fusion.align import track_frames
-    from engines.fusion.frame_beats import FrameBeatNet, frame_logits
+    from engines.fusion.frame_beats import N_FEATURES, N_FEATURES_CHROMA, FrameBeatNet, frame_logits
 
     m = load_model(export, expected=downbeat.MODEL_CLASSES)
     assert isinstance(m, FrameBeatNet) and m.checkpoint_metadata["songs"] == {"train": 12, "dev": 3}
+    assert m.features == (N_FEATURES_CHROMA if chroma else N_FEATURES)
     assert (out / "epoch01.safetensors").is_file() and (out / "epoch02.safetensors").is_file()
     y, _, _ = _bars(8.0, 0.5, 99)
     tempo, beats, bpb, ph = track_frames(frame_logits(m, y, SR))
