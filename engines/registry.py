@@ -90,11 +90,15 @@ def resolve(name_or_path: str | os.PathLike | None, kind: str, *, verify: bool =
 _OPTIONAL: dict = {}
 
 
+def _optional_key(kind: str, name: str | None) -> tuple[str, str, str]:
+    return kind, name or "", str(_dir(None))
+
+
 def load_optional(kind: str, expected: tuple, name: str | None = None):
     """The model ``name`` (``None``: the default) of ``kind``, loaded once per models folder and cached (in eval mode), or ``None``
     when no such model is registered (the caller then falls back to its hand-made method). ``expected``: the
     classes the checkpoint may hold."""
-    key = (kind, name or "", str(_dir(None)))
+    key = _optional_key(kind, name)
     if key not in _OPTIONAL:
         from .checkpoint import load_model
 
@@ -110,7 +114,7 @@ def load_optional(kind: str, expected: tuple, name: str | None = None):
 def use_optional(kind: str, model, name: str | None = None) -> None:
     """Make :func:`load_optional` answer ``model`` for ``kind``/``name`` from now on (a benchmark measuring a
     checkpoint that is not registered)."""
-    _OPTIONAL[(kind, name or "", str(_dir(None)))] = model
+    _OPTIONAL[_optional_key(kind, name)] = model
 
 
 def members(name_or_path: str | os.PathLike | None, kind: str,

@@ -381,6 +381,20 @@ def fusion_files(row: FusionRow, folder: str | os.PathLike) -> tuple[Path, Path 
     return base / "a.wav", base / "b.wav"
 
 
+def rendered_fusion_sides(folder: str | os.PathLike):
+    """``(row, "a" | "b", that side of its meta.json, its wav path)`` for every rendered song of a corpus's fusion
+    pairs; a real bed (``estimated`` in the manifest or in ``meta.json``: its beats and key are the engine's own
+    estimates, not the truth) is left out."""
+    base = kind_folder(folder, "fusion")
+    for row in read(folder, "fusion"):
+        meta = json.loads((base / row.path / "meta.json").read_text())
+        for name in ("a", "b"):
+            side = meta.get(name) or {}
+            if side.get("estimated") or (getattr(row, name) or {}).get("estimated"):
+                continue
+            yield row, name, side, base / row.path / f"{name}.wav"
+
+
 def load(folder: str | os.PathLike, kind: str, **kw) -> tuple[list[Row], Path]:
     """Rows and their base folder: a manifest when there is one, else :func:`rows_from_folder`."""
     try:

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -60,23 +59,16 @@ def _songs(folder: str, max_seconds: float):
     from engines.audio import io
     from trainers import data
 
-    rows = data.read(folder, "fusion")
-    base = data.kind_folder(folder, "fusion")
     out = []
-    for row in rows:
-        meta = json.loads((base / row.path / "meta.json").read_text())
-        for name in ("a", "b"):
-            summary = getattr(row, name) or {}
-            m = meta.get(name) or {}
-            if summary.get("estimated") or m.get("estimated") or not m.get("downbeats") or not m.get("beats"):
-                continue  # a real bed: its beats are estimates, not targets
-            y, sr = io.load(str(base / row.path / f"{name}.wav"), sr=24000, mono=True, max_seconds=None)
-            n = int(max_seconds * sr)
-            y = y[0][:n]
-            dur = len(y) / sr
-            beats = [t for t in m["beats"] if t < dur]
-            downs = [t for t in m["downbeats"] if t < dur]
-            out.append((row.split, f"{row.id}/{name}", y, sr, np.asarray(beats), np.asarray(downs)))
+    for row, name, m, wav in data.rendered_fusion_sides(folder):
+        if not m.get("downbeats") or not m.get("beats"):
+            continue
+        y, sr = io.load(str(wav), sr=24000, mono=True, max_seconds=None)
+        y = y[0][:int(max_seconds * sr)]
+        dur = len(y) / sr
+        beats = [t for t in m["beats"] if t < dur]
+        downs = [t for t in m["downbeats"] if t < dur]
+        out.append((row.split, f"{row.id}/{name}", y, sr, np.asarray(beats), np.asarray(downs)))
     return out
 
 

@@ -15,7 +15,6 @@ whose ``meta.json`` knows the key of every excerpt it rendered (music21's Aarden
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -41,21 +40,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def songs(folder: str) -> list[tuple[str, str, np.ndarray, int]]:
     """``[(split, id, chroma (12,), label)]`` of every rendered song; label = tonic (+ 12 for minor)."""
     from engines.audio import io
-    from engines.audio.key import chroma_vector
+    from engines.audio.key import chroma_vector, key_index
     from trainers import data
 
-    base = data.kind_folder(folder, "fusion")
     out = []
-    for row in data.read(folder, "fusion"):
-        meta = json.loads((base / row.path / "meta.json").read_text())
-        for name in ("a", "b"):
-            m = meta.get(name) or {}
-            key = m.get("key")
-            if m.get("estimated") or not isinstance(key, dict) or "tonic_pc" not in key:
-                continue
-            y, sr = io.load(str(base / row.path / f"{name}.wav"), sr=SR, mono=True, max_seconds=None)
-            label = int(key["tonic_pc"]) % 12 + (12 if key.get("mode") == "minor" else 0)
-            out.append((row.split, f"{row.id}/{name}", chroma_vector(y[0], sr).astype(np.float32), label))
+    for row, name, m, wav in data.rendered_fusion_sides(folder):
+        key = m.get("key")
+        if not isinstance(key, dict) or "tonic_pc" not in key:
+            continue
+        y, sr = io.load(str(wav), sr=SR, mono=True, max_seconds=None)
+        label = key_index(key["tonic_pc"], key.get("mode"))
+        out.append((row.split, f"{row.id}/{name}", chroma_vector(y[0], sr).astype(np.float32), label))
     return out
 
 
@@ -68,7 +63,7 @@ def run(args) -> int:
     import torch
     from torch.utils.data import Dataset
 
-    from engines.audio.key import KeyNet, best_key
+    from engines.audio.key import KeyNet, best_key, key_index
     from trainers.solver import Solver, config_from_args, seed_everything
 
     seed_everything(args.seed)
@@ -88,10 +83,7 @@ def run(args) -> int:
             return torch.from_numpy(c.copy()), torch.tensor(y)
 
     def profile_share(profile: str) -> float:
-        hits = []
-        for c, y in dev:
-            _, tonic, mode = best_key(c, profile)
-            hits.append(tonic + (12 if mode == "minor" else 0) == y)
+        hits = [key_index(*best_key(c, profile)[1:]) == y for c, y in dev]
         return float(np.mean(hits)) if hits else 0.0
 
     baselines = {p: profile_share(p) for p in ("krumhansl", "aarden")}

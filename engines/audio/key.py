@@ -88,6 +88,11 @@ def chroma_vector(y: np.ndarray, sr: int) -> np.ndarray:
     return librosa.feature.chroma_stft(y=y, sr=sr, n_fft=4096, hop_length=2048).mean(1)
 
 
+def key_index(tonic: int, mode: str) -> int:
+    """The index of a key among :class:`KeyNet`'s 24 outputs: the tonic's pitch class, + 12 for a minor key."""
+    return int(tonic) % 12 + (12 if mode == "minor" else 0)
+
+
 def classify(model: KeyNet, chroma: np.ndarray) -> tuple[float, int, str]:
     """``(probability, tonic pitch class, "major" | "minor")`` of the best of the model's 24 keys."""
     with torch.no_grad():
@@ -97,4 +102,4 @@ def classify(model: KeyNet, chroma: np.ndarray) -> tuple[float, int, str]:
 
 
 __all__ = ["PITCH_CLASSES", "PROFILES", "profiles", "best_key", "KeyNet", "chroma_vector", "classify",
-           "rotations"]
+           "key_index", "rotations"]

@@ -1,6 +1,5 @@
 """The downbeat tracker's trainer (``trainers/fusion_beats.py``): one real run on a tiny rendered "corpus" whose
 ``meta.json`` gives the beats and downbeats, with the bar-scale features; real beds are left out."""
-import json
 import os
 import subprocess
 import sys
@@ -8,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
+
+from tests.trainers.fusion_corpus import SR, write_fusion_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
-SR = 24000
 
 
 def _bars(seconds, beat, seed):
@@ -31,26 +30,11 @@ def _bars(seconds, beat, seed):
 
 
 def _corpus(tmp_path):
-    from trainers.data import FusionRow, Source
+    def side(i, k):
+        y, beats, downs = _bars(8.0, 0.5 + 0.05 * k, 10 * i + k)
+        return y, {"beats": beats.tolist(), "downbeats": downs.tolist()}
 
-    root = tmp_path / "corpus" / "fusion"
-    rows = []
-    for i in range(8):
-        d = root / "pairs" / f"p{i}"
-        d.mkdir(parents=True)
-        meta = {}
-        for k, name in enumerate(("a", "b")):
-            y, beats, downs = _bars(8.0, 0.5 + 0.05 * k, 10 * i + k)
-            sf.write(d / f"{name}.wav", y, SR)
-            meta[name] = {"beats": beats.tolist(), "downbeats": downs.tolist()}
-        if i == 7:  # a real bed: its beats are a tracker's estimate, never a target
-            meta["a"]["estimated"] = True
-        (d / "meta.json").write_text(json.dumps(meta))
-        rows.append(FusionRow(id=f"p{i}", index=i, path=f"pairs/p{i}", sr=SR, seconds=8.0, effects=[],
-                              split="dev" if i >= 6 else "train",
-                              sources=[Source(f"p{i}", "test", "MIT", False)], a={}, b={}))
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in rows))
-    return tmp_path / "corpus"
+    return write_fusion_corpus(tmp_path, side, 8.0)
 
 
 def _train(tmp_path, *extra):

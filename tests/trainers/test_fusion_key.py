@@ -1,22 +1,20 @@
 """The key finder's trainer (``trainers/fusion_key.py``): a real run on a tiny rendered "corpus" of chord
 progressions whose ``meta.json`` gives their keys; real beds are left out; the trained model finds the keys of
 transposed dev songs better than chance."""
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
+from tests.trainers.fusion_corpus import SR, write_fusion_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
-SR = 24000
-MAJOR, MINOR = (0, 4, 7), (0, 3, 7)
 
 
 def _song(tonic, mode, seed, seconds=4.0):
-    """I-IV-V-I triads (three octaves of each chord tone) in ``tonic`` ``mode``."""
+    """I-IV-V-I triads in ``tonic`` ``mode`` (sines around A3-A4) over a little noise."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * SR)) / SR
     third = 3 if mode == "minor" else 4
@@ -32,26 +30,11 @@ def _song(tonic, mode, seed, seconds=4.0):
 
 
 def _corpus(tmp_path):
-    from trainers.data import FusionRow, Source
+    def side(i, k):
+        tonic, mode = (3 * i + 5 * k) % 12, ("major", "minor")[(i + k) % 2]
+        return _song(tonic, mode, 10 * i + k), {"key": {"tonic_pc": tonic, "mode": mode}}
 
-    root = tmp_path / "corpus" / "fusion"
-    rows = []
-    for i in range(8):
-        d = root / "pairs" / f"p{i}"
-        d.mkdir(parents=True)
-        meta = {}
-        for k, name in enumerate(("a", "b")):
-            tonic, mode = (3 * i + 5 * k) % 12, ("major", "minor")[(i + k) % 2]
-            sf.write(d / f"{name}.wav", _song(tonic, mode, 10 * i + k), SR)
-            meta[name] = {"key": {"tonic_pc": tonic, "mode": mode}}
-        if i == 7:  # a real bed: its key is the engine's own estimate, never a target
-            meta["a"]["estimated"] = True
-        (d / "meta.json").write_text(json.dumps(meta))
-        rows.append(FusionRow(id=f"p{i}", index=i, path=f"pairs/p{i}", sr=SR, seconds=4.0, effects=[],
-                              split="dev" if i >= 6 else "train",
-                              sources=[Source(f"p{i}", "test", "MIT", False)], a={}, b={}))
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in rows))
-    return tmp_path / "corpus"
+    return write_fusion_corpus(tmp_path, side, 4.0)
 
 
 def test_train_fusion_key(tmp_path):
